@@ -1,0 +1,22 @@
+#include "client/cli/environment.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <memory>
+
+namespace repro::cli {
+
+Environment ProcessEnvironment() {
+  Environment env;
+  env.stderr_is_tty = isatty(STDERR_FILENO) == 1;
+  if (const char* addr = std::getenv("REPRO_ADDR"); addr != nullptr && addr[0] != '\0') {
+    env.repro_addr = addr;
+  }
+  // getcwd(nullptr, 0) allocates a buffer of the right size (glibc).
+  std::unique_ptr<char, decltype(&free)> cwd(getcwd(nullptr, 0), &free);
+  if (cwd != nullptr) env.cwd = cwd.get();
+  return env;
+}
+
+}  // namespace repro::cli

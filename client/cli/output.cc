@@ -1,0 +1,35 @@
+#include "client/cli/output.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace repro::cli {
+
+absl::StatusOr<OutputFormat> ParseOutputFormat(absl::string_view text) {
+  if (text == "text") return OutputFormat::kText;
+  if (text == "json") return OutputFormat::kJson;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--output must be text or json, not \"", text, "\""));
+}
+
+absl::Status Output::Json(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = false;
+  options.always_print_primitive_fields = true;
+  std::string json;
+  auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
+  if (!status.ok()) {
+    return absl::InternalError(
+        absl::StrCat("cannot write ", message.GetTypeName(), " as JSON: ", status.ToString()));
+  }
+  *out_ << json << '\n';
+  return absl::OkStatus();
+}
+
+void Output::Text(absl::string_view text) { *out_ << text; }
+
+void Output::Flush() { out_->flush(); }
+
+}  // namespace repro::cli

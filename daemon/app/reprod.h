@@ -1,0 +1,93 @@
+// Reprod: the node daemon assembled from its parts. main.cc parses flags into a ReprodConfig and
+// runs it; tests can start one in-process the same way.
+//
+//   ASSIGN_OR_RETURN(std::unique_ptr<Reprod> reprod, Reprod::Start(config));
+//   WaitForTerminationSignal();
+//   reprod->Shutdown();
+#ifndef REPRO_DAEMON_APP_REPROD_H_
+#define REPRO_DAEMON_APP_REPROD_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "daemon/hashing/hash_cache.h"
+#include "daemon/hashing/tree_hasher.h"
+#include "daemon/http/http_server.h"
+#include "daemon/metrics/metrics.h"
+#include "daemon/pin_store/pin_store.h"
+#include "daemon/registry/auditor.h"
+#include "daemon/registry/fact_recorder.h"
+#include "daemon/registry/pin_registry.h"
+#include "daemon/registry/version_registry.h"
+#include "daemon/service/grpc_server.h"
+#include "daemon/service/repro_service.h"
+#include "daemon/store/journal.h"
+#include "daemon/store/node_key.h"
+#include "daemon/store/rocks_store.h"
+
+namespace repro {
+
+// What the flags of reprod say (see DESIGN.md "Interfaces").
+struct ReprodConfig {
+  std::string data_dir;
+  std::vector<std::string> grpc_listen;
+  std::string shim_socket;
+  std::string node_name;  // empty: the hostname
+  std::vector<std::string> etcd_endpoints;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  std::string webhook_listen;
+  std::string webhook_tls_cert;
+  std::string webhook_tls_key;
+  std::string metrics_listen;
+  int hash_threads = 0;  // 0: one per core
+};
+
+// Owns every part of the daemon. Thread-safe.
+class Reprod {
+ public:
+  // Opens the data dir and starts serving. Errors name the flag or file at fault.
+  static absl::StatusOr<std::unique_ptr<Reprod>> Start(const ReprodConfig& config);
+  ~Reprod();
+
+  // Stops serving: streams end, running calls get `grace` to finish. Idempotent.
+  void Shutdown(absl::Duration grace = absl::Seconds(5));
+
+  const std::vector<std::string>& grpc_endpoints() const { return grpc_->endpoints(); }
+  const std::string& node() const { return node_; }
+
+ private:
+  explicit Reprod(ReprodConfig config);
+  absl::Status Init();
+  absl::StatusOr<v1::NodeInfo> NodeInfo();
+  absl::Status StartMetricsEndpoint();
+
+  const ReprodConfig config_;
+  std::string node_;
+  absl::Time started_at_;
+
+  // Parts, in construction order (destroyed in reverse).
+  Metrics metrics_;
+  std::unique_ptr<RocksStore> store_;
+  std::unique_ptr<NodeKey> key_;
+  std::unique_ptr<Journal> journal_;
+  std::unique_ptr<HashCache> hash_cache_;
+  std::unique_ptr<TreeHasher> hasher_;
+  std::unique_ptr<TreeHasher> rehasher_;
+  std::unique_ptr<PinStore> pin_store_;
+  std::unique_ptr<VersionRegistry> versions_;
+  std::unique_ptr<PinRegistry> pins_;
+  std::unique_ptr<FactRecorder> facts_;
+  std::unique_ptr<Auditor> auditor_;
+  std::unique_ptr<ReproService> service_;
+  std::unique_ptr<GrpcServer> grpc_;
+  std::unique_ptr<HttpServer> metrics_http_;  // only with --metrics_listen
+};
+
+}  // namespace repro
+
+#endif  // REPRO_DAEMON_APP_REPROD_H_

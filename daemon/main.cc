@@ -1,0 +1,89 @@
+// reprod: the repro node daemon. Parses flags, starts the parts, runs until SIGTERM/SIGINT.
+#include <signal.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_split.h"
+#include "daemon/app/reprod.h"
+#include "spdlog/spdlog.h"
+
+ABSL_FLAG(std::string, data_dir, "/var/lib/reprod", "Directory of the RocksDB journal and node key");
+ABSL_FLAG(std::string, grpc_listen, "unix:/run/reprod/reprod.sock",
+          "Comma-separated gRPC endpoints: unix:/path and host:port");
+ABSL_FLAG(std::string, shim_socket, "/run/reprod/shim.sock",
+          "Unix SOCK_SEQPACKET socket where shims in training processes say HELLO");
+ABSL_FLAG(std::string, node_name, "", "Name of this node in journals (default: hostname)");
+ABSL_FLAG(std::string, etcd_endpoints, "",
+          "Comma-separated etcd endpoints (host:port); empty = embedded mode");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate for TCP gRPC listeners");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key for TCP gRPC listeners");
+ABSL_FLAG(std::string, tls_client_ca, "", "PEM CA that client certificates must chain to (mTLS)");
+ABSL_FLAG(std::string, webhook_listen, "", "host:port of the Kubernetes admission webhook (HTTPS)");
+ABSL_FLAG(std::string, webhook_tls_cert, "", "PEM certificate of the admission webhook");
+ABSL_FLAG(std::string, webhook_tls_key, "", "PEM private key of the admission webhook");
+ABSL_FLAG(std::string, metrics_listen, "", "host:port serving Prometheus /metrics (plain HTTP)");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
+ABSL_FLAG(int, hash_threads, 0, "Threads that hash data files (0: one per core)");
+
+namespace {
+
+std::vector<std::string> SplitList(const std::string& list) {
+  return absl::StrSplit(list, ',', absl::SkipWhitespace());
+}
+
+repro::ReprodConfig ConfigFromFlags() {
+  repro::ReprodConfig config;
+  config.data_dir = absl::GetFlag(FLAGS_data_dir);
+  config.grpc_listen = SplitList(absl::GetFlag(FLAGS_grpc_listen));
+  config.shim_socket = absl::GetFlag(FLAGS_shim_socket);
+  config.node_name = absl::GetFlag(FLAGS_node_name);
+  config.etcd_endpoints = SplitList(absl::GetFlag(FLAGS_etcd_endpoints));
+  config.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  config.tls_key = absl::GetFlag(FLAGS_tls_key);
+  config.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  config.webhook_listen = absl::GetFlag(FLAGS_webhook_listen);
+  config.webhook_tls_cert = absl::GetFlag(FLAGS_webhook_tls_cert);
+  config.webhook_tls_key = absl::GetFlag(FLAGS_webhook_tls_key);
+  config.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  config.hash_threads = absl::GetFlag(FLAGS_hash_threads);
+  return config;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "repro node daemon: pins jobs to data versions and journals what they use.\n"
+      "  reprod --data_dir DIR [--grpc_listen unix:/run/reprod/reprod.sock] [flags]");
+  absl::ParseCommandLine(argc, argv);
+  spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ reprod[%P] %v");
+
+  // Block the termination signals in every thread (threads inherit the mask), then wait for them
+  // here so shutdown runs on a normal thread, not in a signal handler.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  absl::StatusOr<std::unique_ptr<repro::Reprod>> reprod = repro::Reprod::Start(ConfigFromFlags());
+  if (!reprod.ok()) {
+    spdlog::critical("cannot start: {}", reprod.status().ToString());
+    fprintf(stderr, "reprod: %s\n", std::string(reprod.status().message()).c_str());
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("{} received, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  (*reprod)->Shutdown();
+  reprod->reset();
+  spdlog::info("stopped");
+  return 0;
+}

@@ -1,0 +1,10 @@
+#include "daemon/os/clock.h"
+
+namespace repro {
+
+Clock* DefaultClock() {
+  static Clock* clock = new RealClock();
+  return clock;
+}
+
+}  // namespace repro

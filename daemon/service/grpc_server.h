@@ -1,0 +1,60 @@
+// GrpcServer: serves gRPC services on the --grpc_listen endpoints, with the standard health
+// service and server reflection, mTLS on TCP listeners when certificates are given.
+//
+//   GrpcServerOptions options;
+//   options.listen = {"unix:/run/reprod/reprod.sock", "0.0.0.0:7070"};
+//   ASSIGN_OR_RETURN(std::unique_ptr<GrpcServer> server, GrpcServer::Start(options, {&service}));
+//   ...
+//   server->Shutdown(absl::Seconds(5));
+#ifndef REPRO_DAEMON_SERVICE_GRPC_SERVER_H_
+#define REPRO_DAEMON_SERVICE_GRPC_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace repro {
+
+struct GrpcServerOptions {
+  // "unix:/path" or "host:port" (port 0 picks a free port; see GrpcServer::endpoints()).
+  std::vector<std::string> listen;
+  // PEM files. With cert and key, TCP listeners use TLS; with client_ca too, clients must present
+  // a certificate signed by it (mTLS). Unix sockets are protected by file permissions instead.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  int max_threads = 256;  // bounds concurrent calls, including long-lived Replay streams
+};
+
+// Thread-safe.
+class GrpcServer {
+ public:
+  // Binds every endpoint and starts serving. INVALID_ARGUMENT for a malformed endpoint or
+  // unreadable TLS files; FAILED_PRECONDITION when a Unix socket path is served by a live
+  // process; UNAVAILABLE when an endpoint cannot be bound. `services` are not owned.
+  static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(const GrpcServerOptions& options,
+                                                           const std::vector<grpc::Service*>& services);
+  ~GrpcServer();
+
+  // Stops accepting calls and waits up to `grace` for running ones, then cancels them.
+  void Shutdown(absl::Duration grace);
+
+  // The endpoints actually bound (port 0 replaced by the chosen port).
+  const std::vector<std::string>& endpoints() const { return endpoints_; }
+
+ private:
+  GrpcServer() = default;
+
+  std::unique_ptr<grpc::Server> server_;
+  std::vector<std::string> endpoints_;
+  std::vector<std::string> unix_paths_;  // removed on shutdown
+};
+
+}  // namespace repro
+
+#endif  // REPRO_DAEMON_SERVICE_GRPC_SERVER_H_

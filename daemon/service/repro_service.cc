@@ -1,0 +1,163 @@
+#include "daemon/service/repro_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/names.h"
+#include "common/status_macros.h"
+#include "spdlog/spdlog.h"
+
+namespace repro {
+namespace {
+
+constexpr size_t kReplayPageSize = 1024;
+constexpr absl::Duration kFollowPoll = absl::Seconds(1);
+
+// Stores the value of `result` into *out and returns the converted status: the shape of every
+// unary method.
+template <typename T, typename Out>
+grpc::Status Answer(absl::StatusOr<T> result, Out* out) {
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *out = *std::move(result);
+  return grpc::Status::OK;
+}
+
+template <typename T>
+grpc::Status Answer(absl::StatusOr<std::vector<T>> result,
+                    google::protobuf::RepeatedPtrField<T>* out) {
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  for (T& item : *result) *out->Add() = std::move(item);
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
+grpc::Status ReproService::RegisterVersion(
+    grpc::ServerContext* context, const v1::RegisterVersionRequest* request,
+    grpc::ServerWriter<v1::RegisterVersionResponse>* writer) {
+  RegisterCallbacks callbacks;
+  callbacks.progress = [writer](const v1::RegisterProgress& progress) {
+    v1::RegisterVersionResponse response;
+    *response.mutable_progress() = progress;
+    writer->Write(response);
+  };
+  callbacks.cancelled = [this, context] { return context->IsCancelled() || shutting_down_; };
+  absl::StatusOr<v1::RegisterResult> result = parts_.versions->Register(*request, callbacks);
+  if (!result.ok()) {
+    spdlog::info("register {}@{} from {}: {}", request->dataset(), request->version(),
+                 request->path(), result.status().ToString());
+    return ToGrpcStatus(result.status());
+  }
+  spdlog::info("registered {}@{} ({} files, {} hashed, {} cached, {:.2f}s){}", request->dataset(),
+               request->version(), result->version().file_count(), result->files_hashed(),
+               result->files_cached(), result->seconds(), result->created() ? "" : " (unchanged)");
+  v1::RegisterVersionResponse response;
+  *response.mutable_result() = *std::move(result);
+  writer->Write(response);
+  return grpc::Status::OK;
+}
+
+grpc::Status ReproService::GetVersion(grpc::ServerContext*, const v1::GetVersionRequest* request,
+                                      v1::GetVersionResponse* response) {
+  grpc::Status status = Answer(parts_.versions->Get(request->ref().dataset(), request->ref().version()),
+                               response->mutable_version());
+  if (!status.ok() || !request->include_files()) return status;
+  return Answer(parts_.versions->GetManifest(request->ref().dataset(), request->ref().version()),
+                response->mutable_manifest());
+}
+
+grpc::Status ReproService::ListVersions(grpc::ServerContext*,
+                                        const v1::ListVersionsRequest* request,
+                                        v1::ListVersionsResponse* response) {
+  return Answer(parts_.versions->List(request->dataset()), response->mutable_versions());
+}
+
+grpc::Status ReproService::Pin(grpc::ServerContext*, const v1::PinRequest* request,
+                               v1::PinResponse* response) {
+  absl::StatusOr<v1::PinResponse> result = parts_.pins->Pin(*request);
+  if (result.ok() && result->created()) {
+    spdlog::info("pinned {} to {}", request->job(), DescribePin(result->pin()));
+  }
+  return Answer(std::move(result), response);
+}
+
+grpc::Status ReproService::GetPin(grpc::ServerContext*, const v1::GetPinRequest* request,
+                                  v1::GetPinResponse* response) {
+  return Answer(parts_.pins->Get(request->job()), response->mutable_pin());
+}
+
+grpc::Status ReproService::ListPins(grpc::ServerContext*, const v1::ListPinsRequest*,
+                                    v1::ListPinsResponse* response) {
+  return Answer(parts_.pins->List(), response->mutable_pins());
+}
+
+grpc::Status ReproService::Admit(grpc::ServerContext*, const v1::AdmitRequest* request,
+                                 v1::AdmitResponse* response) {
+  absl::StatusOr<v1::AdmitResponse> result = parts_.pins->Admit(request->job());
+  if (result.ok() && !result->admitted()) {
+    spdlog::info("refused job {}: {}", request->job(), result->reason());
+  }
+  return Answer(std::move(result), response);
+}
+
+grpc::Status ReproService::Record(grpc::ServerContext*, const v1::RecordRequest* request,
+                                  v1::RecordResponse* response) {
+  absl::StatusOr<uint64_t> seq = parts_.facts->Record(*request);
+  if (!seq.ok()) return ToGrpcStatus(seq.status());
+  response->set_seq(*seq);
+  return grpc::Status::OK;
+}
+
+absl::Status ReproService::StreamJournal(grpc::ServerContext* context,
+                                         const v1::ReplayRequest& request,
+                                         grpc::ServerWriter<v1::ReplayResponse>* writer) {
+  RETURN_IF_ERROR(ValidateJobId(request.job()));
+  absl::Status known = parts_.journal->Head(request.job()).status();
+  if (absl::IsNotFound(known)) known = parts_.pins->Get(request.job()).status();
+  if (absl::IsNotFound(known)) {
+    return absl::NotFoundError(absl::StrCat("job ", request.job(), " is unknown on node ",
+                                            parts_.journal->node()));
+  }
+  uint64_t after = request.since_seq();
+  while (true) {
+    ASSIGN_OR_RETURN(std::vector<StoredEntry> page,
+                     parts_.journal->Read(request.job(), after, kReplayPageSize));
+    for (const StoredEntry& stored : page) {
+      v1::ReplayResponse response;
+      if (!response.mutable_entry()->ParseFromString(stored.payload)) {
+        return absl::DataLossError(absl::StrCat("entry ", stored.seq, " of job ", request.job(),
+                                                " is corrupt; run `reproctl verify ",
+                                                request.job(), "`"));
+      }
+      response.set_hash(stored.hash);
+      if (!writer->Write(response)) return absl::OkStatus();  // the client went away
+      after = stored.seq;
+    }
+    if (page.size() == kReplayPageSize) continue;
+    if (!request.follow()) return absl::OkStatus();
+    while (!parts_.journal->WaitForEntriesAfter(request.job(), after, kFollowPoll)) {
+      if (context->IsCancelled()) return absl::OkStatus();
+      if (shutting_down_) {
+        return absl::UnavailableError(
+            absl::StrCat("reprod on node ", parts_.journal->node(), " is shutting down"));
+      }
+    }
+  }
+}
+
+grpc::Status ReproService::Replay(grpc::ServerContext* context, const v1::ReplayRequest* request,
+                                  grpc::ServerWriter<v1::ReplayResponse>* writer) {
+  return ToGrpcStatus(StreamJournal(context, *request, writer));
+}
+
+grpc::Status ReproService::VerifyJournal(grpc::ServerContext*,
+                                         const v1::VerifyJournalRequest* request,
+                                         v1::VerifyJournalResponse* response) {
+  return Answer(parts_.auditor->Verify(*request), response);
+}
+
+grpc::Status ReproService::GetNodeInfo(grpc::ServerContext*, const v1::GetNodeInfoRequest*,
+                                       v1::NodeInfo* response) {
+  return Answer(parts_.node_info(), response);
+}
+
+}  // namespace repro

@@ -1,0 +1,74 @@
+// ReproService: the gRPC glue of repro.v1.Repro. Each method validates nothing itself: it hands
+// the request to the part that owns the logic and converts the absl::Status it gets back with
+// ToGrpcStatus (common/grpc_status.h), the one place where statuses change type.
+#ifndef REPRO_DAEMON_SERVICE_REPRO_SERVICE_H_
+#define REPRO_DAEMON_SERVICE_REPRO_SERVICE_H_
+
+#include <atomic>
+#include <functional>
+
+#include "daemon/registry/auditor.h"
+#include "daemon/registry/fact_recorder.h"
+#include "daemon/registry/pin_registry.h"
+#include "daemon/registry/version_registry.h"
+#include "daemon/store/journal.h"
+#include "repro/v1/repro.grpc.pb.h"
+
+namespace repro {
+
+// The parts the service delegates to; none is owned, all must outlive the service.
+struct ReproServiceParts {
+  VersionRegistry* versions = nullptr;
+  PinRegistry* pins = nullptr;
+  FactRecorder* facts = nullptr;
+  Auditor* auditor = nullptr;
+  Journal* journal = nullptr;
+  std::function<absl::StatusOr<v1::NodeInfo>()> node_info;
+};
+
+// Thread-safe (gRPC calls methods from many threads).
+class ReproService final : public v1::Repro::Service {
+ public:
+  explicit ReproService(ReproServiceParts parts) : parts_(std::move(parts)) {}
+
+  // Ends streaming calls (Replay with follow) promptly; call before shutting the server down.
+  void BeginShutdown() { shutting_down_ = true; }
+
+  grpc::Status RegisterVersion(grpc::ServerContext* context,
+                               const v1::RegisterVersionRequest* request,
+                               grpc::ServerWriter<v1::RegisterVersionResponse>* writer) override;
+  grpc::Status GetVersion(grpc::ServerContext* context, const v1::GetVersionRequest* request,
+                          v1::GetVersionResponse* response) override;
+  grpc::Status ListVersions(grpc::ServerContext* context, const v1::ListVersionsRequest* request,
+                            v1::ListVersionsResponse* response) override;
+  grpc::Status Pin(grpc::ServerContext* context, const v1::PinRequest* request,
+                   v1::PinResponse* response) override;
+  grpc::Status GetPin(grpc::ServerContext* context, const v1::GetPinRequest* request,
+                      v1::GetPinResponse* response) override;
+  grpc::Status ListPins(grpc::ServerContext* context, const v1::ListPinsRequest* request,
+                        v1::ListPinsResponse* response) override;
+  grpc::Status Admit(grpc::ServerContext* context, const v1::AdmitRequest* request,
+                     v1::AdmitResponse* response) override;
+  grpc::Status Record(grpc::ServerContext* context, const v1::RecordRequest* request,
+                      v1::RecordResponse* response) override;
+  grpc::Status Replay(grpc::ServerContext* context, const v1::ReplayRequest* request,
+                      grpc::ServerWriter<v1::ReplayResponse>* writer) override;
+  grpc::Status VerifyJournal(grpc::ServerContext* context,
+                             const v1::VerifyJournalRequest* request,
+                             v1::VerifyJournalResponse* response) override;
+  grpc::Status GetNodeInfo(grpc::ServerContext* context, const v1::GetNodeInfoRequest* request,
+                           v1::NodeInfo* response) override;
+
+ private:
+  // Streams the entries of `job` after `after_seq`; with `follow`, waits for more until the
+  // client cancels or the server shuts down.
+  absl::Status StreamJournal(grpc::ServerContext* context, const v1::ReplayRequest& request,
+                             grpc::ServerWriter<v1::ReplayResponse>* writer);
+
+  const ReproServiceParts parts_;
+  std::atomic<bool> shutting_down_{false};
+};
+
+}  // namespace repro
+
+#endif  // REPRO_DAEMON_SERVICE_REPRO_SERVICE_H_

@@ -1,0 +1,366 @@
+#include "daemon/store/journal.h"
+
+#include <memory>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+#include "daemon/store/chain.h"
+#include "google/protobuf/util/time_util.h"
+#include "rocksdb/iterator.h"
+
+namespace repro {
+
+using google::protobuf::util::TimeUtil;
+
+// A caller of Append waiting in writers_. The leader fills `result` and sets `done`.
+struct Journal::Writer {
+  absl::string_view job;
+  std::vector<JournalItem>* items;
+  absl::StatusOr<std::vector<Appended>> result = absl::UnknownError("not committed");
+  bool done = false;
+  absl::CondVar cv;  // signalled when done, or when this writer reaches the front and must lead
+};
+
+// What the leader prepared for one group: the batch and the heads it moves to.
+struct Journal::GroupCommit {
+  absl::flat_hash_map<std::string, HeadState> heads;  // starting heads, advanced while building
+  absl::flat_hash_set<std::string> touched;      // jobs that got new entries
+  std::vector<std::vector<Appended>> results;    // per writer
+};
+
+Journal::Journal(RocksStore* store, JournalOptions options)
+    : store_(store),
+      options_(std::move(options)),
+      entries_(Registry()->GetCounter("repro_journal_entries_total",
+                                      "Journal entries durably appended")),
+      commits_(Registry()->GetCounter(
+          "repro_journal_commits_total",
+          "Group commits (one synced write each); entries / commits is the batching factor")),
+      failed_commits_(Registry()->GetCounter("repro_journal_failed_commits_total",
+                                             "Group commits that failed (nothing appended)")),
+      commit_seconds_(Registry()->GetHistogram("repro_journal_commit_seconds",
+                                               "Time to build and durably write a group",
+                                               Histogram::ExponentialBuckets(0.0001, 2, 16))) {}
+
+Metrics* Journal::Registry() {
+  return options_.metrics != nullptr ? options_.metrics : &own_metrics_;
+}
+
+absl::StatusOr<Journal::HeadState> Journal::LoadHead(absl::string_view job) const {
+  ASSIGN_OR_RETURN(std::optional<std::string> value, store_->Get(Column::kJournalHeads, job));
+  // The last stored entry, to cross-check the head: a head that disagrees with the entries
+  // means entries were dropped or added behind our back, and the chain must not be extended.
+  std::unique_ptr<rocksdb::Iterator> it(
+      store_->db()->NewIterator(rocksdb::ReadOptions(), store_->handle(Column::kJournal)));
+  std::string upper = JournalKey(job, UINT64_MAX);
+  it->SeekForPrev(upper);
+  std::optional<uint64_t> last_seq;
+  std::string last_hash;
+  if (it->Valid()) {
+    last_seq = SeqFromJournalKey(ToView(it->key()), job);
+    if (last_seq) {
+      ASSIGN_OR_RETURN(StoredEntryView view, DecodeStoredEntry(ToView(it->value())));
+      last_hash = std::string(view.hash);
+    }
+  }
+  RETURN_IF_ERROR(FromRocksStatus(it->status(), "read journal"));
+
+  HeadState head;
+  head.hash = GenesisHash();
+  if (value.has_value()) {
+    v1::JournalHead stored;
+    if (!stored.ParseFromString(*value)) {
+      return absl::DataLossError(absl::StrCat("journal head of job ", job, " is corrupt"));
+    }
+    head.seq = stored.seq();
+    head.hash = stored.hash();
+    head.signature = stored.signature();
+  }
+  uint64_t entries_end = last_seq.value_or(0);
+  if (entries_end != head.seq || (last_seq && last_hash != head.hash)) {
+    return absl::DataLossError(absl::StrCat(
+        "journal of job ", job, " is damaged: its head is at entry ", head.seq,
+        " but the last stored entry is ", entries_end, "; run `reproctl verify ", job, "`"));
+  }
+  return head;
+}
+
+absl::StatusOr<Journal::HeadState> Journal::HeadLocked(absl::string_view job) const {
+  auto it = heads_.find(job);
+  if (it != heads_.end()) return it->second;
+  ASSIGN_OR_RETURN(HeadState head, LoadHead(job));
+  heads_.emplace(std::string(job), head);
+  return head;
+}
+
+absl::Status Journal::Commit(const std::vector<Writer*>& group, GroupCommit* commit) {
+  rocksdb::WriteBatch batch;
+  absl::flat_hash_map<std::string, uint64_t> pending_once;  // once key -> seq, this group
+  const absl::Time now = options_.clock->Now();
+  commit->results.resize(group.size());
+  for (size_t w = 0; w < group.size(); ++w) {
+    Writer* writer = group[w];
+    HeadState& head = commit->heads[writer->job];
+    for (JournalItem& item : *writer->items) {
+      if (!item.once_key.empty()) {
+        std::string index_key = OnceIndexKey(writer->job, item.once_key);
+        ASSIGN_OR_RETURN(std::optional<std::string> existing,
+                         store_->Get(Column::kJournalIndex, index_key));
+        if (existing.has_value() && existing->size() == 8) {
+          commit->results[w].push_back({DecodeBigEndian64(*existing), false});
+          continue;
+        }
+        auto [pending, inserted] = pending_once.emplace(index_key, head.seq + 1);
+        if (!inserted) {  // the same key earlier in this group
+          commit->results[w].push_back({pending->second, false});
+          continue;
+        }
+        batch.Put(store_->handle(Column::kJournalIndex), index_key,
+                  EncodeBigEndian64(head.seq + 1));
+      }
+      v1::JournalEntry& entry = item.entry;
+      entry.set_job(std::string(writer->job));
+      entry.set_seq(head.seq + 1);
+      entry.set_node(options_.node);
+      if (!entry.has_time()) *entry.mutable_time() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(now));
+      std::string payload;
+      if (!entry.SerializeToString(&payload)) {
+        return absl::InternalError("cannot serialize a journal entry");
+      }
+      head.seq += 1;
+      head.hash = ChainHash(head.hash, payload);
+      batch.Put(store_->handle(Column::kJournal), JournalKey(writer->job, head.seq),
+                EncodeStoredEntry(head.hash, payload));
+      commit->touched.insert(std::string(writer->job));
+      commit->results[w].push_back({head.seq, true});
+    }
+  }
+  for (const std::string& job : commit->touched) {
+    HeadState& head = commit->heads[job];
+    head.signature = options_.key->Sign(HeadSigningBytes(options_.node, job, head.seq, head.hash));
+    v1::JournalHead stored = ToProto(job, head);
+    stored.clear_public_key();
+    batch.Put(store_->handle(Column::kJournalHeads), job, stored.SerializeAsString());
+  }
+  if (batch.Count() == 0) return absl::OkStatus();
+  return store_->WriteDurable(&batch);
+}
+
+absl::StatusOr<std::vector<Appended>> Journal::Append(absl::string_view job,
+                                                      std::vector<JournalItem> items) {
+  Writer self;
+  self.job = job;
+  self.items = &items;
+
+  mu_.Lock();
+  writers_.push_back(&self);
+  while (!self.done && writers_.front() != &self) self.cv.Wait(&mu_);
+  if (self.done) {
+    mu_.Unlock();
+    return std::move(self.result);
+  }
+
+  // This caller leads: it commits itself and the writers queued behind it as one group.
+  std::vector<Writer*> group;
+  size_t entries = 0;
+  for (Writer* w : writers_) {
+    if (!group.empty() && entries + w->items->size() > options_.max_group_entries) break;
+    group.push_back(w);
+    entries += w->items->size();
+  }
+  GroupCommit commit;
+  absl::flat_hash_map<std::string, absl::Status> bad_jobs;  // damaged journals: fail their writers
+  for (Writer* w : group) {
+    std::string key(w->job);
+    if (commit.heads.contains(key) || bad_jobs.contains(key)) continue;
+    absl::StatusOr<HeadState> head = HeadLocked(w->job);
+    if (head.ok()) {
+      commit.heads.emplace(key, *std::move(head));
+    } else {
+      bad_jobs.emplace(key, head.status());
+    }
+  }
+  std::vector<Writer*> healthy;
+  for (Writer* w : group) {
+    auto bad = bad_jobs.find(w->job);
+    if (bad != bad_jobs.end()) {
+      w->result = bad->second;
+    } else {
+      healthy.push_back(w);
+    }
+  }
+  mu_.Unlock();
+
+  const absl::Time start = absl::Now();
+  absl::Status status = Commit(healthy, &commit);
+  commit_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  if (status.ok()) {
+    commits_->Increment();
+    uint64_t appended = 0;
+    for (const std::vector<Appended>& results : commit.results) {
+      for (const Appended& a : results) appended += a.created ? 1 : 0;
+    }
+    entries_->Increment(appended);
+  } else {
+    failed_commits_->Increment();
+  }
+
+  mu_.Lock();
+  if (status.ok()) {
+    for (const std::string& job : commit.touched) heads_[job] = commit.heads[job];
+  }
+  for (size_t i = 0; i < healthy.size(); ++i) {
+    if (status.ok()) {
+      healthy[i]->result = std::move(commit.results[i]);
+    } else {
+      healthy[i]->result = status;
+    }
+  }
+  // Wake exactly the writers that are done and the next leader, not every waiting thread.
+  for (size_t i = 0; i < group.size(); ++i) {
+    Writer* done = writers_.front();
+    writers_.pop_front();
+    done->done = true;
+    if (done != &self) done->cv.Signal();
+  }
+  if (!writers_.empty()) writers_.front()->cv.Signal();
+  if (status.ok() && !commit.touched.empty()) appended_.SignalAll();
+  mu_.Unlock();
+  return std::move(self.result);
+}
+
+absl::StatusOr<std::vector<StoredEntry>> Journal::Read(absl::string_view job, uint64_t after_seq,
+                                                       size_t max_entries) const {
+  std::vector<StoredEntry> out;
+  if (after_seq == UINT64_MAX) return out;
+  std::string prefix = JobPrefix(job);
+  rocksdb::ReadOptions read_options;
+  std::unique_ptr<rocksdb::Iterator> it(
+      store_->db()->NewIterator(read_options, store_->handle(Column::kJournal)));
+  for (it->Seek(JournalKey(job, after_seq + 1));
+       it->Valid() && it->key().starts_with(prefix) && out.size() < max_entries; it->Next()) {
+    std::optional<uint64_t> seq = SeqFromJournalKey(ToView(it->key()), job);
+    if (!seq) continue;
+    ASSIGN_OR_RETURN(StoredEntryView view, DecodeStoredEntry(ToView(it->value())));
+    out.push_back({*seq, std::string(view.hash), std::string(view.payload)});
+  }
+  RETURN_IF_ERROR(FromRocksStatus(it->status(), "read journal"));
+  return out;
+}
+
+v1::JournalHead Journal::ToProto(absl::string_view job, const HeadState& head) const {
+  v1::JournalHead out;
+  out.set_job(std::string(job));
+  out.set_node(options_.node);
+  out.set_seq(head.seq);
+  out.set_hash(head.hash);
+  out.set_signature(head.signature);
+  out.set_public_key(options_.key->public_key());
+  return out;
+}
+
+absl::StatusOr<v1::JournalHead> Journal::Head(absl::string_view job) const {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(HeadState head, HeadLocked(job));
+  if (head.seq == 0) {
+    return absl::NotFoundError(absl::StrCat("job ", job, " has no journal on node ", options_.node));
+  }
+  return ToProto(job, head);
+}
+
+bool Journal::WaitForEntriesAfter(absl::string_view job, uint64_t after_seq,
+                                  absl::Duration timeout) const {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    absl::StatusOr<HeadState> head = HeadLocked(job);
+    if (head.ok() && head->seq > after_seq) return true;
+    if (appended_.WaitWithDeadline(&mu_, deadline)) return false;
+  }
+}
+
+absl::StatusOr<v1::NodeJournalCheck> Journal::Verify(absl::string_view job) const {
+  v1::NodeJournalCheck check;
+  check.set_node(options_.node);
+  auto broken = [&check](uint64_t seq, std::string problem) {
+    check.set_intact(false);
+    check.set_first_broken_seq(seq);
+    check.set_problem(std::move(problem));
+    return check;
+  };
+
+  ASSIGN_OR_RETURN(std::optional<std::string> head_value, store_->Get(Column::kJournalHeads, job));
+  std::string prefix = JobPrefix(job);
+  std::unique_ptr<rocksdb::Iterator> it(
+      store_->db()->NewIterator(rocksdb::ReadOptions(), store_->handle(Column::kJournal)));
+  std::string hash = GenesisHash();
+  uint64_t expected = 1;
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::optional<uint64_t> seq = SeqFromJournalKey(ToView(it->key()), job);
+    if (!seq) return broken(expected, "a key in the journal is malformed");
+    if (*seq != expected) {
+      return broken(expected, absl::StrCat("entry ", expected, " is missing (next stored entry is ",
+                                           *seq, ")"));
+    }
+    absl::StatusOr<StoredEntryView> view = DecodeStoredEntry(ToView(it->value()));
+    if (!view.ok()) return broken(*seq, std::string(view.status().message()));
+    std::string computed = ChainHash(hash, view->payload);
+    if (computed != view->hash) {
+      return broken(*seq, absl::StrCat("entry ", *seq, " does not match its chain hash (stored ",
+                                       HexDigest(view->hash).substr(0, 16), "…, computed ",
+                                       HexDigest(computed).substr(0, 16), "…)"));
+    }
+    v1::JournalEntry entry;
+    if (!entry.ParseFromArray(view->payload.data(), static_cast<int>(view->payload.size())) || entry.seq() != *seq || entry.job() != job) {
+      return broken(*seq, absl::StrCat("entry ", *seq, " does not decode as entry ", *seq,
+                                       " of job ", job));
+    }
+    hash = std::move(computed);
+    ++expected;
+  }
+  RETURN_IF_ERROR(FromRocksStatus(it->status(), "read journal"));
+  const uint64_t entries = expected - 1;
+  check.set_entries(entries);
+
+  if (!head_value.has_value()) {
+    if (entries == 0) {
+      return absl::NotFoundError(absl::StrCat("job ", job, " has no journal on node ", options_.node));
+    }
+    return broken(entries, "the journal head is missing");
+  }
+  v1::JournalHead head;
+  if (!head.ParseFromString(*head_value)) return broken(entries, "the journal head is corrupt");
+  head.set_public_key(options_.key->public_key());
+  *check.mutable_head() = head;
+  if (head.seq() != entries) {
+    return broken(std::min(head.seq(), entries) + 1,
+                  absl::StrCat("the signed head is at entry ", head.seq(), " but ", entries,
+                               " entries are stored",
+                               head.seq() > entries ? " (entries were dropped)" : ""));
+  }
+  if (head.hash() != hash) {
+    return broken(entries, "the signed head does not match the last entry's hash");
+  }
+  if (!NodeKey::Verify(options_.key->public_key(),
+                       HeadSigningBytes(head.node(), job, head.seq(), head.hash()),
+                       head.signature())) {
+    return broken(entries, "the head's signature does not verify with this node's key");
+  }
+  check.set_intact(true);
+  return check;
+}
+
+absl::StatusOr<std::vector<std::string>> Journal::ListJobs() const {
+  std::vector<std::string> jobs;
+  RETURN_IF_ERROR(store_->ScanPrefix(Column::kJournalHeads, "",
+                                     [&jobs](absl::string_view key, absl::string_view) {
+                                       jobs.emplace_back(key);
+                                       return true;
+                                     }));
+  return jobs;
+}
+
+}  // namespace repro

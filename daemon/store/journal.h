@@ -1,0 +1,131 @@
+// Journal: per job, this node's append-only, hash-chained, durable record of what the job used.
+//
+//   Journal journal(store, {.node = "node-a", .key = key.get()});
+//   JournalItem item;
+//   item.entry.mutable_record()->add_facts()->set_key("git/commit");
+//   ASSIGN_OR_RETURN(std::vector<Appended> done, journal.Append("job-1", {std::move(item)}));
+//
+// Storage layout and the chain are described in daemon/store/chain.h. Appends are group-committed:
+// concurrent Append calls (for any jobs) are merged by a leader into one RocksDB write batch with
+// one WAL fdatasync, and every caller returns only after its entries are durable. Entries of one
+// job are therefore dense and ordered, and an acknowledged entry survives kill -9 and power loss.
+#ifndef REPRO_DAEMON_STORE_JOURNAL_H_
+#define REPRO_DAEMON_STORE_JOURNAL_H_
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "daemon/metrics/metrics.h"
+#include "daemon/os/clock.h"
+#include "daemon/store/node_key.h"
+#include "daemon/store/rocks_store.h"
+#include "repro/v1/journal.pb.h"
+#include "repro/v1/repro.pb.h"
+
+namespace repro {
+
+struct JournalOptions {
+  std::string node;               // stamped on every entry and head
+  const NodeKey* key = nullptr;   // signs heads; not owned, must outlive the Journal
+  Clock* clock = DefaultClock();  // not owned
+  Metrics* metrics = nullptr;     // not owned; null: not exported
+  size_t max_group_entries = 8192;
+};
+
+// One entry to append. The journal sets entry.job, entry.seq, entry.node and, when unset,
+// entry.time.
+struct JournalItem {
+  v1::JournalEntry entry;
+  // When not empty, the entry is appended only if no earlier entry of the job used the same key
+  // (e.g. "data/<dataset>/<path>": each file is journaled once per job and node).
+  std::string once_key;
+};
+
+struct Appended {
+  uint64_t seq = 0;      // the new entry, or the earlier one with the same once_key
+  bool created = false;  // false: deduplicated by once_key
+};
+
+struct StoredEntry {
+  uint64_t seq = 0;
+  std::string hash;
+  std::string payload;  // serialized JournalEntry, exactly as stored and hashed
+};
+
+// Thread-safe.
+class Journal {
+ public:
+  // `store` is not owned and must outlive the Journal.
+  Journal(RocksStore* store, JournalOptions options);
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  // Durably appends `items` to the journal of `job` (atomically: all or none) and returns one
+  // Appended per item. `job` must be a valid job id. Fails with DATA_LOSS when the job's stored
+  // journal is damaged (it is never extended), or with the store's error (e.g.
+  // RESOURCE_EXHAUSTED on a full disk); on failure nothing was appended.
+  absl::StatusOr<std::vector<Appended>> Append(absl::string_view job, std::vector<JournalItem> items);
+
+  // Up to `max_entries` entries of `job` with seq > after_seq, oldest first. Empty when none.
+  absl::StatusOr<std::vector<StoredEntry>> Read(absl::string_view job, uint64_t after_seq,
+                                                size_t max_entries) const;
+
+  // The signed head of this node's journal for `job`; NOT_FOUND when the job has no entries here.
+  absl::StatusOr<v1::JournalHead> Head(absl::string_view job) const;
+
+  // Blocks until `job` has an entry with seq > after_seq (true) or `timeout` passes (false).
+  bool WaitForEntriesAfter(absl::string_view job, uint64_t after_seq, absl::Duration timeout) const;
+
+  // Re-walks the stored chain of `job` and checks the signed head against this node's key.
+  // NOT_FOUND when the job has no journal here; a broken chain is a result, not an error.
+  absl::StatusOr<v1::NodeJournalCheck> Verify(absl::string_view job) const;
+
+  // Jobs with a journal on this node, sorted.
+  absl::StatusOr<std::vector<std::string>> ListJobs() const;
+
+  const std::string& node() const { return options_.node; }
+  const std::string& public_key() const { return options_.key->public_key(); }
+
+ private:
+  struct HeadState {
+    uint64_t seq = 0;
+    std::string hash;       // GenesisHash() when seq == 0
+    std::string signature;
+  };
+  struct Writer;
+  struct GroupCommit;
+
+  // The head of `job`, loaded into heads_ on first use. DATA_LOSS when stored head and entries
+  // disagree.
+  absl::StatusOr<HeadState> HeadLocked(absl::string_view job) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<HeadState> LoadHead(absl::string_view job) const;
+  // Builds and durably writes the batch for `group` starting from `heads`. Runs without mu_ held;
+  // only the current leader calls it.
+  absl::Status Commit(const std::vector<Writer*>& group, GroupCommit* commit);
+  v1::JournalHead ToProto(absl::string_view job, const HeadState& head) const;
+  Metrics* Registry();
+
+  RocksStore* const store_;
+  const JournalOptions options_;
+  Metrics own_metrics_;  // used when options_.metrics is null
+  Counter* const entries_;
+  Counter* const commits_;
+  Counter* const failed_commits_;
+  Histogram* const commit_seconds_;
+
+  mutable absl::Mutex mu_;
+  mutable absl::CondVar appended_;  // signalled when a group appended entries
+  std::deque<Writer*> writers_ ABSL_GUARDED_BY(mu_);
+  mutable absl::flat_hash_map<std::string, HeadState> heads_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace repro
+
+#endif  // REPRO_DAEMON_STORE_JOURNAL_H_

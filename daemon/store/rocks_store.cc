@@ -1,0 +1,208 @@
+#include "daemon/store/rocks_store.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <functional>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "common/posix_error.h"
+#include "common/status_macros.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/options.h"
+#include "rocksdb/table.h"
+
+namespace repro {
+namespace {
+
+constexpr const char* kColumnNames[] = {"catalog", "journal", "journal_heads", "journal_index",
+                                        "hash_cache"};
+constexpr size_t kColumnCount = sizeof(kColumnNames) / sizeof(kColumnNames[0]);
+
+absl::Status EnsureWritableDirectory(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return PosixError(ec.value(), absl::StrCat("create data dir ", dir));
+  if (access(dir.c_str(), W_OK | X_OK) != 0) {
+    return PosixError(errno, absl::StrCat("data dir ", dir, " is not writable by uid ", getuid()));
+  }
+  return absl::OkStatus();
+}
+
+// Takes an exclusive, non-blocking flock on <dir>/reprod.lock and writes our pid into it.
+absl::StatusOr<int> LockDataDir(const std::string& dir) {
+  std::string path = absl::StrCat(dir, "/reprod.lock");
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return PosixError(errno, absl::StrCat("open ", path));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    char buf[32] = {0};
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    close(fd);
+    if (err == EWOULDBLOCK) {
+      std::string owner = n > 0 ? absl::StrCat(" (pid ", absl::StripAsciiWhitespace(buf), ")") : "";
+      return absl::FailedPreconditionError(
+          absl::StrCat("data dir ", dir, " is in use by another reprod", owner,
+                       "; stop it or start this one with another --data_dir"));
+    }
+    return PosixError(err, absl::StrCat("lock ", path));
+  }
+  std::string pid = absl::StrCat(getpid(), "\n");
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    int err = errno;
+    close(fd);
+    return PosixError(err, absl::StrCat("write ", path));
+  }
+  return fd;
+}
+
+rocksdb::ColumnFamilyOptions ColumnOptions(Column column) {
+  rocksdb::ColumnFamilyOptions options;
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  if (column == Column::kCatalog) options.compression = rocksdb::kNoCompression;
+  return options;
+}
+
+}  // namespace
+
+absl::Status FromRocksStatus(const rocksdb::Status& status, absl::string_view context) {
+  if (status.ok()) return absl::OkStatus();
+  std::string message = absl::StrCat(context, ": ", status.ToString());
+  if (status.IsNotFound()) return absl::NotFoundError(message);
+  if (status.IsCorruption()) return absl::DataLossError(message);
+  if (status.IsInvalidArgument()) return absl::InvalidArgumentError(message);
+  if (status.IsNoSpace() || status.IsMemoryLimit()) return absl::ResourceExhaustedError(message);
+  if (status.IsBusy() || status.IsTryAgain() || status.IsTimedOut()) {
+    return absl::UnavailableError(message);
+  }
+  if (status.IsIOError() && status.ToString().find("No space left") != std::string::npos) {
+    return absl::ResourceExhaustedError(message);
+  }
+  return absl::InternalError(message);
+}
+
+RocksStore::RocksStore(std::string data_dir, int lock_fd)
+    : data_dir_(std::move(data_dir)), lock_fd_(lock_fd) {}
+
+RocksStore::~RocksStore() {
+  if (db_ != nullptr) {
+    for (rocksdb::ColumnFamilyHandle* h : handles_) db_->DestroyColumnFamilyHandle(h);
+    db_->Close();
+    db_.reset();
+  }
+  close(lock_fd_);  // releases the flock
+}
+
+absl::StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const RocksStoreOptions& options) {
+  if (options.data_dir.empty()) return absl::InvalidArgumentError("--data_dir is empty");
+  RETURN_IF_ERROR(EnsureWritableDirectory(options.data_dir));
+  ASSIGN_OR_RETURN(int lock_fd, LockDataDir(options.data_dir));
+  std::unique_ptr<RocksStore> store(new RocksStore(options.data_dir, lock_fd));
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.paranoid_checks = true;
+  // Concurrent synced writers share one WAL write and one fdatasync; pipelining lets the memtable
+  // insert of one group overlap the WAL write of the next.
+  db_options.enable_pipelined_write = true;
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  db_options.keep_log_file_num = 5;
+  db_options.IncreaseParallelism(2);
+  // Retryable IO errors are resumed by WriteWith before the next write, not by a background loop.
+  db_options.max_bgerror_resume_count = 0;
+  if (options.env != nullptr) db_options.env = options.env;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> columns;
+  columns.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
+  for (size_t i = 0; i < kColumnCount; ++i) {
+    columns.emplace_back(kColumnNames[i], ColumnOptions(static_cast<Column>(i)));
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, options.data_dir, columns, &handles, &db);
+  if (!s.ok()) {
+    absl::Status status = FromRocksStatus(s, absl::StrCat("open database in ", options.data_dir));
+    if (absl::IsDataLoss(status)) {
+      return absl::DataLossError(absl::StrCat(
+          "data dir ", options.data_dir, " is corrupt (", s.ToString(),
+          "); restore it from a backup, or salvage it with `ldb repair --db=", options.data_dir,
+          "` knowing that entries may be lost"));
+    }
+    return status;
+  }
+  store->db_.reset(db);
+  db->DestroyColumnFamilyHandle(handles[0]);  // default: unused
+  store->handles_.assign(handles.begin() + 1, handles.end());
+  return store;
+}
+
+rocksdb::ColumnFamilyHandle* RocksStore::handle(Column column) const {
+  return handles_[static_cast<size_t>(column)];
+}
+
+absl::Status RocksStore::WriteWith(const rocksdb::WriteOptions& options,
+                                   rocksdb::WriteBatch* batch) {
+  // After a failed write RocksDB refuses writes until resumed. Resume before the next write
+  // rather than right after the failure, when the cause is likely still there. A full disk is
+  // recovered by RocksDB itself (its SstFileManager retries every few seconds once space is
+  // free); meanwhile Resume() answers Busy.
+  if (needs_resume_.load()) {
+    rocksdb::Status resumed = db_->Resume();
+    if (resumed.IsBusy()) {
+      return absl::UnavailableError(
+          "the database is recovering from a failed write (disk full?); writes resume a few "
+          "seconds after space is freed");
+    }
+    if (!resumed.ok()) return FromRocksStatus(resumed, "resume writes to database");
+    needs_resume_ = false;
+  }
+  rocksdb::Status s = db_->Write(options, batch);
+  if (s.ok()) return absl::OkStatus();
+  needs_resume_ = true;
+  return FromRocksStatus(s, "write to database");
+}
+
+absl::Status RocksStore::WriteDurable(rocksdb::WriteBatch* batch) {
+  rocksdb::WriteOptions options;
+  options.sync = true;
+  return WriteWith(options, batch);
+}
+
+absl::Status RocksStore::WriteFast(rocksdb::WriteBatch* batch) {
+  return WriteWith(rocksdb::WriteOptions(), batch);
+}
+
+absl::StatusOr<std::optional<std::string>> RocksStore::Get(Column column,
+                                                            absl::string_view key) const {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handle(column),
+                               ToSlice(key), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  if (!s.ok()) return FromRocksStatus(s, "read from database");
+  return value;
+}
+
+absl::Status RocksStore::ScanPrefix(
+    Column column, absl::string_view prefix,
+    const std::function<bool(absl::string_view, absl::string_view)>& fn) const {
+  rocksdb::ReadOptions read_options;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_options, handle(column)));
+  rocksdb::Slice start = ToSlice(prefix);
+  for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
+    if (!fn(ToView(it->key()), ToView(it->value()))) {
+      break;
+    }
+  }
+  return FromRocksStatus(it->status(), "scan database");
+}
+
+}  // namespace repro

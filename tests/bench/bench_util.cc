@@ -1,0 +1,57 @@
+#include "tests/bench/bench_util.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+namespace repro::bench {
+
+double TimeSeconds(const std::function<void()>& fn) {
+  auto start = std::chrono::steady_clock::now();
+  fn();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+void Shell(const std::string& command) {
+  int rc = std::system(command.c_str());
+  if (rc != 0) {
+    fprintf(stderr, "bench: `%s` failed (%d)\n", command.c_str(), rc);
+    exit(1);
+  }
+}
+
+void MakeFiles(const std::string& dir, int count, uint64_t size, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<uint64_t> block((size + 7) / 8);
+  for (int i = 0; i < count; ++i) {
+    std::string sub = dir + "/d" + std::to_string(i / 1000);
+    if (i % 1000 == 0) std::filesystem::create_directories(sub);
+    for (uint64_t& word : block) word = rng();
+    std::ofstream out(sub + "/f" + std::to_string(i) + ".bin", std::ios::binary);
+    out.write(reinterpret_cast<const char*>(block.data()), static_cast<std::streamsize>(size));
+  }
+}
+
+double Percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  size_t index = static_cast<size_t>(p / 100.0 * static_cast<double>(values.size() - 1) + 0.5);
+  return values[std::min(index, values.size() - 1)];
+}
+
+void Report(const std::string& name, double value, const std::string& unit, double baseline,
+            const std::string& baseline_name) {
+  if (baseline > 0) {
+    printf("%-44s %12.3f %-8s (%.2fx %s)\n", name.c_str(), value, unit.c_str(), value / baseline,
+           baseline_name.c_str());
+  } else {
+    printf("%-44s %12.3f %s\n", name.c_str(), value, unit.c_str());
+  }
+  fflush(stdout);
+}
+
+}  // namespace repro::bench

@@ -1,0 +1,31 @@
+// Small helpers shared by the benchmark programs: timing, data generation, reporting.
+#ifndef REPRO_TESTS_BENCH_BENCH_UTIL_H_
+#define REPRO_TESTS_BENCH_BENCH_UTIL_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace repro::bench {
+
+// Wall-clock seconds taken by fn().
+double TimeSeconds(const std::function<void()>& fn);
+
+// Runs `command` with /bin/sh; aborts the benchmark if it fails.
+void Shell(const std::string& command);
+
+// Writes `count` files of `size` pseudo-random bytes under `dir` (spread over subdirectories of
+// at most 1000 files), deterministic for a given seed.
+void MakeFiles(const std::string& dir, int count, uint64_t size, uint64_t seed);
+
+// Sorted latencies -> the p-th percentile (0..100).
+double Percentile(std::vector<double> values, double p);
+
+// Prints one result line: "name  value unit  (ratio x baseline_name)".
+void Report(const std::string& name, double value, const std::string& unit,
+            double baseline = 0, const std::string& baseline_name = "");
+
+}  // namespace repro::bench
+
+#endif  // REPRO_TESTS_BENCH_BENCH_UTIL_H_

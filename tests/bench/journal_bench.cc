@@ -1,0 +1,196 @@
+// Durable journal appends per second through reprod's Record RPC with 1, 8 and 64 concurrent
+// clients, against the same disk's raw rate of `write + fdatasync` in one thread, same run.
+// Every Record is acknowledged only once its entry is on disk (WAL fdatasync), so appends/s
+// above the fdatasync rate come from group commit.
+//
+//   journal_bench [--seconds=3] [--clients=1,8,64]
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "daemon/store/journal.h"
+#include "tests/bench/bench_util.h"
+#include "tests/testutil/http_client.h"
+#include "tests/testutil/reprod_process.h"
+#include "tests/testutil/temp_dir.h"
+
+ABSL_FLAG(double, seconds, 3, "seconds per measurement");
+ABSL_FLAG(std::string, clients, "1,8,64", "concurrent client counts");
+
+namespace repro::bench {
+namespace {
+
+// write(64 bytes) + fdatasync in one thread: the rate a journal without group commit could reach.
+double FdatasyncRate(const std::string& path, double seconds) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  char record[64] = {0};
+  uint64_t ops = 0;
+  double elapsed = TimeSeconds([&] {
+    auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < end) {
+      if (write(fd, record, sizeof(record)) != sizeof(record) || fdatasync(fd) != 0) exit(1);
+      ++ops;
+    }
+  });
+  close(fd);
+  return static_cast<double>(ops) / elapsed;
+}
+
+struct AppendRun {
+  double per_second = 0;
+  double p50_ms = 0;
+  double p99_ms = 0;
+};
+
+// Runs `append(thread, i)` in a loop on `threads` threads for `seconds`, timing each call.
+// `append` returns false on failure, which ends the benchmark.
+AppendRun RunConcurrently(int threads, double seconds,
+                          const std::function<bool(int, uint64_t)>& append) {
+  std::atomic<bool> stop{false};
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  std::vector<double> latencies;
+  std::vector<std::thread> workers;
+  auto start = std::chrono::steady_clock::now();
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      std::vector<double> mine;
+      for (uint64_t i = 0; !stop; ++i) {
+        auto t0 = std::chrono::steady_clock::now();
+        if (!append(t, i)) failed = true;
+        mine.push_back(std::chrono::duration<double, std::milli>(
+                           std::chrono::steady_clock::now() - t0).count());
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      latencies.insert(latencies.end(), mine.begin(), mine.end());
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (std::thread& t : workers) t.join();
+  if (failed) {
+    fprintf(stderr, "appends failed\n");
+    exit(1);
+  }
+  double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return {static_cast<double>(latencies.size()) / elapsed, Percentile(latencies, 50),
+          Percentile(latencies, 99)};
+}
+
+// A one-fact entry; the value names the appender.
+v1::Fact StepFact(int thread, uint64_t i) {
+  v1::Fact fact;
+  fact.set_key("step");
+  fact.set_value(absl::StrCat(thread, ":", i));
+  return fact;
+}
+
+// Record RPCs on one job through reprod.
+AppendRun Appends(const std::shared_ptr<grpc::Channel>& channel, int clients, double seconds) {
+  std::vector<std::unique_ptr<v1::Repro::Stub>> stubs;
+  for (int c = 0; c < clients; ++c) stubs.push_back(v1::Repro::NewStub(channel));
+  return RunConcurrently(clients, seconds, [&](int c, uint64_t i) {
+    v1::RecordRequest request;
+    request.set_job("bench");
+    *request.add_facts() = StepFact(c, i);
+    grpc::ClientContext context;
+    v1::RecordResponse response;
+    return stubs[c]->Record(&context, request, &response).ok();
+  });
+}
+
+// The journal engine alone: Journal::Append on one job of a RocksStore in `dir`, no gRPC. Shows
+// what group commit does for the disk, apart from RPC overhead.
+AppendRun EngineAppends(const std::string& dir, int threads, double seconds) {
+  auto store = RocksStore::Open({.data_dir = dir});
+  auto key = NodeKey::LoadOrCreate(dir + "/key.pem");
+  if (!store.ok() || !key.ok()) exit(1);
+  Journal journal(store->get(), {.node = "bench", .key = key->get()});
+  return RunConcurrently(threads, seconds, [&](int t, uint64_t i) {
+    JournalItem item;
+    *item.entry.mutable_record()->add_facts() = StepFact(t, i);
+    return journal.Append("bench", {std::move(item)}).ok();
+  });
+}
+
+struct JournalCounters {
+  double entries = 0;
+  double commits = 0;
+};
+
+// The daemon's own journal counters, from its Prometheus endpoint.
+JournalCounters ReadCounters(int port) {
+  JournalCounters out;
+  auto response = testing::HttpFetch({.port = port}, "GET", "/metrics");
+  if (!response.ok()) return out;
+  for (absl::string_view line : absl::StrSplit(response->body, '\n')) {
+    std::vector<absl::string_view> parts = absl::StrSplit(line, ' ');
+    if (parts.size() != 2) continue;
+    if (parts[0] == "repro_journal_entries_total") absl::SimpleAtod(parts[1], &out.entries);
+    if (parts[0] == "repro_journal_commits_total") absl::SimpleAtod(parts[1], &out.commits);
+  }
+  return out;
+}
+
+int Main() {
+  testing::TempDir dir;
+  const double seconds = absl::GetFlag(FLAGS_seconds);
+  testing::WriteFileOrDie(dir.Path("ml/ds/v1/a"), "a");
+  const int metrics_port = testing::PickFreePort();
+  testing::ReprodProcess reprod(
+      dir.Path("node"), {.extra_flags = {absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port),
+                                         "--log_level=warn"}});
+  if (!reprod.Start().ok()) return 1;
+  if (reprod.Ctl({"version", "add", "ds", "v1", dir.Path("ml/ds/v1")}).exit_code != 0 ||
+      reprod.Ctl({"pin", "bench", "ds@v1"}).exit_code != 0) {
+    return 1;
+  }
+  double fsyncs = FdatasyncRate(dir.Path("node/data/fsync-probe"), seconds);
+  printf("journal_bench: %u cores, %.1f s per point, data dir %s\n",
+         std::thread::hardware_concurrency(), seconds, reprod.data_dir().c_str());
+  Report("write+fdatasync, 1 thread (baseline)", fsyncs, "ops/s");
+  std::vector<int> counts;
+  for (absl::string_view n : absl::StrSplit(absl::GetFlag(FLAGS_clients), ',')) {
+    int clients = 0;
+    if (!absl::SimpleAtoi(n, &clients) || clients <= 0) return 1;
+    counts.push_back(clients);
+  }
+  for (int threads : counts) {
+    AppendRun run = EngineAppends(dir.Path(absl::StrCat("engine-", threads)), threads, seconds);
+    Report(absl::StrCat("journal engine in-process, ", threads, " thread", threads > 1 ? "s" : ""),
+           run.per_second, "ops/s", fsyncs, "fdatasync");
+    printf("  latency p50 %.2f ms, p99 %.2f ms\n", run.p50_ms, run.p99_ms);
+  }
+  auto channel = grpc::CreateChannel(reprod.addr(), grpc::InsecureChannelCredentials());
+  for (int clients : counts) {
+    JournalCounters before = ReadCounters(metrics_port);
+    AppendRun run = Appends(channel, clients, seconds);
+    JournalCounters after = ReadCounters(metrics_port);
+    Report(absl::StrCat("Record RPC via gRPC, ", clients, " client", clients > 1 ? "s" : ""),
+           run.per_second, "ops/s", fsyncs, "fdatasync");
+    printf("  latency p50 %.2f ms, p99 %.2f ms; %.1f entries per synced commit\n", run.p50_ms,
+           run.p99_ms, (after.entries - before.entries) / std::max(1.0, after.commits - before.commits));
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace repro::bench
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  return repro::bench::Main();
+}
