@@ -24,8 +24,9 @@ struct Journal::Writer {
   absl::CondVar cv;  // signalled when done, or when this writer reaches the front and must lead
 };
 
-// What the leader prepared for one group: the batch and the heads it moves to.
+// What the leader prepared for one group: the writers it commits and the heads it moves to.
 struct Journal::GroupCommit {
+  std::vector<Writer*> writers;                        // taken from writers_, minus damaged jobs
   absl::flat_hash_map<std::string, HeadState> heads;  // starting heads, advanced while building
   absl::flat_hash_set<std::string> touched;      // jobs that got new entries
   std::vector<std::vector<Appended>> results;    // per writer
@@ -96,7 +97,8 @@ absl::StatusOr<Journal::HeadState> Journal::HeadLocked(absl::string_view job) co
   return head;
 }
 
-absl::Status Journal::Commit(const std::vector<Writer*>& group, GroupCommit* commit) {
+absl::Status Journal::Commit(GroupCommit* commit) {
+  const std::vector<Writer*>& group = commit->writers;
   rocksdb::WriteBatch batch;
   absl::flat_hash_map<std::string, uint64_t> pending_once;  // once key -> seq, this group
   const absl::Time now = options_.clock->Now();
@@ -154,82 +156,85 @@ absl::StatusOr<std::vector<Appended>> Journal::Append(absl::string_view job,
   Writer self;
   self.job = job;
   self.items = &items;
-
-  mu_.Lock();
+  absl::MutexLock lock(&mu_);
   writers_.push_back(&self);
   while (!self.done && writers_.front() != &self) self.cv.Wait(&mu_);
-  if (self.done) {
-    mu_.Unlock();
-    return std::move(self.result);
-  }
+  if (!self.done) LeadGroup(&self);
+  return std::move(self.result);
+}
 
-  // This caller leads: it commits itself and the writers queued behind it as one group.
-  std::vector<Writer*> group;
-  size_t entries = 0;
-  for (Writer* w : writers_) {
-    if (!group.empty() && entries + w->items->size() > options_.max_group_entries) break;
-    group.push_back(w);
-    entries += w->items->size();
-  }
+void Journal::LeadGroup(Writer* leader) {
   GroupCommit commit;
-  absl::flat_hash_map<std::string, absl::Status> bad_jobs;  // damaged journals: fail their writers
-  for (Writer* w : group) {
-    std::string key(w->job);
-    if (commit.heads.contains(key) || bad_jobs.contains(key)) continue;
-    absl::StatusOr<HeadState> head = HeadLocked(w->job);
-    if (head.ok()) {
-      commit.heads.emplace(key, *std::move(head));
-    } else {
-      bad_jobs.emplace(key, head.status());
+  const size_t group_size = TakeGroup(&commit);
+  mu_.Unlock();
+  absl::Status status = CommitAndCount(&commit);
+  mu_.Lock();
+  FinishGroup(leader, group_size, status, &commit);
+}
+
+size_t Journal::TakeGroup(GroupCommit* commit) {
+  size_t taken = 0;
+  size_t entries = 0;
+  absl::flat_hash_map<std::string, absl::Status> damaged;  // jobs whose journal must not grow
+  for (Writer* w : writers_) {
+    if (taken > 0 && entries + w->items->size() > options_.max_group_entries) break;
+    ++taken;
+    entries += w->items->size();
+    std::string job(w->job);
+    if (!commit->heads.contains(job) && !damaged.contains(job)) {
+      absl::StatusOr<HeadState> head = HeadLocked(job);
+      if (head.ok()) {
+        commit->heads.emplace(job, *std::move(head));
+      } else {
+        damaged.emplace(job, head.status());
+      }
     }
-  }
-  std::vector<Writer*> healthy;
-  for (Writer* w : group) {
-    auto bad = bad_jobs.find(w->job);
-    if (bad != bad_jobs.end()) {
+    auto bad = damaged.find(job);
+    if (bad != damaged.end()) {
       w->result = bad->second;
     } else {
-      healthy.push_back(w);
+      commit->writers.push_back(w);
     }
   }
-  mu_.Unlock();
+  return taken;
+}
 
+absl::Status Journal::CommitAndCount(GroupCommit* commit) {
   const absl::Time start = absl::Now();
-  absl::Status status = Commit(healthy, &commit);
+  absl::Status status = Commit(commit);
   commit_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - start));
-  if (status.ok()) {
-    commits_->Increment();
-    uint64_t appended = 0;
-    for (const std::vector<Appended>& results : commit.results) {
-      for (const Appended& a : results) appended += a.created ? 1 : 0;
-    }
-    entries_->Increment(appended);
-  } else {
+  if (!status.ok()) {
     failed_commits_->Increment();
+    return status;
   }
+  commits_->Increment();
+  for (const std::vector<Appended>& results : commit->results) {
+    for (const Appended& a : results) entries_->Increment(a.created ? 1 : 0);
+  }
+  return status;
+}
 
-  mu_.Lock();
+void Journal::FinishGroup(Writer* leader, size_t group_size, const absl::Status& status,
+                          GroupCommit* commit) {
   if (status.ok()) {
-    for (const std::string& job : commit.touched) heads_[job] = commit.heads[job];
+    for (const std::string& job : commit->touched) heads_[job] = commit->heads[job];
   }
-  for (size_t i = 0; i < healthy.size(); ++i) {
+  for (size_t i = 0; i < commit->writers.size(); ++i) {
     if (status.ok()) {
-      healthy[i]->result = std::move(commit.results[i]);
+      commit->writers[i]->result = std::move(commit->results[i]);
     } else {
-      healthy[i]->result = status;
+      commit->writers[i]->result = status;
     }
   }
   // Wake exactly the writers that are done and the next leader, not every waiting thread.
-  for (size_t i = 0; i < group.size(); ++i) {
+  for (size_t i = 0; i < group_size; ++i) {
     Writer* done = writers_.front();
     writers_.pop_front();
     done->done = true;
-    if (done != &self) done->cv.Signal();
+    if (done != leader) done->cv.Signal();
   }
   if (!writers_.empty()) writers_.front()->cv.Signal();
-  if (status.ok() && !commit.touched.empty()) appended_.SignalAll();
-  mu_.Unlock();
-  return std::move(self.result);
+  if (status.ok() && !commit->touched.empty()) appended_.SignalAll();
 }
 
 absl::StatusOr<std::vector<StoredEntry>> Journal::Read(absl::string_view job, uint64_t after_seq,

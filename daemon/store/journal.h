@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <string>
 #include "absl/strings/string_view.h"
 #include <vector>
@@ -37,6 +38,11 @@ struct JournalOptions {
   Clock* clock = DefaultClock();  // not owned
   Metrics* metrics = nullptr;     // not owned; null: not exported
   size_t max_group_entries = 8192;
+  // When set, called after each group commit that appended entries, with the new signed heads
+  // (public key included) of the jobs it touched; on the committing thread, outside the
+  // journal's lock, possibly out of order between groups. It must return quickly and must not
+  // call Append. Cluster mode publishes heads to etcd from here.
+  std::function<void(std::vector<v1::JournalHead>)> on_commit;
 };
 
 // One entry to append. The journal sets entry.job, entry.seq, entry.node and, when unset,
@@ -106,9 +112,18 @@ class Journal {
   // disagree.
   absl::StatusOr<HeadState> HeadLocked(absl::string_view job) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<HeadState> LoadHead(absl::string_view job) const;
-  // Builds and durably writes the batch for `group` starting from `heads`. Runs without mu_ held;
-  // only the current leader calls it.
-  absl::Status Commit(const std::vector<Writer*>& group, GroupCommit* commit);
+  // The group-commit protocol, run by the writer at the front of writers_ (the leader):
+  // TakeGroup picks the writers to commit and their heads (under mu_), Commit builds and durably
+  // writes their batch (without mu_: only the leader touches it), FinishGroup publishes the new
+  // heads, hands each writer its result and wakes them and the next leader (under mu_).
+  void LeadGroup(Writer* leader) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Returns how many writers from the front of writers_ the group covers (including those that
+  // already failed because their job's journal is damaged).
+  size_t TakeGroup(GroupCommit* commit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Commit(GroupCommit* commit);
+  absl::Status CommitAndCount(GroupCommit* commit);
+  void FinishGroup(Writer* leader, size_t group_size, const absl::Status& status,
+                   GroupCommit* commit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::JournalHead ToProto(absl::string_view job, const HeadState& head) const;
   Metrics* Registry();
 

@@ -141,9 +141,10 @@ TEST_F(DaemonTest, RegisterPinAdmitRecordJournalVerifyWithReproctl) {
   RunResult journal = Ctl({"--output", "json", "journal", "job-1"});
   EXPECT_EQ(journal.exit_code, 0) << journal.stderr_text;
   EXPECT_THAT(journal.stdout_text, HasSubstr("abc123"));
-  EXPECT_EQ(std::count(journal.stdout_text.begin(), journal.stdout_text.end(), '\n'), 3);
+  // pin, version, host facts, record
+  EXPECT_EQ(std::count(journal.stdout_text.begin(), journal.stdout_text.end(), '\n'), 4);
   RunResult since = Ctl({"--output", "json", "journal", "job-1", "--since", "2"});
-  EXPECT_EQ(std::count(since.stdout_text.begin(), since.stdout_text.end(), '\n'), 1);
+  EXPECT_EQ(std::count(since.stdout_text.begin(), since.stdout_text.end(), '\n'), 2);
   EXPECT_EQ(Ctl({"journal", "job-404"}).exit_code, 5);
 
   EXPECT_EQ(Ctl({"verify", "job-1"}).exit_code, 0);
@@ -185,12 +186,14 @@ TEST_F(DaemonTest, ReplayFollowStreamsNewEntries) {
   EXPECT_EQ(response.entry().seq(), 1u);
   ASSERT_TRUE(reader->Read(&response));
   EXPECT_EQ(response.entry().seq(), 2u);
+  ASSERT_TRUE(reader->Read(&response));
+  EXPECT_TRUE(response.entry().has_host());
   std::thread writer([this] {
     absl::SleepFor(absl::Milliseconds(200));
     EXPECT_TRUE(RecordRpc("job-f", "epoch", "1").ok());
   });
   ASSERT_TRUE(reader->Read(&response));  // blocks until the record arrives
-  EXPECT_EQ(response.entry().seq(), 3u);
+  EXPECT_EQ(response.entry().seq(), 4u);
   EXPECT_EQ(response.entry().record().facts(0).value(), "1");
   writer.join();
   context.TryCancel();
@@ -373,9 +376,19 @@ TEST(DaemonStartTest, MetricsEndpointShowsGroupCommits) {
   auto response = testing::HttpFetch({.port = port}, "GET", "/metrics");
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(response->status, 200);
-  EXPECT_THAT(response->body, HasSubstr("repro_journal_entries_total 3"));
+  EXPECT_THAT(response->body, HasSubstr("repro_journal_entries_total 4"));
   EXPECT_THAT(response->body, HasSubstr("repro_journal_commits_total 2"));
   EXPECT_THAT(response->body, HasSubstr("# TYPE repro_journal_commit_seconds histogram"));
+}
+
+TEST(DaemonStartTest, UnwritableDataDirIsRefused) {
+  TempDir dir;
+  testing::UnwritableDir ro(dir.Path("node/data"));
+  if (!ro.ok()) GTEST_SKIP() << "cannot make a directory unwritable here";
+  ReprodProcess reprod(dir.Path("node"));
+  RunResult r = testing::RunCommand(reprod.Command(), {.timeout = absl::Seconds(30)});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.stderr_text, HasSubstr("is not writable"));
 }
 
 TEST(DaemonStartTest, CorruptDataDirIsRefusedWithAdvice) {

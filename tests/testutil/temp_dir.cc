@@ -1,6 +1,8 @@
 #include "tests/testutil/temp_dir.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -56,6 +58,24 @@ std::string ReadFileOrDie(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+UnwritableDir::UnwritableDir(std::string dir) : dir_(std::move(dir)) {
+  std::filesystem::create_directories(dir_);
+  if (geteuid() == 0) {
+    ok_ = std::system(("chattr +i '" + dir_ + "' 2>/dev/null").c_str()) == 0;
+  } else {
+    ok_ = chmod(dir_.c_str(), 0500) == 0;
+  }
+}
+
+UnwritableDir::~UnwritableDir() {
+  if (!ok_) return;
+  if (geteuid() == 0) {
+    (void)std::system(("chattr -i '" + dir_ + "'").c_str());
+  } else {
+    chmod(dir_.c_str(), 0700);
+  }
 }
 
 }  // namespace repro::testing

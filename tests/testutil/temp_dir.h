@@ -31,6 +31,21 @@ void WriteFileOrDie(const std::string& path, std::string_view contents);
 // Reads a whole file; aborts on failure.
 std::string ReadFileOrDie(const std::string& path);
 
+// Makes `dir` unwritable even for root (chattr +i when running as root, else mode 0500) until the
+// object is destroyed. ok() is false when the file system does not support it.
+class UnwritableDir {
+ public:
+  explicit UnwritableDir(std::string dir);
+  ~UnwritableDir();
+  UnwritableDir(const UnwritableDir&) = delete;
+  UnwritableDir& operator=(const UnwritableDir&) = delete;
+  bool ok() const { return ok_; }
+
+ private:
+  const std::string dir_;
+  bool ok_ = false;
+};
+
 }  // namespace repro::testing
 
 #endif  // REPRO_TESTS_TESTUTIL_TEMP_DIR_H_
