@@ -2,9 +2,8 @@
 #ifndef REPRO_COMMON_POSIX_ERROR_H_
 #define REPRO_COMMON_POSIX_ERROR_H_
 
-#include "absl/strings/string_view.h"
-
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace repro {
 

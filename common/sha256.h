@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <string>
+
 #include "absl/strings/string_view.h"
 
 typedef struct evp_md_ctx_st EVP_MD_CTX;
