@@ -20,12 +20,21 @@ ABSL_FLAG(std::string, shim_socket, "/run/reprod/shim.sock",
 ABSL_FLAG(std::string, node_name, "", "Name of this node in journals (default: hostname)");
 ABSL_FLAG(std::string, etcd_endpoints, "",
           "Comma-separated etcd endpoints (host:port); empty = embedded mode");
+ABSL_FLAG(std::string, advertise_addr, "",
+          "Cluster mode: host:port where other nodes reach this node's gRPC API (default: the "
+          "first host:port of --grpc_listen)");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate for TCP gRPC listeners");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key for TCP gRPC listeners");
 ABSL_FLAG(std::string, tls_client_ca, "", "PEM CA that client certificates must chain to (mTLS)");
 ABSL_FLAG(std::string, webhook_listen, "", "host:port of the Kubernetes admission webhook (HTTPS)");
 ABSL_FLAG(std::string, webhook_tls_cert, "", "PEM certificate of the admission webhook");
 ABSL_FLAG(std::string, webhook_tls_key, "", "PEM private key of the admission webhook");
+ABSL_FLAG(std::string, webhook_shim_image, "",
+          "Image whose /usr/lib/repro/libreproshim.so the webhook's init container copies into "
+          "Pods (default: repro:<reprod version>)");
+ABSL_FLAG(std::string, webhook_shim_socket, "/run/reprod/shim.sock",
+          "reprod's --shim_socket on the nodes: injected into Pods as REPRO_SHIM_SOCKET, its "
+          "directory mounted from the host");
 ABSL_FLAG(std::string, metrics_listen, "", "host:port serving Prometheus /metrics (plain HTTP)");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 ABSL_FLAG(int, hash_threads, 0, "Threads that hash data files (0: one per core)");
@@ -43,12 +52,15 @@ repro::ReprodConfig ConfigFromFlags() {
   config.shim_socket = absl::GetFlag(FLAGS_shim_socket);
   config.node_name = absl::GetFlag(FLAGS_node_name);
   config.etcd_endpoints = SplitList(absl::GetFlag(FLAGS_etcd_endpoints));
+  config.advertise_addr = absl::GetFlag(FLAGS_advertise_addr);
   config.tls_cert = absl::GetFlag(FLAGS_tls_cert);
   config.tls_key = absl::GetFlag(FLAGS_tls_key);
   config.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
   config.webhook_listen = absl::GetFlag(FLAGS_webhook_listen);
   config.webhook_tls_cert = absl::GetFlag(FLAGS_webhook_tls_cert);
   config.webhook_tls_key = absl::GetFlag(FLAGS_webhook_tls_key);
+  config.webhook_shim_image = absl::GetFlag(FLAGS_webhook_shim_image);
+  config.webhook_shim_socket = absl::GetFlag(FLAGS_webhook_shim_socket);
   config.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   config.hash_threads = absl::GetFlag(FLAGS_hash_threads);
   return config;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The repro story on one node (embedded mode): installs what is missing, builds, starts reprod on a
-# temporary directory, registers two versions of a dataset, pins a job, admits it, records facts,
-# replays and verifies the journal, then shows verify catching data that changed on disk.
+# temporary directory, registers two versions of a dataset, pins a job, admits it, runs a Python
+# "training" script under the shim that reads latest/ (-> v2) and gets v1, shows enforce mode
+# refusing v2, records facts, replays and verifies the journal (with the hashes of what was read),
+# then shows verify and the shim catching data that changed on disk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -40,18 +42,40 @@ ctl pin train-42 user_ctr@v1 --seed 1234
 ctl pin train-42 user_ctr@v2 || echo "(exit $?: pins are immutable)"
 ctl admit train-42
 
+say "Train: reproctl run starts the script under the shim; it reads latest/ (-> v2) and gets v1"
+cat >"$work/train.py" <<'PY'
+import os, sys
+sys.path.insert(0, os.environ["REPRO_HELPERS"])
+import repro_seed
+seed = repro_seed.seed_everything()  # random, numpy, torch from REPRO_RANK_SEED
+try:
+    with open(os.path.join(sys.argv[1], "part-0.csv")) as f:
+        rows = f.read().splitlines()[1:]
+except PermissionError as e:
+    sys.exit(f"train.py: {e}")
+print(f"train.py: {len(rows)} rows from {sys.argv[1]}: {rows}; rank seed {seed}")
+PY
+export REPRO_HELPERS="$PWD/client/python"
+ctl run --job train-42 -- /usr/bin/python3 "$work/train.py" "$work/ml/user_ctr/latest"
+
+say "Enforce mode: the same job reading another version is refused (and journaled)"
+ctl run --job train-42 --mode enforce -- /usr/bin/python3 "$work/train.py" \
+  "$work/ml/user_ctr/v2" || echo "(exit $?: refused)"
+
 say "Record what people usually write by hand into model_meta.json"
 ctl record train-42 git/commit=3f2a9c1 lr=0.001 batch_size=256
 
 say "Reproduce it later: a new job with the same data and seed"
 ctl pin train-42-rerun --like train-42
 
-say "The journal: what the job used, hash-chained and signed by the node"
+say "The journal: processes, data files read (with SHA-256), the refusal; chained and signed"
 ctl journal train-42
 ctl verify train-42
 
 say "Someone back-fills v1 in place: verify --rehash notices"
 printf 'user,clicks\n1,4\n2,5\n' >"$work/ml/user_ctr/v1/part-0.csv"
 ctl verify train-42 --rehash || echo "(exit $?: drift detected)"
+ctl run --job train-42 --mode enforce -- /usr/bin/python3 "$work/train.py" \
+  "$work/ml/user_ctr/latest" || echo "(exit $?: the shim refuses the changed file)"
 
 say "Done. Everything is under $work"

@@ -37,14 +37,16 @@ constexpr FlagSpec kCommandFlags[] = {
     {"follow", FlagKind::kBool, "", "keep printing new entries until interrupted (Ctrl-C)"},
     {"since", FlagKind::kValue, "SEQ", "only entries after sequence number SEQ"},
     {"rehash", FlagKind::kBool, "", "also re-read the pinned data and report drift"},
+    {"job", FlagKind::kValue, "JOB", "the job the command runs as"},
+    {"mode", FlagKind::kValue, "record|enforce",
+     "record (default): journal what the job reads; enforce: also refuse other versions and "
+     "changed files"},
+    {"pin", FlagKind::kList, "DATASET@VERSION",
+     "pin the job first (repeat, or separate with commas, for several datasets)"},
 };
 
 // One entry per verb: name, usage, summary, own flags, operand count (min, max), handler, and
-// where needed needs_daemon / takes_command_line. A later verb slots in as one more entry, e.g.
-//   {"run", "run --job JOB [--mode record|enforce] [--pin D@V...] [--seed N] -- CMD...",
-//    "pin if asked, then run CMD under the shim", {"job", "mode", "pin", "seed"}, 0, 0, RunRun,
-//    /*needs_daemon=*/true, /*takes_command_line=*/true},
-// with its PinRequest built by BuildPinRequest (requests.h), as `pin` does.
+// where needed needs_daemon / takes_command_line.
 std::vector<Command>* MakeCommands() {
   // clang-format off
   return new std::vector<Command>{
@@ -78,6 +80,18 @@ std::vector<Command>* MakeCommands() {
       {"verify", "verify JOB [--rehash]",
        "check a job's hash chain and signatures (exit 4 if broken or drifted)",
        {"rehash"}, 1, 1, RunVerify},
+      {"diff", "diff JOB_A JOB_B",
+       "what differs between two runs: data, seeds, libraries, GPU, ... (exit 1 if anything)",
+       {}, 2, 2, RunDiff},
+      {"export", "export JOB",
+       "the run's provenance as one JSON document, to keep beside the model",
+       {}, 1, 1, RunExport},
+      {"run",
+       "run --job JOB [--mode record|enforce] [--pin DATASET@VERSION...] [--seed N] -- CMD...",
+       "pin if asked, then run CMD under the shim: it reads the pinned data, its opens are "
+       "journaled",
+       {"job", "mode", "pin", "seed"}, 0, 0, RunRun, /*needs_daemon=*/true,
+       /*takes_command_line=*/true},
       {"node", "node",
        "this node's name, mode, public key and host",
        {}, 0, 0, RunNode},

@@ -109,11 +109,7 @@ std::string SummarizeLibraries(const v1::LibrariesLoaded& l) {
   s.Field("pid", l.pid()).Field("rank", l.rank()).Field("count", l.libraries_size());
   std::vector<std::string> names;
   for (const v1::Library& lib : l.libraries()) {
-    std::string name = lib.soname();
-    if (name.empty()) {
-      absl::string_view path = lib.path();
-      name = std::string(path.substr(path.rfind('/') + 1));  // npos + 1 == 0
-    }
+    std::string name = LibraryName(lib);
     names.push_back(lib.version().empty()
                         ? QuoteIfNeeded(name)
                         : absl::StrCat(QuoteIfNeeded(name), "@", QuoteIfNeeded(lib.version())));
@@ -141,6 +137,12 @@ std::string VerdictName(v1::Verdict verdict) {
   if (name.empty()) return absl::StrCat("verdict_", static_cast<int>(verdict));
   absl::ConsumePrefix(&name, "VERDICT_");
   return absl::AsciiStrToLower(name);
+}
+
+std::string LibraryName(const v1::Library& library) {
+  if (!library.soname().empty()) return library.soname();
+  absl::string_view path = library.path();
+  return std::string(path.substr(path.rfind('/') + 1));  // npos + 1 == 0
 }
 
 std::string SummarizeHost(const v1::HostFacts& h) {

@@ -30,6 +30,9 @@ std::string FormatJournalLine(const v1::JournalEntry& entry);
 // "match", "not_in_manifest", ... (the enum name without its prefix, lower case).
 std::string VerdictName(v1::Verdict verdict);
 
+// The name a library is listed and compared by: its soname, else the file name of its path.
+std::string LibraryName(const v1::Library& library);
+
 }  // namespace repro::cli
 
 #endif  // REPRO_CLIENT_CLI_ENTRY_TEXT_H_

@@ -15,8 +15,16 @@ absl::StatusOr<OutputFormat> ParseOutputFormat(absl::string_view text) {
 }
 
 absl::Status Output::Json(const google::protobuf::Message& message) {
+  return WriteJson(message, /*indented=*/false);
+}
+
+absl::Status Output::JsonDocument(const google::protobuf::Message& message) {
+  return WriteJson(message, /*indented=*/true);
+}
+
+absl::Status Output::WriteJson(const google::protobuf::Message& message, bool indented) {
   google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = false;
+  options.add_whitespace = indented;
   options.always_print_primitive_fields = true;
   std::string json;
   auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
@@ -24,6 +32,7 @@ absl::Status Output::Json(const google::protobuf::Message& message) {
     return absl::InternalError(
         absl::StrCat("cannot write ", message.GetTypeName(), " as JSON: ", status.ToString()));
   }
+  if (!json.empty() && json.back() == '\n') json.pop_back();  // indented output ends in one
   *out_ << json << '\n';
   return absl::OkStatus();
 }

@@ -32,6 +32,9 @@ class Output {
   // 64-bit integers as strings, bytes as base64, fields with default values included).
   // INTERNAL if the message cannot be converted.
   absl::Status Json(const google::protobuf::Message& message);
+  // Writes `message` like Json(), but indented over several lines: a document for people and
+  // files (`reproctl export`).
+  absl::Status JsonDocument(const google::protobuf::Message& message);
   // Writes `text` to stdout as is.
   void Text(absl::string_view text);
   // Flushes stdout (between the entries of a followed stream).
@@ -41,6 +44,8 @@ class Output {
   std::ostream& err() { return *err_; }
 
  private:
+  absl::Status WriteJson(const google::protobuf::Message& message, bool indented);
+
   OutputFormat format_;
   std::ostream* out_;
   std::ostream* err_;

@@ -26,6 +26,13 @@ absl::StatusOr<ExitCode> RunJournal(Invocation& inv);
 absl::StatusOr<ExitCode> RunVerify(Invocation& inv);
 absl::StatusOr<ExitCode> RunNode(Invocation& inv);
 
+// provenance_verbs.cc
+absl::StatusOr<ExitCode> RunDiff(Invocation& inv);
+absl::StatusOr<ExitCode> RunExport(Invocation& inv);
+
+// run_verb.cc
+absl::StatusOr<ExitCode> RunRun(Invocation& inv);
+
 // command_table.cc
 absl::StatusOr<ExitCode> RunHelp(Invocation& inv);
 

@@ -2,17 +2,24 @@
 
 #include <unistd.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "daemon/os/clock.h"
 #include "daemon/os/file_system.h"
+#include "daemon/pin_store/etcd_pin_store.h"
 #include "daemon/pin_store/rocks_pin_store.h"
 #include "google/protobuf/util/time_util.h"
 #include "spdlog/spdlog.h"
 
 namespace repro {
 namespace {
+
+// How long start-up waits for the first etcd listing before serving anyway (fail closed).
+constexpr absl::Duration kEtcdStartWait = absl::Seconds(3);
+// How long shutdown waits for queued journal heads to reach etcd.
+constexpr absl::Duration kHeadFlushWait = absl::Seconds(2);
 
 std::string Hostname() {
   char name[256] = {0};
@@ -36,23 +43,59 @@ absl::Status Reprod::Init() {
   node_ = config_.node_name.empty() ? Hostname() : config_.node_name;
   started_at_ = absl::Now();
   if (!config_.etcd_endpoints.empty()) {
-    return absl::UnimplementedError("cluster mode (--etcd_endpoints) is not built in yet");
+    ASSIGN_OR_RETURN(etcd_, EtcdClient::Create({.endpoints = config_.etcd_endpoints}));
+    std::vector<MirroredPrefix> mirrored = EtcdPinStore::MirroredPrefixes();
+    for (MirroredPrefix& prefix : ClusterJournals::MirroredPrefixes()) {
+      mirrored.push_back(std::move(prefix));
+    }
+    mirror_ = std::make_unique<EtcdMirror>(etcd_.get(), std::move(mirrored));
+    mirror_->Start();
   }
 
   ASSIGN_OR_RETURN(store_, RocksStore::Open({.data_dir = config_.data_dir}));
   ASSIGN_OR_RETURN(key_, NodeKey::LoadOrCreate(absl::StrCat(config_.data_dir, "/node_key.pem")));
-  journal_ = std::make_unique<Journal>(
-      store_.get(), JournalOptions{.node = node_, .key = key_.get(), .metrics = &metrics_});
+  JournalOptions journal_options{.node = node_, .key = key_.get(), .metrics = &metrics_};
+  if (mirror_ != nullptr) {
+    // heads_ is set below, before anything can append.
+    journal_options.on_commit = [this](std::vector<v1::JournalHead> heads) {
+      heads_->Publish(std::move(heads));
+    };
+  }
+  journal_ = std::make_unique<Journal>(store_.get(), std::move(journal_options));
+  if (mirror_ != nullptr) {
+    heads_ = std::make_unique<HeadPublisher>(etcd_.get(), node_);
+  }
   hash_cache_ = std::make_unique<HashCache>(store_.get());
   hasher_ = std::make_unique<TreeHasher>(DefaultFileSystem(), hash_cache_.get(), config_.hash_threads);
   rehasher_ = std::make_unique<TreeHasher>(DefaultFileSystem(), nullptr, config_.hash_threads);
-  pin_store_ = std::make_unique<RocksPinStore>(store_.get());
+  if (mirror_ != nullptr) {
+    pin_store_ = std::make_unique<EtcdPinStore>(etcd_.get(), mirror_.get());
+  } else {
+    pin_store_ = std::make_unique<RocksPinStore>(store_.get());
+  }
   versions_ = std::make_unique<VersionRegistry>(pin_store_.get(), hasher_.get(),
                                                 DefaultFileSystem(), DefaultClock(), node_);
+  host_ = HostProbe({.node = node_}).Probe();
+  spdlog::info("host {}: {} GPU(s) from {}, driver {}, CUDA {}", host_.hostname(),
+               host_.gpus_size(), host_.gpu_source(), host_.driver_version(),
+               host_.cuda_driver_version());
   pins_ = std::make_unique<PinRegistry>(pin_store_.get(), journal_.get(), DefaultFileSystem(),
-                                        DefaultClock(), node_);
+                                        DefaultClock(), node_, &host_);
   facts_ = std::make_unique<FactRecorder>(pins_.get(), journal_.get());
   auditor_ = std::make_unique<Auditor>(pin_store_.get(), journal_.get(), rehasher_.get());
+
+  GrpcServerOptions grpc_options;
+  grpc_options.listen = config_.grpc_listen;
+  grpc_options.tls_cert = config_.tls_cert;
+  grpc_options.tls_key = config_.tls_key;
+  grpc_options.tls_client_ca = config_.tls_client_ca;
+  if (mirror_ != nullptr) {
+    ClusterJournalsOptions cluster_options;
+    cluster_options.node = node_;
+    ASSIGN_OR_RETURN(cluster_options.peer_credentials, PeerCredentials(grpc_options));
+    cluster_ = std::make_unique<ClusterJournals>(etcd_.get(), mirror_.get(), auditor_.get(),
+                                                 journal_.get(), std::move(cluster_options));
+  }
 
   ReproServiceParts parts;
   parts.versions = versions_.get();
@@ -60,18 +103,79 @@ absl::Status Reprod::Init() {
   parts.facts = facts_.get();
   parts.auditor = auditor_.get();
   parts.journal = journal_.get();
+  parts.cluster = cluster_.get();
   parts.node_info = [this] { return NodeInfo(); };
   service_ = std::make_unique<ReproService>(std::move(parts));
 
-  GrpcServerOptions grpc_options;
-  grpc_options.listen = config_.grpc_listen;
-  grpc_options.tls_cert = config_.tls_cert;
-  grpc_options.tls_key = config_.tls_key;
-  grpc_options.tls_client_ca = config_.tls_client_ca;
+  if (mirror_ != nullptr && !mirror_->WaitUntilCurrent(kEtcdStartWait)) {
+    spdlog::warn("etcd ({}) is not reachable yet: pins cannot be made and Admit refuses until it "
+                 "is; journaling works",
+                 etcd_->Describe());
+  }
   ASSIGN_OR_RETURN(grpc_, GrpcServer::Start(grpc_options, {service_.get()}));
+  RETURN_IF_ERROR(StartCluster());
   RETURN_IF_ERROR(StartMetricsEndpoint());
+  RETURN_IF_ERROR(StartWebhook());
+  RETURN_IF_ERROR(StartShimSocket());
   spdlog::info("reprod {} node {} ({} mode) serving gRPC on {}; data in {}", REPRO_VERSION, node_,
                pin_store_->mode(), absl::StrJoin(grpc_->endpoints(), ","), config_.data_dir);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Reprod::AdvertiseAddress() const {
+  if (!config_.advertise_addr.empty()) return config_.advertise_addr;
+  for (const std::string& endpoint : grpc_->endpoints()) {
+    if (absl::StartsWith(endpoint, "unix:")) continue;
+    for (absl::string_view wildcard : {"0.0.0.0:", "[::]:"}) {
+      if (absl::StartsWith(endpoint, wildcard)) {  // not an address anyone can dial
+        return absl::StrCat(Hostname(), ":", endpoint.substr(wildcard.size()));
+      }
+    }
+    return endpoint;
+  }
+  return absl::InvalidArgumentError(
+      "cluster mode needs an address where other nodes reach this node: add a host:port to "
+      "--grpc_listen or give --advertise_addr");
+}
+
+absl::Status Reprod::StartCluster() {
+  if (mirror_ == nullptr) return absl::OkStatus();
+  ASSIGN_OR_RETURN(advertise_addr_, AdvertiseAddress());
+  v1::NodeInfo record;
+  record.set_node(node_);
+  record.set_mode(pin_store_->mode());
+  record.set_public_key(key_->public_key());
+  record.set_version(REPRO_VERSION);
+  *record.mutable_started_at() =
+      google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(started_at_));
+  record.set_advertise_addr(advertise_addr_);
+  presence_ = std::make_unique<NodePresence>(etcd_.get(), std::move(record));
+  absl::Status registered = presence_->Register();
+  if (absl::IsFailedPrecondition(registered)) return registered;
+  if (!registered.ok()) {
+    spdlog::warn("cannot register node {} in etcd yet (will retry): {}", node_,
+                 std::string(registered.message()));
+  }
+  presence_->Start();
+  heads_->Start(journal_.get());
+  spdlog::info("cluster mode: etcd {}; other nodes reach this one at {}", etcd_->Describe(),
+               advertise_addr_);
+  return absl::OkStatus();
+}
+
+absl::Status Reprod::StartShimSocket() {
+  if (config_.shim_socket.empty()) return absl::OkStatus();
+  data_checker_ = std::make_unique<DataChecker>(versions_.get(), DefaultFileSystem(),
+                                                hash_cache_.get());
+  ShimServerParts parts;
+  parts.pins = pins_.get();
+  parts.versions = versions_.get();
+  parts.journal = journal_.get();
+  parts.checker = data_checker_.get();
+  parts.fs = DefaultFileSystem();
+  parts.hash_cache = hash_cache_.get();
+  parts.metrics = &metrics_;
+  ASSIGN_OR_RETURN(shim_, ShimServer::Start({.socket_path = config_.shim_socket}, parts));
   return absl::OkStatus();
 }
 
@@ -89,6 +193,32 @@ absl::Status Reprod::StartMetricsEndpoint() {
   return absl::OkStatus();
 }
 
+absl::Status Reprod::StartWebhook() {
+  if (config_.webhook_listen.empty()) return absl::OkStatus();
+  if (config_.webhook_tls_cert.empty() || config_.webhook_tls_key.empty()) {
+    return absl::InvalidArgumentError(
+        "--webhook_listen needs --webhook_tls_cert and --webhook_tls_key: Kubernetes calls "
+        "admission webhooks over HTTPS only");
+  }
+  AdmissionWebhookOptions webhook;
+  webhook.admit = [this](absl::string_view job) { return pins_->Admit(job); };
+  webhook.shim_image = config_.webhook_shim_image.empty()
+                           ? std::string("repro:" REPRO_VERSION)
+                           : config_.webhook_shim_image;
+  webhook.shim_socket = config_.webhook_shim_socket;
+  webhook.metrics = &metrics_;
+  ASSIGN_OR_RETURN(webhook_, AdmissionWebhook::Create(std::move(webhook)));
+  HttpServerOptions options;
+  options.name = "webhook";
+  options.listen = config_.webhook_listen;
+  options.tls_cert_file = config_.webhook_tls_cert;
+  options.tls_key_file = config_.webhook_tls_key;
+  options.max_body_bytes = AdmissionWebhook::kMaxReviewBytes;
+  options.metrics = &metrics_;
+  ASSIGN_OR_RETURN(webhook_http_, HttpServer::Start(options, webhook_->Routes()));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::NodeInfo> Reprod::NodeInfo() {
   v1::NodeInfo info;
   info.set_node(node_);
@@ -99,10 +229,20 @@ absl::StatusOr<v1::NodeInfo> Reprod::NodeInfo() {
   for (const std::string& e : config_.etcd_endpoints) info.add_etcd_endpoints(e);
   *info.mutable_started_at() =
       google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(started_at_));
-  ASSIGN_OR_RETURN(std::vector<v1::VersionInfo> versions, pin_store_->ListVersions(""));
-  ASSIGN_OR_RETURN(std::vector<v1::Pin> pins, pin_store_->ListPins());
-  info.set_versions(versions.size());
-  info.set_pins(pins.size());
+  if (mirror_ != nullptr) {
+    info.set_advertise_addr(advertise_addr_);
+    info.set_cluster_status(mirror_->StatusText());
+  }
+  // While the cluster store is unreachable the counts are left out; cluster_status says why.
+  absl::StatusOr<std::vector<v1::VersionInfo>> versions = pin_store_->ListVersions("");
+  absl::StatusOr<std::vector<v1::Pin>> pins = pin_store_->ListPins();
+  for (const absl::Status& status : {versions.status(), pins.status()}) {
+    if (!status.ok() && !absl::IsUnavailable(status)) return status;
+  }
+  if (versions.ok()) info.set_versions(versions->size());
+  if (pins.ok()) info.set_pins(pins->size());
+  *info.mutable_host() = host_;
+  info.set_shim_socket(config_.shim_socket);
   return info;
 }
 
@@ -110,6 +250,14 @@ void Reprod::Shutdown(absl::Duration grace) {
   if (service_ != nullptr) service_->BeginShutdown();
   if (grpc_ != nullptr) grpc_->Shutdown(grace);
   if (metrics_http_ != nullptr) metrics_http_->Stop();
+  if (webhook_http_ != nullptr) webhook_http_->Stop();
+  if (shim_ != nullptr) shim_->Stop();
+  if (heads_ != nullptr) {
+    heads_->WaitUntilPublished(std::min(grace, kHeadFlushWait));
+    heads_->Stop();
+  }
+  if (presence_ != nullptr) presence_->Stop();  // the node leaves /repro/nodes/ now
+  if (mirror_ != nullptr) mirror_->Stop();
 }
 
 }  // namespace repro

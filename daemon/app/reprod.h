@@ -13,8 +13,15 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "daemon/admission/admission_webhook.h"
+#include "daemon/cluster/cluster_journals.h"
+#include "daemon/cluster/head_publisher.h"
+#include "daemon/cluster/node_presence.h"
+#include "daemon/etcd/etcd_client.h"
+#include "daemon/etcd/etcd_mirror.h"
 #include "daemon/hashing/hash_cache.h"
 #include "daemon/hashing/tree_hasher.h"
+#include "daemon/host_probe/host_probe.h"
 #include "daemon/http/http_server.h"
 #include "daemon/metrics/metrics.h"
 #include "daemon/pin_store/pin_store.h"
@@ -24,6 +31,8 @@
 #include "daemon/registry/version_registry.h"
 #include "daemon/service/grpc_server.h"
 #include "daemon/service/repro_service.h"
+#include "daemon/shim_socket/data_checker.h"
+#include "daemon/shim_socket/shim_server.h"
 #include "daemon/store/journal.h"
 #include "daemon/store/node_key.h"
 #include "daemon/store/rocks_store.h"
@@ -36,13 +45,20 @@ struct ReprodConfig {
   std::vector<std::string> grpc_listen;
   std::string shim_socket;
   std::string node_name;  // empty: the hostname
-  std::vector<std::string> etcd_endpoints;
+  std::vector<std::string> etcd_endpoints;  // empty: embedded mode
+  // Cluster mode: host:port where other nodes reach this node's gRPC API; empty: the first TCP
+  // endpoint of grpc_listen.
+  std::string advertise_addr;
   std::string tls_cert;
   std::string tls_key;
   std::string tls_client_ca;
   std::string webhook_listen;
   std::string webhook_tls_cert;
   std::string webhook_tls_key;
+  // What the webhook injects into Pods: the repro image holding the shim (empty: repro:<version>)
+  // and reprod's shim socket on the nodes.
+  std::string webhook_shim_image;
+  std::string webhook_shim_socket = "/run/reprod/shim.sock";
   std::string metrics_listen;
   int hash_threads = 0;  // 0: one per core
 };
@@ -65,16 +81,29 @@ class Reprod {
   absl::Status Init();
   absl::StatusOr<v1::NodeInfo> NodeInfo();
   absl::Status StartMetricsEndpoint();
+  // Serves the Kubernetes admission webhook over HTTPS (with --webhook_listen).
+  absl::Status StartWebhook();
+  // Serves the shims of training processes on config_.shim_socket (when set).
+  absl::Status StartShimSocket();
+  // Cluster mode, after the gRPC server is up: registers the node, publishes journal heads.
+  absl::Status StartCluster();
+  // Where other nodes reach this node (see ReprodConfig::advertise_addr).
+  absl::StatusOr<std::string> AdvertiseAddress() const;
 
   const ReprodConfig config_;
   std::string node_;
   absl::Time started_at_;
+  v1::HostFacts host_;  // probed once at start: GPUs and drivers do not change while we run
 
-  // Parts, in construction order (destroyed in reverse).
+  // Parts, in construction order (destroyed in reverse). etcd_, mirror_, heads_, cluster_ and
+  // presence_ exist in cluster mode only.
   Metrics metrics_;
+  std::unique_ptr<EtcdClient> etcd_;
+  std::unique_ptr<EtcdMirror> mirror_;
   std::unique_ptr<RocksStore> store_;
   std::unique_ptr<NodeKey> key_;
   std::unique_ptr<Journal> journal_;
+  std::unique_ptr<HeadPublisher> heads_;
   std::unique_ptr<HashCache> hash_cache_;
   std::unique_ptr<TreeHasher> hasher_;
   std::unique_ptr<TreeHasher> rehasher_;
@@ -83,9 +112,16 @@ class Reprod {
   std::unique_ptr<PinRegistry> pins_;
   std::unique_ptr<FactRecorder> facts_;
   std::unique_ptr<Auditor> auditor_;
+  std::unique_ptr<ClusterJournals> cluster_;
   std::unique_ptr<ReproService> service_;
   std::unique_ptr<GrpcServer> grpc_;
+  std::string advertise_addr_;
+  std::unique_ptr<NodePresence> presence_;
   std::unique_ptr<HttpServer> metrics_http_;  // only with --metrics_listen
+  std::unique_ptr<AdmissionWebhook> webhook_;   // only with --webhook_listen
+  std::unique_ptr<HttpServer> webhook_http_;
+  std::unique_ptr<DataChecker> data_checker_;
+  std::unique_ptr<ShimServer> shim_;  // only with --shim_socket
 };
 
 }  // namespace repro

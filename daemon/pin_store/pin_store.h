@@ -50,6 +50,10 @@ class PinStore {
   // Every pin, sorted by job.
   virtual absl::StatusOr<std::vector<v1::Pin>> ListPins() = 0;
 
+  // OK when the store can answer authoritatively now; UNAVAILABLE with the reason while its
+  // backing store cannot be reached. Admission refuses while it is not OK (fail closed).
+  virtual absl::Status CheckAvailable() { return absl::OkStatus(); }
+
   // "embedded" or "cluster".
   virtual std::string mode() const = 0;
 };

@@ -44,8 +44,13 @@ std::string DescribePin(const v1::Pin& pin) {
 }
 
 PinRegistry::PinRegistry(PinStore* store, Journal* journal, FileSystem* fs, Clock* clock,
-                         std::string node)
-    : store_(store), journal_(journal), fs_(fs), clock_(clock), node_(std::move(node)) {}
+                         std::string node, const v1::HostFacts* host)
+    : store_(store),
+      journal_(journal),
+      fs_(fs),
+      clock_(clock),
+      node_(std::move(node)),
+      host_(host) {}
 
 absl::StatusOr<v1::PinnedVersion> PinRegistry::Resolve(absl::string_view dataset,
                                                        absl::string_view version) {
@@ -158,6 +163,12 @@ absl::Status PinRegistry::JournalPin(const v1::Pin& pin) {
     registered.once_key = absl::StrCat("version/", v.dataset(), "@", v.version());
     items.push_back(std::move(registered));
   }
+  if (host_ != nullptr) {
+    JournalItem host;
+    *host.entry.mutable_host() = *host_;
+    host.once_key = "host";
+    items.push_back(std::move(host));
+  }
   return journal_->Append(pin.job(), std::move(items)).status();
 }
 
@@ -198,6 +209,15 @@ std::string PinRegistry::RefusalReason(const v1::Pin& pin) {
 absl::StatusOr<v1::AdmitResponse> PinRegistry::Admit(absl::string_view job) {
   RETURN_IF_ERROR(ValidateJobId(job));
   v1::AdmitResponse response;
+  // Fail closed: even a pin this node holds is not trusted for admission while the store that
+  // makes it the cluster's pin cannot be reached.
+  absl::Status available = store_->CheckAvailable();
+  if (!available.ok()) {
+    response.set_reason(absl::StrCat("cannot check job ", job,
+                                     " against the pin store (refusing until it can): ",
+                                     available.message()));
+    return response;
+  }
   absl::StatusOr<v1::Pin> pin = store_->GetPin(job);
   if (absl::IsNotFound(pin.status())) {
     response.set_reason(absl::StrCat("job ", job, " has no pinned data version: ", PinHint(job)));

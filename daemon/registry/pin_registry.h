@@ -22,7 +22,10 @@ namespace repro {
 // Thread-safe. Does not own its collaborators; they must outlive it.
 class PinRegistry {
  public:
-  PinRegistry(PinStore* store, Journal* journal, FileSystem* fs, Clock* clock, std::string node);
+  // `host`, when not null, is this node's HostFacts (daemon/host_probe), journaled with each pin
+  // (see JournalPin); it must outlive the registry.
+  PinRegistry(PinStore* store, Journal* journal, FileSystem* fs, Clock* clock, std::string node,
+              const v1::HostFacts* host = nullptr);
 
   // Pins request.job, or confirms an identical existing pin (created=false). A request without a
   // seed matches an existing pin with the same versions whatever its seed. Errors:
@@ -40,8 +43,9 @@ class PinRegistry {
   // is a response with a reason, not an error; errors are for invalid job ids.
   absl::StatusOr<v1::AdmitResponse> Admit(absl::string_view job);
 
-  // Journals `pin` and its versions on this node, once per job (idempotent). Called by Pin and
-  // by every part that starts serving a job on this node.
+  // Journals `pin`, its versions and this node's host facts on this node, once per job
+  // (idempotent: once keys "pin", "version/DATASET@VERSION", "host"). Called by Pin and by every
+  // part that starts serving a job on this node.
   absl::Status JournalPin(const v1::Pin& pin);
 
  private:
@@ -56,6 +60,7 @@ class PinRegistry {
   FileSystem* const fs_;
   Clock* const clock_;
   const std::string node_;
+  const v1::HostFacts* const host_;
 };
 
 // "user_ctr@v1 (3f2a9c...), clicks@v7 (...) seed 42" — for messages.

@@ -62,6 +62,22 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TcpCredentials(
   return grpc::SslServerCredentials(ssl);
 }
 
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> PeerCredentials(
+    const GrpcServerOptions& options) {
+  if (options.tls_cert.empty()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadPem(options.tls_cert, "--tls_cert"));
+  ASSIGN_OR_RETURN(ssl.pem_private_key, ReadPem(options.tls_key, "--tls_key"));
+  if (!options.tls_client_ca.empty()) {
+    ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPem(options.tls_client_ca, "--tls_client_ca"));
+  }
+  return grpc::SslCredentials(ssl);
+}
+
+namespace {
+
 // True when a process accepts connections on the Unix socket at `path`.
 bool UnixSocketIsServed(const std::string& path) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -55,6 +55,13 @@ class GrpcServer {
   std::vector<std::string> unix_paths_;  // removed on shutdown
 };
 
+// Credentials for calling another reprod that serves with the same options (cluster mode):
+// insecure without TLS; with TLS, the server's certificate and key as the client certificate
+// and tls_client_ca (else the system roots) to check the peer. INVALID_ARGUMENT for unreadable
+// files.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> PeerCredentials(
+    const GrpcServerOptions& options);
+
 }  // namespace repro
 
 #endif  // REPRO_DAEMON_SERVICE_GRPC_SERVER_H_

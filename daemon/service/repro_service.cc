@@ -109,7 +109,7 @@ grpc::Status ReproService::Record(grpc::ServerContext*, const v1::RecordRequest*
 
 absl::Status ReproService::StreamJournal(grpc::ServerContext* context,
                                          const v1::ReplayRequest& request,
-                                         grpc::ServerWriter<v1::ReplayResponse>* writer) {
+                                         const ClusterJournals::Emit& emit) {
   RETURN_IF_ERROR(ValidateJobId(request.job()));
   absl::Status known = parts_.journal->Head(request.job()).status();
   if (absl::IsNotFound(known)) known = parts_.pins->Get(request.job()).status();
@@ -129,7 +129,7 @@ absl::Status ReproService::StreamJournal(grpc::ServerContext* context,
                                                 request.job(), "`"));
       }
       response.set_hash(stored.hash);
-      if (!writer->Write(response)) return absl::OkStatus();  // the client went away
+      if (!emit(response)) return absl::OkStatus();  // the client went away
       after = stored.seq;
     }
     if (page.size() == kReplayPageSize) continue;
@@ -146,12 +146,24 @@ absl::Status ReproService::StreamJournal(grpc::ServerContext* context,
 
 grpc::Status ReproService::Replay(grpc::ServerContext* context, const v1::ReplayRequest* request,
                                   grpc::ServerWriter<v1::ReplayResponse>* writer) {
-  return ToGrpcStatus(StreamJournal(context, *request, writer));
+  ClusterJournals::Emit emit = [writer](const v1::ReplayResponse& r) { return writer->Write(r); };
+  if (parts_.cluster == nullptr || request->local_only()) {
+    return ToGrpcStatus(StreamJournal(context, *request, emit));
+  }
+  return ToGrpcStatus(parts_.cluster->Replay(
+      *request, emit,
+      [this, context](const v1::ReplayRequest& part, const ClusterJournals::Emit& part_emit) {
+        return StreamJournal(context, part, part_emit);
+      },
+      [this, context] { return context->IsCancelled() || shutting_down_; }));
 }
 
 grpc::Status ReproService::VerifyJournal(grpc::ServerContext*,
                                          const v1::VerifyJournalRequest* request,
                                          v1::VerifyJournalResponse* response) {
+  if (parts_.cluster != nullptr && !request->local_only()) {
+    return Answer(parts_.cluster->Verify(*request), response);
+  }
   return Answer(parts_.auditor->Verify(*request), response);
 }
 

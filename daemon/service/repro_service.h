@@ -7,6 +7,7 @@
 #include <atomic>
 #include <functional>
 
+#include "daemon/cluster/cluster_journals.h"
 #include "daemon/registry/auditor.h"
 #include "daemon/registry/fact_recorder.h"
 #include "daemon/registry/pin_registry.h"
@@ -23,6 +24,9 @@ struct ReproServiceParts {
   FactRecorder* facts = nullptr;
   Auditor* auditor = nullptr;
   Journal* journal = nullptr;
+  // Cluster mode: Replay and VerifyJournal cover every node's part (unless local_only).
+  // Null in embedded mode.
+  ClusterJournals* cluster = nullptr;
   std::function<absl::StatusOr<v1::NodeInfo>()> node_info;
 };
 
@@ -60,10 +64,10 @@ class ReproService final : public v1::Repro::Service {
                            v1::NodeInfo* response) override;
 
  private:
-  // Streams the entries of `job` after `after_seq`; with `follow`, waits for more until the
-  // client cancels or the server shuts down.
+  // Streams this node's entries of `job` after `after_seq` to `emit`; with `follow`, waits for
+  // more until the client cancels or the server shuts down.
   absl::Status StreamJournal(grpc::ServerContext* context, const v1::ReplayRequest& request,
-                             grpc::ServerWriter<v1::ReplayResponse>* writer);
+                             const ClusterJournals::Emit& emit);
 
   const ReproServiceParts parts_;
   std::atomic<bool> shutting_down_{false};

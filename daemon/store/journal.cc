@@ -170,6 +170,13 @@ void Journal::LeadGroup(Writer* leader) {
   absl::Status status = CommitAndCount(&commit);
   mu_.Lock();
   FinishGroup(leader, group_size, status, &commit);
+  if (status.ok() && !commit.touched.empty() && options_.on_commit) {
+    std::vector<v1::JournalHead> heads;
+    for (const std::string& job : commit.touched) heads.push_back(ToProto(job, commit.heads[job]));
+    mu_.Unlock();  // the observer runs outside the lock (JournalOptions::on_commit)
+    options_.on_commit(std::move(heads));
+    mu_.Lock();
+  }
 }
 
 size_t Journal::TakeGroup(GroupCommit* commit) {

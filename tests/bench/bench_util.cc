@@ -1,12 +1,15 @@
 #include "tests/bench/bench_util.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
+#include <thread>
 
 namespace repro::bench {
 
@@ -41,6 +44,40 @@ double Percentile(std::vector<double> values, double p) {
   std::sort(values.begin(), values.end());
   size_t index = static_cast<size_t>(p / 100.0 * static_cast<double>(values.size() - 1) + 0.5);
   return values[std::min(index, values.size() - 1)];
+}
+
+ConcurrentRun RunConcurrently(int threads, double seconds,
+                              const std::function<bool(int thread, uint64_t i)>& op) {
+  std::atomic<bool> stop{false};
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  std::vector<double> latencies;
+  std::vector<std::thread> workers;
+  auto start = std::chrono::steady_clock::now();
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      std::vector<double> mine;
+      for (uint64_t i = 0; !stop; ++i) {
+        auto t0 = std::chrono::steady_clock::now();
+        if (!op(t, i)) failed = true;
+        mine.push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count());
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      latencies.insert(latencies.end(), mine.begin(), mine.end());
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (std::thread& t : workers) t.join();
+  if (failed) {
+    fprintf(stderr, "bench: operations failed\n");
+    exit(1);
+  }
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return {static_cast<double>(latencies.size()) / elapsed, Percentile(latencies, 50),
+          Percentile(latencies, 99)};
 }
 
 void Report(const std::string& name, double value, const std::string& unit, double baseline,

@@ -22,6 +22,17 @@ void MakeFiles(const std::string& dir, int count, uint64_t size, uint64_t seed);
 // Sorted latencies -> the p-th percentile (0..100).
 double Percentile(std::vector<double> values, double p);
 
+struct ConcurrentRun {
+  double per_second = 0;
+  double p50_ms = 0;
+  double p99_ms = 0;
+};
+
+// Runs `op(thread, i)` in a loop on `threads` threads for `seconds`, timing each call. `op`
+// returns false on failure, which ends the benchmark (exit 1).
+ConcurrentRun RunConcurrently(int threads, double seconds,
+                              const std::function<bool(int thread, uint64_t i)>& op);
+
 // Prints one result line: "name  value unit  (ratio x baseline_name)".
 void Report(const std::string& name, double value, const std::string& unit,
             double baseline = 0, const std::string& baseline_name = "");

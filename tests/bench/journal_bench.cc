@@ -48,47 +48,8 @@ double FdatasyncRate(const std::string& path, double seconds) {
   return static_cast<double>(ops) / elapsed;
 }
 
-struct AppendRun {
-  double per_second = 0;
-  double p50_ms = 0;
-  double p99_ms = 0;
-};
-
-// Runs `append(thread, i)` in a loop on `threads` threads for `seconds`, timing each call.
-// `append` returns false on failure, which ends the benchmark.
-AppendRun RunConcurrently(int threads, double seconds,
-                          const std::function<bool(int, uint64_t)>& append) {
-  std::atomic<bool> stop{false};
-  std::atomic<bool> failed{false};
-  std::mutex mu;
-  std::vector<double> latencies;
-  std::vector<std::thread> workers;
-  auto start = std::chrono::steady_clock::now();
-  for (int t = 0; t < threads; ++t) {
-    workers.emplace_back([&, t] {
-      std::vector<double> mine;
-      for (uint64_t i = 0; !stop; ++i) {
-        auto t0 = std::chrono::steady_clock::now();
-        if (!append(t, i)) failed = true;
-        mine.push_back(std::chrono::duration<double, std::milli>(
-                           std::chrono::steady_clock::now() - t0).count());
-      }
-      std::lock_guard<std::mutex> lock(mu);
-      latencies.insert(latencies.end(), mine.begin(), mine.end());
-    });
-  }
-  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-  stop = true;
-  for (std::thread& t : workers) t.join();
-  if (failed) {
-    fprintf(stderr, "appends failed\n");
-    exit(1);
-  }
-  double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return {static_cast<double>(latencies.size()) / elapsed, Percentile(latencies, 50),
-          Percentile(latencies, 99)};
-}
+// Appends per second and their latency.
+using AppendRun = ConcurrentRun;
 
 // A one-fact entry; the value names the appender.
 v1::Fact StepFact(int thread, uint64_t i) {

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <thread>
 
@@ -180,6 +181,8 @@ TEST_F(DaemonTest, ReplayFollowStreamsNewEntries) {
   request.set_job("job-f");
   request.set_follow(true);
   grpc::ClientContext context;
+  // A missing entry fails the test instead of blocking it forever.
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   auto reader = stub_->Replay(&context, request);
   v1::ReplayResponse response;
   ASSERT_TRUE(reader->Read(&response));
@@ -290,20 +293,21 @@ TEST_F(DaemonTest, TamperingWithTheStoredJournalIsReported) {
     // An "auditor-proof" edit: change a stored fact's value in place.
     auto store = RocksStore::Open({.data_dir = reprod_->data_dir()});
     ASSERT_TRUE(store.ok()) << store.status();
-    auto value = (*store)->Get(Column::kJournal, JournalKey("job-t", 4));
+    // Entry 5 holds k=1 (after the pin, its version, the host facts and k=0).
+    auto value = (*store)->Get(Column::kJournal, JournalKey("job-t", 5));
     ASSERT_TRUE(value.ok() && value->has_value());
     std::string edited = **value;
     size_t at = edited.rfind('1');
     ASSERT_NE(at, std::string::npos);
     edited[at] = '7';
     rocksdb::WriteBatch batch;
-    batch.Put((*store)->handle(Column::kJournal), JournalKey("job-t", 4), edited);
+    batch.Put((*store)->handle(Column::kJournal), JournalKey("job-t", 5), edited);
     ASSERT_TRUE((*store)->WriteDurable(&batch).ok());
   }
   ASSERT_TRUE(reprod_->Start().ok());
   RunResult verify = Ctl({"verify", "job-t"});
   EXPECT_EQ(verify.exit_code, 4) << verify.stdout_text << verify.stderr_text;
-  EXPECT_THAT(verify.stdout_text + verify.stderr_text, HasSubstr("4"));
+  EXPECT_THAT(verify.stdout_text + verify.stderr_text, HasSubstr("5"));
 }
 
 TEST_F(DaemonTest, BadRequestsGetClearErrorsAndTheDaemonKeepsServing) {

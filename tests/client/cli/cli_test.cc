@@ -10,12 +10,15 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "common/sha256.h"
+#include "repro/v1/provenance.pb.h"
 #include "tests/client/cli/fake_repro_service.h"
 
 namespace repro::cli {
@@ -508,6 +511,105 @@ TEST_F(CliTest, Node) {
 
   fake().node.Clear();  // odd, empty reply: printed, no crash
   EXPECT_EQ(Run({"node"}).code, 0);
+}
+
+// ---- diff and export (their logic: provenance_test.cc, job_diff_test.cc) ----
+
+// A pinned job with a journal of two entries on node-a, verified intact.
+void ServeJob(FakeReproService& fake) {
+  fake.get_pin.mutable_pin()->set_job("j");
+  fake.get_pin.mutable_pin()->set_seed(42);
+  v1::PinnedVersion* version = fake.get_pin.mutable_pin()->add_versions();
+  version->set_dataset("users");
+  version->set_version("v1");
+  version->set_digest(std::string(32, '\x11'));
+  fake.replay.clear();
+  for (uint64_t seq : {1, 2}) {
+    v1::ReplayResponse r;
+    r.mutable_entry()->set_job("j");
+    r.mutable_entry()->set_node("node-a");
+    r.mutable_entry()->set_seq(seq);
+    v1::Fact* fact = r.mutable_entry()->mutable_record()->add_facts();
+    fact->set_key("lr");
+    fact->set_value(absl::StrCat("0.0", seq));
+    r.set_hash(std::string(32, static_cast<char>(seq)));
+    fake.replay.push_back(r);
+  }
+  fake.verify.set_intact(true);
+  v1::NodeJournalCheck* node = fake.verify.add_nodes();
+  node->set_node("node-a");
+  node->set_intact(true);
+  node->mutable_head()->set_seq(2);
+  node->mutable_head()->set_hash(std::string(32, '\x02'));
+  node->mutable_head()->set_signature(std::string(64, '\x05'));
+}
+
+TEST_F(CliTest, ExportPrintsOneIndentedDocument) {
+  ServeJob(fake());
+  Result r = Run({"export", "j"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(fake().last_verify.job(), "j");
+  EXPECT_FALSE(fake().last_verify.rehash());
+  EXPECT_EQ(fake().last_replay.job(), "j");
+  EXPECT_GT(std::count(r.out.begin(), r.out.end(), '\n'), 10);
+  v1::Provenance p;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &p).ok()) << r.out;
+  EXPECT_EQ(p.format(), "repro.provenance.v1");
+  EXPECT_EQ(p.job(), "j");
+  EXPECT_TRUE(p.journal_intact());
+  EXPECT_GT(p.exported_at().seconds(), 0);
+  EXPECT_EQ(p.pin().versions(0).digest(), std::string(64, '1'));
+  EXPECT_EQ(p.pin().seed(), 42u);
+  ASSERT_EQ(p.facts_size(), 1);
+  EXPECT_EQ(p.facts(0).value(), "0.02");
+  ASSERT_EQ(p.heads_size(), 1);
+  EXPECT_EQ(p.heads(0).signature(), HexDigest(std::string(64, '\x05')));
+  EXPECT_THAT(r.out, HasSubstr("\"journalIntact\": true"));
+
+  Result json = Run({"export", "j", "--output=json"});
+  EXPECT_EQ(json.code, 0);
+  EXPECT_EQ(JsonLines<v1::Provenance>(json.out).size(), 1u);
+}
+
+TEST_F(CliTest, ExportOfABrokenJournalSaysSoAndExitsFour) {
+  ServeJob(fake());
+  fake().verify.mutable_nodes(0)->set_intact(false);
+  Result r = Run({"export", "j", "--output=json"});
+  EXPECT_EQ(r.code, 4);
+  ExpectOneErrorLine(r, "the journal of job j is not intact");
+  std::vector<v1::Provenance> lines = JsonLines<v1::Provenance>(r.out);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_FALSE(lines[0].journal_intact());
+}
+
+TEST_F(CliTest, DiffOfTwoRunsWithTheSameRecordMatches) {
+  ServeJob(fake());
+  Result r = Run({"diff", "j", "k"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, StartsWith("j and k match (compared: data versions, files read, seeds"));
+  EXPECT_EQ(fake().last_verify.job(), "");  // diff needs no signatures
+  Result json = Run({"diff", "j", "k", "--output=json"});
+  EXPECT_EQ(json.code, 0);
+  std::vector<v1::JobDiff> lines = JsonLines<v1::JobDiff>(json.out);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_TRUE(lines[0].same());
+  EXPECT_EQ(lines[0].job_b(), "k");
+  EXPECT_EQ(lines[0].groups_size(), 9);
+}
+
+TEST_F(CliTest, DiffAndExportOfAnUnknownJobExitFive) {
+  fake().error = grpc::Status(grpc::StatusCode::NOT_FOUND, "job x has no pin");
+  for (std::vector<std::string> args :
+       std::vector<std::vector<std::string>>{{"diff", "x", "y"}, {"export", "x"}}) {
+    Result r = Run(args);
+    EXPECT_EQ(r.code, 5) << args[0];
+    ExpectOneErrorLine(r, "job x has no pin");
+  }
+  fake().error = grpc::Status::OK;
+  Result bad = Run({"diff", "j", "bad job"});
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_EQ(fake().calls, 2);  // the job ids are checked before any call
 }
 
 }  // namespace

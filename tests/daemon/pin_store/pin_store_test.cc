@@ -1,5 +1,4 @@
-// One suite for every PinStore backend. Each backend registers a factory in kBackends; the etcd
-// backend joins in cluster mode's test file.
+// One suite for every PinStore backend (pin_store_backends.cc): embedded RocksDB and etcd.
 #include "daemon/pin_store/pin_store.h"
 
 #include <thread>

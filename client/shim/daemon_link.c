@@ -1,0 +1,543 @@
+#include "client/shim/daemon_link.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/shim/cwd_tracker.h"
+#include "client/shim/path_resolver.h"
+#include "client/shim/pin_table.h"
+#include "client/shim/shim_protocol.h"
+#include "client/shim/shim_text.h"
+
+#define kNsPerMs 1000000ll
+/* How often a lost reprod is tried again. */
+#define kRecordRetryNs (1000 * kNsPerMs)
+#define kEnforceRetryNs (250 * kNsPerMs)
+/* How often a pending HELLO answer is looked for while no pin is known. */
+#define kPollNs (20 * kNsPerMs)
+/* After reprod refused the job (not pinned, ...): ask again this much later. */
+#define kRefusedRetryNs (5000 * kNsPerMs)
+/* The socket is moved to a descriptor at least this high (or half the limit, if lower). */
+#define kHighFd 1000
+/* Send buffer asked for (the kernel caps it at net.core.wmem_max): room for bursts of reports. */
+#define kSendBuffer (1 << 20)
+/* Reports that found the socket full or reprod away wait here, in order, for the next chance. */
+#define kBacklogBytes (256 * 1024)
+
+static struct {
+  char job[160];
+  char socket_path[sizeof(((struct sockaddr_un*)0)->sun_path)];
+  int64_t rank;
+  int mode;
+  int timeout_ms;
+  int argc;
+  char** argv;
+  char exe[SHIM_PATH_MAX];
+} g_cfg;
+
+/* Everything below g_mu is guarded by it. */
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static int g_fd = -1;
+static uint32_t g_hello_id;  /* request id of the HELLO on g_fd */
+static int g_hello_answered; /* reprod answered it (nothing else comes unasked in record mode) */
+static int64_t g_hello_sent_ns;
+static int g_warned; /* the current outage has been reported on stderr */
+static uint8_t g_out[REPRO_SHIM_MAX_MESSAGE]; /* the message being sent */
+static uint8_t g_in[REPRO_SHIM_MAX_MESSAGE];  /* the message being received */
+/* Unsent OPEN messages, each as u32 size + bytes, in g_backlog[g_backlog_head, g_backlog_tail). */
+static uint8_t g_backlog[kBacklogBytes];
+static size_t g_backlog_head, g_backlog_tail;
+
+static atomic_int g_owner_pid;
+static uint64_t g_nonce;
+static atomic_uint g_next_id = 1;
+static _Atomic int64_t g_retry_at_ns;
+static atomic_ulong g_dropped;
+
+static int64_t NowNs(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+static uint32_t NextId(void) {
+  uint32_t id = atomic_fetch_add_explicit(&g_next_id, 1, memory_order_relaxed);
+  return id != 0 ? id : atomic_fetch_add_explicit(&g_next_id, 1, memory_order_relaxed);
+}
+
+static uint64_t NewNonce(void) {
+  uint64_t nonce = 0;
+  if (getrandom(&nonce, sizeof(nonce), GRND_NONBLOCK) != (ssize_t)sizeof(nonce)) {
+    nonce = (uint64_t)NowNs() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&nonce;
+  }
+  return nonce;
+}
+
+static void CopyString(char* dst, size_t cap, const char* src) {
+  size_t n = strlen(src);
+  if (n >= cap) n = cap - 1;
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+}
+
+void shim_link_init(const struct shim_link_config* config) {
+  CopyString(g_cfg.job, sizeof(g_cfg.job), config->job);
+  CopyString(g_cfg.socket_path, sizeof(g_cfg.socket_path), config->socket_path);
+  g_cfg.rank = config->rank;
+  g_cfg.mode = config->mode;
+  g_cfg.timeout_ms = config->timeout_ms;
+  g_cfg.argc = config->argc;
+  g_cfg.argv = config->argv;
+  ssize_t n = readlink("/proc/self/exe", g_cfg.exe, sizeof(g_cfg.exe) - 1);
+  g_cfg.exe[n > 0 ? n : 0] = '\0';
+  atomic_store(&g_owner_pid, (int)getpid());
+  g_nonce = NewNonce();
+}
+
+const char* shim_link_socket_path(void) { return g_cfg.socket_path; }
+
+int shim_link_in_owner(void) { return (int)getpid() == atomic_load(&g_owner_pid); }
+
+/* What a failed socket call means, for the one warning line (no strerror: it may load locale
+ * catalogs). */
+static const char* Why(int err) {
+  switch (err) {
+    case ENOENT: return "no such socket";
+    case ECONNREFUSED: return "connection refused";
+    case EACCES:
+    case EPERM: return "permission denied";
+    case EAGAIN: return "its backlog is full";
+    case EPIPE:
+    case ECONNRESET:
+    case ENOTCONN: return "connection lost";
+    case ETIMEDOUT: return "no answer in time";
+    default: return "socket error";
+  }
+}
+
+static int Enforcing(void) {
+  const struct shim_pin* pin = shim_pin_current();
+  return (pin != NULL ? pin->mode : g_cfg.mode) == REPRO_SHIM_MODE_ENFORCE;
+}
+
+/* Caller holds g_mu. One line per outage. */
+static void WarnUnreachable(int err) {
+  if (g_warned) return;
+  g_warned = 1;
+  struct shim_text t;
+  shim_text_init(&t);
+  shim_text_add(&t, "repro: job ");
+  shim_text_add(&t, g_cfg.job);
+  shim_text_add(&t, ": cannot reach reprod at ");
+  shim_text_add(&t, g_cfg.socket_path);
+  shim_text_add(&t, " (");
+  shim_text_add(&t, Why(err));
+  shim_text_add(&t, Enforcing() ? "); enforce mode refuses dataset opens until it is back"
+                                : "); the job keeps running, dataset opens go unjournaled until "
+                                  "it is back");
+  shim_text_line_to_stderr(&t);
+}
+
+/* Caller holds g_mu. */
+static void CloseLink(void) {
+  if (g_fd >= 0) close(g_fd);
+  g_fd = -1;
+  g_hello_id = 0;
+  g_hello_answered = 0;
+}
+
+/* Caller holds g_mu. Drops the connection and waits `delay_ns` before the next attempt. */
+static void LoseLink(int err, int64_t delay_ns) {
+  CloseLink();
+  atomic_store(&g_retry_at_ns, NowNs() + delay_ns);
+  WarnUnreachable(err);
+}
+
+static int64_t RetryDelay(void) { return Enforcing() ? kEnforceRetryNs : kRecordRetryNs; }
+
+/* Moves fd to a high descriptor number, out of the way of programs that reuse low numbers. */
+static int MoveHigh(int fd) {
+  struct rlimit limit;
+  long high = kHighFd;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&
+      (long)limit.rlim_cur / 2 < high) {
+    high = (long)limit.rlim_cur / 2;
+  }
+  if (high <= fd) return fd;
+  int moved = fcntl(fd, F_DUPFD_CLOEXEC, (int)high);
+  if (moved < 0) return fd;
+  close(fd);
+  return moved;
+}
+
+/* Caller holds g_mu. Sends one message without blocking. 0, or -1 with errno. */
+static int SendMessage(const uint8_t* msg, uint32_t n) {
+  return send(g_fd, msg, n, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)n ? 0 : -1;
+}
+
+/* Caller holds g_mu. */
+static int SendHello(void) {
+  struct repro_shim_writer w;
+  uint32_t id = NextId();
+  repro_shim_writer_init(&w, g_out, sizeof(g_out), REPRO_SHIM_HELLO, id);
+  repro_shim_put_str(&w, REPRO_SHIM_F_JOB, g_cfg.job, strlen(g_cfg.job));
+  repro_shim_put_u64(&w, REPRO_SHIM_F_RANK, (uint64_t)g_cfg.rank);
+  repro_shim_put_u64(&w, REPRO_SHIM_F_PID, (uint64_t)getpid());
+  repro_shim_put_u64(&w, REPRO_SHIM_F_PARENT_PID, (uint64_t)getppid());
+  repro_shim_put_u64(&w, REPRO_SHIM_F_NONCE, g_nonce);
+  repro_shim_put_u64(&w, REPRO_SHIM_F_MODE, (uint64_t)g_cfg.mode);
+  size_t exe_len = strlen(g_cfg.exe);
+  if (exe_len > 0) repro_shim_put_str(&w, REPRO_SHIM_F_EXE, g_cfg.exe, exe_len);
+  for (int i = 0; i < g_cfg.argc && i < REPRO_SHIM_MAX_ARGS && g_cfg.argv != NULL; ++i) {
+    const char* arg = g_cfg.argv[i];
+    if (arg == NULL) break;
+    size_t n = strlen(arg);
+    if (n > REPRO_SHIM_MAX_STRING) n = REPRO_SHIM_MAX_STRING;
+    if (w.cap - w.len < REPRO_SHIM_FIELD_HEADER_SIZE + n) break; /* the rest does not fit */
+    repro_shim_put_str(&w, REPRO_SHIM_F_ARG, arg, n);
+  }
+  if (SendMessage(g_out, repro_shim_finish(&w)) != 0) return -1;
+  g_hello_id = id;
+  g_hello_answered = 0;
+  g_hello_sent_ns = NowNs();
+  return 0;
+}
+
+/* Caller holds g_mu. Connects and sends HELLO unless connected; reports after it may follow at
+ * once (reprod serves a connection's messages in order). 0 when connected. */
+static int EnsureLink(void) {
+  if (g_fd >= 0) return 0;
+  int64_t now = NowNs();
+  if (now < atomic_load(&g_retry_at_ns)) {
+    errno = ECONNREFUSED;
+    return -1;
+  }
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    LoseLink(errno, RetryDelay());
+    return -1;
+  }
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof(addr));
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path, g_cfg.socket_path, strlen(g_cfg.socket_path));
+  if (connect(fd, (const struct sockaddr*)&addr, sizeof(addr)) != 0) {
+    int err = errno;
+    close(fd);
+    LoseLink(err, RetryDelay());
+    return -1;
+  }
+  int size = kSendBuffer;
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+  g_fd = MoveHigh(fd);
+  if (SendHello() != 0) {
+    LoseLink(errno, RetryDelay());
+    return -1;
+  }
+  return 0;
+}
+
+/* Caller holds g_mu. Prints reprod's refusal of the job once per outage and drops the link. */
+static void HelloRefused(const struct repro_shim_field* reason) {
+  if (!g_warned) {
+    g_warned = 1;
+    struct shim_text t;
+    shim_text_init(&t);
+    shim_text_add(&t, "repro: job ");
+    shim_text_add(&t, g_cfg.job);
+    shim_text_add(&t, ": reprod refused it: ");
+    if (reason != NULL) shim_text_add_n(&t, (const char*)reason->value, reason->size);
+    shim_text_line_to_stderr(&t);
+  }
+  CloseLink();
+  atomic_store(&g_retry_at_ns, NowNs() + kRefusedRetryNs);
+}
+
+/* Caller holds g_mu. Publishes the pin in a PIN answer to our HELLO. */
+static void TakePin(const uint8_t* msg, size_t n) {
+  const struct shim_pin* current = shim_pin_current();
+  g_warned = 0; /* reprod is back */
+  g_hello_answered = 1;
+  if (current != NULL && current->complete) return;
+  struct shim_pin* spare = shim_pin_spare();
+  if (shim_pin_from_message(spare, msg, n) != 0) return;
+  if (current != NULL) shim_resolver_forget();
+  shim_pin_publish(spare);
+}
+
+struct answer {
+  uint32_t want_id; /* VERDICT/ERROR with this id end the wait; 0: none */
+  int want_pin;     /* the answer to our HELLO ends the wait */
+  enum shim_answer result;
+  char* reason;
+  size_t cap;
+  int done;
+};
+
+/* Caller holds g_mu. Handles one message from reprod; malformed ones are ignored. */
+static void Handle(const uint8_t* msg, size_t n, struct answer* a) {
+  struct repro_shim_header h;
+  if (repro_shim_read_header(msg, n, &h) != REPRO_SHIM_HEADER_OK) return;
+  struct repro_shim_field f, reason_field;
+  int have_reason = 0;
+  uint64_t verdict_allow = 0;
+  int have_allow = 0;
+  size_t off = REPRO_SHIM_HEADER_SIZE;
+  if (h.type == REPRO_SHIM_PIN) {
+    if (h.request_id != g_hello_id) return;
+    TakePin(msg, n);
+    if (a != NULL && a->want_pin) a->done = 1;
+    return;
+  }
+  while (repro_shim_next_field(msg, n, &off, &f) == 1) {
+    if (f.tag == REPRO_SHIM_F_REASON && repro_shim_field_is_str(&f)) {
+      reason_field = f;
+      have_reason = 1;
+    } else if (f.tag == REPRO_SHIM_F_ALLOW && repro_shim_field_u64(&f, &verdict_allow)) {
+      have_allow = 1;
+    }
+  }
+  if (h.type == REPRO_SHIM_ERROR && h.request_id == g_hello_id) {
+    HelloRefused(have_reason ? &reason_field : NULL);
+    return;
+  }
+  if (a == NULL || a->want_id == 0 || h.request_id != a->want_id) return;
+  if (h.type != REPRO_SHIM_VERDICT && h.type != REPRO_SHIM_ERROR) return;
+  a->done = 1;
+  a->result = h.type == REPRO_SHIM_VERDICT && have_allow
+                  ? (verdict_allow ? SHIM_ANSWER_ALLOW : SHIM_ANSWER_DENY)
+                  : SHIM_ANSWER_DENY;
+  if (a->reason != NULL && a->cap > 0) {
+    size_t len = have_reason ? reason_field.size : 0;
+    if (len >= a->cap) len = a->cap - 1;
+    if (len > 0) memcpy(a->reason, reason_field.value, len);
+    a->reason[len] = '\0';
+  }
+}
+
+/* Caller holds g_mu. Reads what is waiting without blocking. */
+static void Drain(struct answer* a) {
+  while (g_fd >= 0 && (a == NULL || !a->done)) {
+    ssize_t n = recv(g_fd, g_in, sizeof(g_in), MSG_DONTWAIT);
+    if (n > 0) {
+      Handle(g_in, (size_t)n, a);
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    LoseLink(n == 0 ? ECONNRESET : errno, RetryDelay()); /* reprod went away */
+  }
+}
+
+/* Caller holds g_mu. Waits until `deadline_ns` for a->want_id's answer. */
+static void Await(struct answer* a, int64_t deadline_ns) {
+  while (g_fd >= 0 && !a->done) {
+    Drain(a);
+    if (a->done || g_fd < 0) return;
+    int64_t left = deadline_ns - NowNs();
+    if (left <= 0) return;
+    struct pollfd p = {.fd = g_fd, .events = POLLIN};
+    int ms = (int)((left + kNsPerMs - 1) / kNsPerMs);
+    if (poll(&p, 1, ms) < 0 && errno != EINTR) return;
+  }
+}
+
+int shim_link_start(void) {
+  pthread_mutex_lock(&g_mu);
+  if (EnsureLink() == 0) {
+    struct answer a = {.want_pin = 1};
+    Await(&a, NowNs() + (int64_t)g_cfg.timeout_ms * kNsPerMs); /* TakePin publishes the pin */
+    if (!a.done && g_fd >= 0) LoseLink(ETIMEDOUT, RetryDelay());
+  }
+  const struct shim_pin* pin = shim_pin_current();
+  int ok = pin != NULL && pin->complete ? 0 : -1;
+  pthread_mutex_unlock(&g_mu);
+  return ok;
+}
+
+void shim_link_poll(void) {
+  if (NowNs() < atomic_load_explicit(&g_retry_at_ns, memory_order_relaxed)) return;
+  if (!shim_link_in_owner() || pthread_mutex_trylock(&g_mu) != 0) return;
+  int64_t now = NowNs();
+  if (g_fd < 0) {
+    if (EnsureLink() == 0) atomic_store(&g_retry_at_ns, now + kPollNs);
+  } else {
+    Drain(NULL);
+    if (g_fd >= 0) {
+      if (now - g_hello_sent_ns > (int64_t)g_cfg.timeout_ms * kNsPerMs) {
+        LoseLink(ETIMEDOUT, RetryDelay());
+      } else {
+        atomic_store(&g_retry_at_ns, now + kPollNs);
+      }
+    }
+  }
+  pthread_mutex_unlock(&g_mu);
+}
+
+/* Caller holds g_mu. Encodes an OPEN into g_out; returns its size (0: does not fit). */
+static uint32_t EncodeOpen(const struct shim_report* r, uint32_t id) {
+  struct repro_shim_writer w;
+  repro_shim_writer_init(&w, g_out, sizeof(g_out), REPRO_SHIM_OPEN, id);
+  repro_shim_put_str(&w, REPRO_SHIM_F_DATASET_NAME, r->dataset, strlen(r->dataset));
+  repro_shim_put_u64(&w, REPRO_SHIM_F_OPEN_FLAGS, r->flags);
+  repro_shim_put_str(&w, REPRO_SHIM_F_REQUESTED_PATH, r->requested_path,
+                     strlen(r->requested_path));
+  repro_shim_put_str(&w, REPRO_SHIM_F_OPENED_PATH, r->opened_path, strlen(r->opened_path));
+  if (r->stat != NULL) {
+    const struct stat* st = r->stat;
+    repro_shim_put_u64(&w, REPRO_SHIM_F_DEVICE, (uint64_t)st->st_dev);
+    repro_shim_put_u64(&w, REPRO_SHIM_F_INODE, (uint64_t)st->st_ino);
+    repro_shim_put_u64(&w, REPRO_SHIM_F_SIZE, (uint64_t)st->st_size);
+    repro_shim_put_u64(&w, REPRO_SHIM_F_MTIME_NS,
+                       (uint64_t)((int64_t)st->st_mtim.tv_sec * 1000000000ll + st->st_mtim.tv_nsec));
+    repro_shim_put_u64(&w, REPRO_SHIM_F_CTIME_NS,
+                       (uint64_t)((int64_t)st->st_ctim.tv_sec * 1000000000ll + st->st_ctim.tv_nsec));
+  }
+  return repro_shim_finish(&w);
+}
+
+/* Caller holds g_mu. Sends what the backlog holds, in order, until the socket is full. */
+static void FlushBacklog(void) {
+  while (g_fd >= 0 && g_backlog_head < g_backlog_tail) {
+    uint32_t n;
+    memcpy(&n, g_backlog + g_backlog_head, sizeof(n));
+    if (SendMessage(g_backlog + g_backlog_head + sizeof(n), n) != 0) {
+      if (errno != EAGAIN) CloseLink(); /* reconnect on the next report */
+      return;
+    }
+    g_backlog_head += sizeof(n) + n;
+  }
+  if (g_backlog_head == g_backlog_tail) g_backlog_head = g_backlog_tail = 0;
+}
+
+/* Caller holds g_mu. Keeps the message in g_out for later. 0, or -1 when the backlog is full. */
+static int Keep(uint32_t n) {
+  if (g_backlog_tail + sizeof(n) + n > sizeof(g_backlog) && g_backlog_head > 0) {
+    memmove(g_backlog, g_backlog + g_backlog_head, g_backlog_tail - g_backlog_head);
+    g_backlog_tail -= g_backlog_head;
+    g_backlog_head = 0;
+  }
+  if (g_backlog_tail + sizeof(n) + n > sizeof(g_backlog)) return -1;
+  memcpy(g_backlog + g_backlog_tail, &n, sizeof(n));
+  memcpy(g_backlog + g_backlog_tail + sizeof(n), g_out, n);
+  g_backlog_tail += sizeof(n) + n;
+  return 0;
+}
+
+/* Caller holds g_mu. Record mode: sends the report now, or keeps it for later; never waits. A
+ * dead connection is replaced once (reprod may have restarted; if not, the outage is warned
+ * about). */
+static enum shim_answer Post(const struct shim_report* r) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (EnsureLink() != 0) break;
+    if (!g_hello_answered) Drain(NULL);
+    FlushBacklog();
+    if (g_fd < 0) continue;                         /* lost while flushing */
+    if (g_backlog_head != g_backlog_tail) break;    /* still full: stay behind, in order */
+    uint32_t n = EncodeOpen(r, 0);                  /* after EnsureLink: HELLO uses g_out too */
+    if (n == 0) return SHIM_ANSWER_NONE;
+    if (SendMessage(g_out, n) == 0) return SHIM_ANSWER_SENT;
+    if (errno == EAGAIN) break;
+    CloseLink();
+  }
+  uint32_t n = EncodeOpen(r, 0);
+  return n != 0 && Keep(n) == 0 ? SHIM_ANSWER_SENT : SHIM_ANSWER_NONE;
+}
+
+/* Caller holds g_mu. Enforce mode: sends the report and waits for the verdict until the
+ * deadline; a dead connection is replaced once (reprod may have restarted). */
+static enum shim_answer Ask(const struct shim_report* r, char* reason, size_t cap) {
+  const int64_t deadline = NowNs() + (int64_t)g_cfg.timeout_ms * kNsPerMs;
+  const uint32_t id = NextId();
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (EnsureLink() != 0) return SHIM_ANSWER_NONE;
+    FlushBacklog();
+    uint32_t n = EncodeOpen(r, id);
+    if (n == 0 || g_fd < 0) return SHIM_ANSWER_NONE;
+    int sent;
+    while ((sent = SendMessage(g_out, n)) != 0 && errno == EAGAIN) {
+      int64_t left = deadline - NowNs();
+      struct pollfd p = {.fd = g_fd, .events = POLLOUT};
+      if (left <= 0 || poll(&p, 1, (int)(left / kNsPerMs) + 1) < 0) break;
+    }
+    if (sent == 0) {
+      struct answer a = {.want_id = id, .result = SHIM_ANSWER_NONE, .reason = reason, .cap = cap};
+      Await(&a, deadline);
+      if (!a.done && g_fd >= 0) LoseLink(ETIMEDOUT, RetryDelay());
+      return a.result;
+    }
+    if (errno == EAGAIN) return SHIM_ANSWER_NONE;
+    CloseLink(); /* reconnect at once; EnsureLink warns if reprod is really gone */
+  }
+  return SHIM_ANSWER_NONE;
+}
+
+enum shim_answer shim_link_report(const struct shim_report* r, int wait, char* reason,
+                                  size_t cap) {
+  if (reason != NULL && cap > 0) reason[0] = '\0';
+  if (!shim_link_in_owner()) {
+    atomic_fetch_add_explicit(&g_dropped, 1, memory_order_relaxed);
+    return SHIM_ANSWER_NONE;
+  }
+  pthread_mutex_lock(&g_mu);
+  enum shim_answer result = wait ? Ask(r, reason, cap) : Post(r);
+  if (result == SHIM_ANSWER_NONE) atomic_fetch_add_explicit(&g_dropped, 1, memory_order_relaxed);
+  pthread_mutex_unlock(&g_mu);
+  return result;
+}
+
+void shim_link_after_fork_child(void) {
+  pthread_mutex_init(&g_mu, NULL);
+  if (g_fd >= 0) close(g_fd); /* the child's copy: the parent keeps its own */
+  g_fd = -1;
+  g_hello_id = 0;
+  g_hello_answered = 0;
+  g_backlog_head = g_backlog_tail = 0; /* the parent's reports are the parent's to send */
+  atomic_store(&g_owner_pid, (int)getpid());
+  g_nonce = NewNonce();
+  atomic_store(&g_retry_at_ns, 0);
+  atomic_store(&g_dropped, 0);
+}
+
+void shim_link_at_exit(void) {
+  if (!shim_link_in_owner()) return;
+  pthread_mutex_lock(&g_mu);
+  if (g_backlog_head < g_backlog_tail) {
+    /* Last chance for reports that are still waiting: flush, bounded by the timeout. */
+    const int64_t deadline = NowNs() + (int64_t)g_cfg.timeout_ms * kNsPerMs;
+    atomic_store(&g_retry_at_ns, 0);
+    while (EnsureLink() == 0 && g_backlog_head < g_backlog_tail) {
+      FlushBacklog();
+      int64_t left = deadline - NowNs();
+      struct pollfd p = {.fd = g_fd, .events = POLLOUT};
+      if (g_fd < 0 || left <= 0 || poll(&p, 1, (int)(left / kNsPerMs) + 1) <= 0) break;
+    }
+    for (size_t at = g_backlog_head; at < g_backlog_tail;) {
+      uint32_t n;
+      memcpy(&n, g_backlog + at, sizeof(n));
+      at += sizeof(n) + n;
+      atomic_fetch_add_explicit(&g_dropped, 1, memory_order_relaxed);
+    }
+    g_backlog_head = g_backlog_tail = 0;
+  }
+  pthread_mutex_unlock(&g_mu);
+  unsigned long dropped = atomic_load(&g_dropped);
+  if (dropped == 0) return;
+  struct shim_text t;
+  shim_text_init(&t);
+  shim_text_add(&t, "repro: job ");
+  shim_text_add(&t, g_cfg.job);
+  shim_text_add(&t, ": ");
+  shim_text_add_u64(&t, dropped);
+  shim_text_add(&t, " dataset open(s) of this process could not be reported to reprod");
+  shim_text_line_to_stderr(&t);
+}

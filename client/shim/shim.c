@@ -1,0 +1,520 @@
+/* libreproshim.so: the LD_PRELOAD shim that makes a training process read its pinned data.
+ *
+ *   LD_PRELOAD=libreproshim.so REPRO_JOB=train-42 python train.py   (reproctl run does this)
+ *
+ * Exports exactly the libc functions it wraps (shim_exports.map): the open family that programs
+ * on glibc call through the PLT (open, open64, __open, __open64, openat, openat64, the fortified
+ * __open_2, __open64_2, __openat_2, __openat64_2, creat, creat64), stdio's fopen, fopen64, freopen,
+ * freopen64 (glibc's fopen opens without going through open's PLT), and chdir/fchdir to track the
+ * working directory. Without REPRO_JOB every call goes straight to libc.
+ *
+ * With REPRO_JOB, an open is checked by path_resolver.h: outside the pinned datasets' roots it
+ * goes to libc untouched (no syscall, no allocation added); under a root, an alias is rewritten to
+ * the pinned version, another version is refused in enforce mode, and the first open of each
+ * dataset file is reported to reprod (daemon_link.h), which journals it and, in enforce mode,
+ * gives a verdict the open waits for. errno is always what libc left, or EACCES for a refusal.
+ *
+ * Thread-safe, fork-safe (pthread_atfork child handler), re-entrancy-safe (a per-thread flag sends
+ * calls made while the shim is working, e.g. from a signal handler, straight to libc).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client/shim/cwd_tracker.h"
+#include "client/shim/daemon_link.h"
+#include "client/shim/fixed_table.h"
+#include "client/shim/path_resolver.h"
+#include "client/shim/pin_table.h"
+#include "client/shim/real_libc.h"
+#include "client/shim/shim_protocol.h"
+#include "client/shim/shim_text.h"
+
+#define SHIM_EXPORT __attribute__((visibility("default")))
+#define SHIM_DEFAULT_SOCKET "/run/reprod/shim.sock"
+#define SHIM_DEFAULT_TIMEOUT_MS 2000
+#define SHIM_REPORTED_SLOTS 65536
+/* Seeds of the reported-file keys: opened to read, opened to write, refused by the shim. */
+#define SHIM_READ_SEED 0x726561645f6b6579ull
+#define SHIM_WRITE_SEED 0x77726974655f6b79ull
+#define SHIM_REFUSED_SEED 0x726566757365646bull
+
+/* Set once by the constructor when REPRO_JOB names a job. */
+static int g_active;
+static char g_job[160];
+/* Per thread: the shim is at work; calls made meanwhile go straight to libc. */
+static __thread int t_busy __attribute__((tls_model("initial-exec")));
+
+/* Files this process already reported or got a verdict for: key -> epoch << 8 | state. The epoch
+ * changes in fork children, which report their own first opens. */
+static shim_atomic_u64 g_reported_keys[SHIM_REPORTED_SLOTS];
+static shim_atomic_u64 g_reported_values[SHIM_REPORTED_SLOTS];
+static struct shim_table g_reported =
+    SHIM_TABLE_INIT(g_reported_keys, g_reported_values, SHIM_REPORTED_SLOTS);
+static atomic_uint g_epoch = 1;
+enum { kReported = 1, kAllowed = 2, kDenied = 3 };
+
+static int Lookup(uint64_t key, int* state) {
+  uint64_t value;
+  if (!shim_table_get(&g_reported, key, &value)) return 0;
+  if ((value >> 8) != atomic_load_explicit(&g_epoch, memory_order_relaxed)) return 0;
+  *state = (int)(value & 0xff);
+  return 1;
+}
+
+static void Remember(uint64_t key, int state) {
+  uint64_t epoch = atomic_load_explicit(&g_epoch, memory_order_relaxed);
+  shim_table_put(&g_reported, key, (epoch << 8) | (uint64_t)state);
+}
+
+/* What to do with one open under a dataset root. */
+enum action { kPass, kOpenTarget, kRefuse };
+
+struct plan {
+  enum action action;
+  int report;     /* report the opened file (first open per process) */
+  uint32_t flags; /* REPRO_SHIM_OPEN_* */
+  const struct shim_pin* pin;
+  const char* requested;
+  const char* why; /* kRefuse: the reason */
+  struct shim_target target;
+};
+
+static int IsWrite(int flags) {
+  return (flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)) != 0;
+}
+
+static int IsDirectory(const char* path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Decides what an open of `path` becomes. `no_data`: O_DIRECTORY or O_PATH; `directory`:
+ * O_DIRECTORY (the path is followed to its end). */
+static void Plan(const struct shim_pin* pin, int dirfd, const char* path, int write, int no_data,
+                 int directory, struct plan* p) {
+  p->action = kPass;
+  p->report = 0;
+  p->flags = 0;
+  p->pin = pin;
+  p->requested = path;
+  p->why = NULL;
+  struct shim_target* t = &p->target;
+  if (shim_resolve(pin, dirfd, path, directory, t) != 0 || t->place != SHIM_IN_VERSION) return;
+  const int enforce = pin->mode == REPRO_SHIM_MODE_ENFORCE;
+  if (t->redirected) p->flags |= REPRO_SHIM_OPEN_REDIRECTED;
+  if (t->other) p->flags |= REPRO_SHIM_OPEN_OTHER_VERSION;
+  if (write) {
+    p->flags |= REPRO_SHIM_OPEN_WRITE;
+    if (enforce) {
+      p->action = kRefuse;
+      p->why = "opened for writing, and data versions are read-only";
+      p->flags |= REPRO_SHIM_OPEN_REFUSED;
+    } else {
+      p->report = !t->version_dir; /* record mode: untouched, journaled as a violation */
+    }
+    return;
+  }
+  if (t->version_dir || no_data) {
+    p->action = kOpenTarget; /* a directory: rewritten, nothing to journal */
+    return;
+  }
+  if (t->other && enforce && !IsDirectory(t->path)) {
+    p->action = kRefuse;
+    p->why = "it belongs to another version";
+    p->flags |= REPRO_SHIM_OPEN_REFUSED;
+    return;
+  }
+  p->action = kOpenTarget;
+  p->report = 1;
+}
+
+/* One line on stderr naming the job, the path and the pinned version. */
+static void PrintRefusal(const struct plan* p, const char* why) {
+  const struct shim_dataset* d = &p->pin->datasets[p->target.dataset];
+  struct shim_text t;
+  shim_text_init(&t);
+  shim_text_add(&t, "repro: job ");
+  shim_text_add(&t, g_job);
+  shim_text_add(&t, " refused ");
+  shim_text_add(&t, p->requested);
+  if (strcmp(p->requested, p->target.path) != 0) {
+    shim_text_add(&t, " (");
+    shim_text_add(&t, p->target.path);
+    shim_text_add(&t, ")");
+  }
+  shim_text_add(&t, ": ");
+  shim_text_add(&t, why);
+  shim_text_add(&t, "; ");
+  shim_text_add(&t, d->name);
+  shim_text_add(&t, " is pinned to ");
+  shim_text_add(&t, d->version);
+  shim_text_add(&t, " (");
+  shim_text_add(&t, d->pinned_path);
+  shim_text_add(&t, ")");
+  shim_text_line_to_stderr(&t);
+}
+
+static struct shim_report MakeReport(const struct plan* p, const struct stat* st) {
+  struct shim_report r = {.dataset = p->pin->datasets[p->target.dataset].name,
+                          .flags = p->flags,
+                          .requested_path = p->requested,
+                          .opened_path = p->target.path,
+                          .stat = st};
+  return r;
+}
+
+/* A refusal decided by the shim: the line on stderr, and a report (once per file) so that reprod
+ * journals the violation. */
+static void Refuse(const struct plan* p) {
+  PrintRefusal(p, p->why);
+  uint64_t key = shim_hash(p->target.path, p->target.len, SHIM_REFUSED_SEED);
+  int state;
+  if (Lookup(key, &state)) return;
+  struct shim_report r = MakeReport(p, NULL);
+  if (shim_link_report(&r, 0, NULL, 0) == SHIM_ANSWER_SENT) Remember(key, kReported);
+}
+
+/* After `fd` was opened as planned: reports the first open of a regular file and, in enforce
+ * mode, waits for reprod's verdict. 0 keeps the file open; -1 means refuse it. */
+static int Check(const struct plan* p, int fd) {
+  const int write = (p->flags & REPRO_SHIM_OPEN_WRITE) != 0;
+  uint64_t key = shim_hash(p->target.path, p->target.len, write ? SHIM_WRITE_SEED : SHIM_READ_SEED);
+  int state;
+  if (Lookup(key, &state)) {
+    if (state != kDenied) return 0;
+    PrintRefusal(p, "reprod refused this file earlier in this process");
+    return -1;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return 0; /* not a data file */
+  const int wait = p->pin->mode == REPRO_SHIM_MODE_ENFORCE && !write;
+  char reason[512];
+  struct shim_report r = MakeReport(p, &st);
+  enum shim_answer answer = shim_link_report(&r, wait, reason, sizeof(reason));
+  if (!wait) {
+    if (answer == SHIM_ANSWER_SENT) Remember(key, kReported);
+    return 0;
+  }
+  if (answer == SHIM_ANSWER_ALLOW) {
+    Remember(key, kAllowed);
+    return 0;
+  }
+  if (answer == SHIM_ANSWER_DENY) {
+    Remember(key, kDenied);
+    PrintRefusal(p, reason[0] != '\0' ? reason : "reprod refused it");
+    return -1;
+  }
+  struct shim_text why;
+  shim_text_init(&why);
+  shim_text_add(&why, "reprod is unreachable at ");
+  shim_text_add(&why, shim_link_socket_path());
+  shim_text_add(&why, " and enforce mode needs its verdict");
+  PrintRefusal(p, shim_text_str(&why));
+  return -1;
+}
+
+/* While no pin is known (reprod was down at start): try to get one, rate-limited. */
+static void PollForPin(void) {
+  int saved = errno;
+  t_busy = 1;
+  shim_link_poll();
+  t_busy = 0;
+  errno = saved;
+}
+
+static __attribute__((noinline)) int OpenSlow(const struct shim_pin* pin, enum shim_fn fn,
+                                              int dirfd, const char* path, int flags,
+                                              mode_t mode) {
+  int saved = errno;
+  t_busy = 1;
+  struct plan p;
+  Plan(pin, dirfd, path, IsWrite(flags), (flags & (O_DIRECTORY | O_PATH)) != 0,
+       (flags & O_DIRECTORY) != 0, &p);
+  int fd = -1;
+  if (p.action == kRefuse) {
+    Refuse(&p);
+    saved = EACCES;
+  } else {
+    errno = saved;
+    if (p.action == kOpenTarget) {
+      fd = shim_real_open(fn, AT_FDCWD, p.target.path, flags, mode);
+    } else {
+      fd = shim_real_open(fn, dirfd, path, flags, mode);
+    }
+    saved = errno;
+    if (fd >= 0 && p.report && Check(&p, fd) != 0) {
+      close(fd);
+      fd = -1;
+      saved = EACCES;
+    }
+  }
+  t_busy = 0;
+  errno = saved;
+  return fd;
+}
+
+static inline int OpenLike(enum shim_fn fn, int dirfd, const char* path, int flags, mode_t mode) {
+  if (g_active && !t_busy) {
+    const struct shim_pin* pin = shim_pin_current();
+    if (pin == NULL) {
+      PollForPin();
+    } else if (pin->count > 0 && shim_quick_check(pin, dirfd, path, (flags & O_DIRECTORY) != 0)) {
+      return OpenSlow(pin, fn, dirfd, path, flags, mode);
+    }
+  }
+  return shim_real_open(fn, dirfd, path, flags, mode);
+}
+
+static int ModesWrite(const char* modes) {
+  return modes[0] != 'r' || strchr(modes, '+') != NULL;
+}
+
+static __attribute__((noinline)) FILE* FopenSlow(const struct shim_pin* pin, enum shim_fn fn,
+                                                 const char* path, const char* modes,
+                                                 FILE* stream) {
+  int saved = errno;
+  t_busy = 1;
+  struct plan p;
+  Plan(pin, AT_FDCWD, path, ModesWrite(modes), 0, 0, &p);
+  FILE* file = NULL;
+  if (p.action == kRefuse) {
+    Refuse(&p);
+    saved = EACCES;
+  } else {
+    errno = saved;
+    file = shim_real_fopen(fn, p.action == kOpenTarget ? p.target.path : path, modes, stream);
+    saved = errno;
+    if (file != NULL && p.report && Check(&p, fileno(file)) != 0) {
+      fclose(file);
+      file = NULL;
+      saved = EACCES;
+    }
+  }
+  t_busy = 0;
+  errno = saved;
+  return file;
+}
+
+static inline FILE* FopenLike(enum shim_fn fn, const char* path, const char* modes, FILE* stream) {
+  if (g_active && !t_busy && path != NULL && modes != NULL) {
+    const struct shim_pin* pin = shim_pin_current();
+    if (pin == NULL) {
+      PollForPin();
+    } else if (pin->count > 0 && shim_quick_check(pin, AT_FDCWD, path, 0)) {
+      return FopenSlow(pin, fn, path, modes, stream);
+    }
+  }
+  return shim_real_fopen(fn, path, modes, stream);
+}
+
+/* ---- The exported wrappers ---------------------------------------------------------------- */
+
+/* glibc's rule for when open's variadic mode argument is there. */
+#define SHIM_NEEDS_MODE(flags) \
+  (((flags) & O_CREAT) != 0 || ((flags) & __O_TMPFILE) == __O_TMPFILE)
+
+#define SHIM_READ_MODE(flags, mode)   \
+  do {                                \
+    if (SHIM_NEEDS_MODE(flags)) {     \
+      va_list ap;                     \
+      va_start(ap, flags);            \
+      mode = va_arg(ap, mode_t);      \
+      va_end(ap);                     \
+    }                                 \
+  } while (0)
+
+#define SHIM_OPEN_WRAPPER(name, fn)                             \
+  SHIM_EXPORT int name(const char* path, int flags, ...) {      \
+    mode_t mode = 0;                                            \
+    SHIM_READ_MODE(flags, mode);                                \
+    return OpenLike(fn, AT_FDCWD, path, flags, mode);           \
+  }
+
+#define SHIM_OPENAT_WRAPPER(name, fn)                                \
+  SHIM_EXPORT int name(int dirfd, const char* path, int flags, ...) { \
+    mode_t mode = 0;                                                 \
+    SHIM_READ_MODE(flags, mode);                                     \
+    return OpenLike(fn, dirfd, path, flags, mode);                   \
+  }
+
+SHIM_OPEN_WRAPPER(open, SHIM_FN_OPEN)
+SHIM_OPEN_WRAPPER(open64, SHIM_FN_OPEN64)
+SHIM_OPEN_WRAPPER(__open, SHIM_FN___OPEN)
+SHIM_OPEN_WRAPPER(__open64, SHIM_FN___OPEN64)
+SHIM_OPENAT_WRAPPER(openat, SHIM_FN_OPENAT)
+SHIM_OPENAT_WRAPPER(openat64, SHIM_FN_OPENAT64)
+
+SHIM_EXPORT int __open_2(const char* path, int flags) {
+  return OpenLike(SHIM_FN_OPEN_2, AT_FDCWD, path, flags, 0);
+}
+SHIM_EXPORT int __open64_2(const char* path, int flags) {
+  return OpenLike(SHIM_FN_OPEN64_2, AT_FDCWD, path, flags, 0);
+}
+SHIM_EXPORT int __openat_2(int dirfd, const char* path, int flags) {
+  return OpenLike(SHIM_FN_OPENAT_2, dirfd, path, flags, 0);
+}
+SHIM_EXPORT int __openat64_2(int dirfd, const char* path, int flags) {
+  return OpenLike(SHIM_FN_OPENAT64_2, dirfd, path, flags, 0);
+}
+SHIM_EXPORT int creat(const char* path, mode_t mode) {
+  return OpenLike(SHIM_FN_CREAT, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+}
+SHIM_EXPORT int creat64(const char* path, mode_t mode) {
+  return OpenLike(SHIM_FN_CREAT64, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+}
+
+SHIM_EXPORT FILE* fopen(const char* path, const char* modes) {
+  return FopenLike(SHIM_FN_FOPEN, path, modes, NULL);
+}
+SHIM_EXPORT FILE* fopen64(const char* path, const char* modes) {
+  return FopenLike(SHIM_FN_FOPEN64, path, modes, NULL);
+}
+SHIM_EXPORT FILE* freopen(const char* path, const char* modes, FILE* stream) {
+  return FopenLike(SHIM_FN_FREOPEN, path, modes, stream);
+}
+SHIM_EXPORT FILE* freopen64(const char* path, const char* modes, FILE* stream) {
+  return FopenLike(SHIM_FN_FREOPEN64, path, modes, stream);
+}
+
+/* After a working-directory change, in the process that owns the shim state only. */
+static void CwdChanged(const char* path) {
+  int saved = errno;
+  t_busy = 1;
+  if (shim_link_in_owner()) shim_cwd_changed(path);
+  t_busy = 0;
+  errno = saved;
+}
+
+SHIM_EXPORT int chdir(const char* path) {
+  int r = shim_real_chdir(path);
+  if (r == 0 && g_active && !t_busy) CwdChanged(path);
+  return r;
+}
+
+SHIM_EXPORT int fchdir(int fd) {
+  int r = shim_real_fchdir(fd);
+  if (r == 0 && g_active && !t_busy) CwdChanged(NULL);
+  return r;
+}
+
+/* ---- Process start, fork, exit ------------------------------------------------------------ */
+
+static void Warn(const char* a, const char* b, const char* c) {
+  struct shim_text t;
+  shim_text_init(&t);
+  shim_text_add(&t, "repro: ");
+  shim_text_add(&t, a);
+  shim_text_add(&t, b);
+  shim_text_add(&t, c);
+  shim_text_line_to_stderr(&t);
+}
+
+/* A job id as reprod accepts it: 1..128 of [A-Za-z0-9._-], starting with a letter or digit. */
+static int IsJobId(const char* s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 128) return 0;
+  for (size_t i = 0; i < n; ++i) {
+    char c = s[i];
+    int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-'))) return 0;
+  }
+  return 1;
+}
+
+/* The rank from the launcher's environment: REPRO_RANK, else torchrun/Slurm/MPI variables. */
+static int64_t Rank(void) {
+  static const char* const kNames[] = {"REPRO_RANK", "RANK", "SLURM_PROCID",
+                                       "OMPI_COMM_WORLD_RANK", "PMI_RANK"};
+  for (size_t i = 0; i < sizeof(kNames) / sizeof(kNames[0]); ++i) {
+    const char* value = getenv(kNames[i]);
+    int64_t rank;
+    if (value == NULL || value[0] == '\0') continue;
+    if (shim_parse_i64(value, 0, &rank)) return rank;
+    Warn(kNames[i], "=", " is not a rank (a non-negative integer); using rank 0");
+    return 0;
+  }
+  return 0;
+}
+
+static int Mode(void) {
+  const char* mode = getenv("REPRO_MODE");
+  if (mode == NULL || mode[0] == '\0' || strcmp(mode, "record") == 0) return REPRO_SHIM_MODE_RECORD;
+  if (strcmp(mode, "enforce") == 0) return REPRO_SHIM_MODE_ENFORCE;
+  Warn("REPRO_MODE=", mode, " is neither record nor enforce; using record");
+  return REPRO_SHIM_MODE_RECORD;
+}
+
+static int TimeoutMs(void) {
+  int64_t ms;
+  const char* value = getenv("REPRO_SHIM_TIMEOUT_MS");
+  if (value != NULL && shim_parse_i64(value, 0, &ms) && ms > 0 && ms <= 600000) return (int)ms;
+  return SHIM_DEFAULT_TIMEOUT_MS;
+}
+
+/* Hands the pin to this process and its exec'd children: REPRO_RANK_SEED for training code, and
+ * REPRO_PINNED so that a child started while reprod is down still knows the pinned versions. */
+static void ExportPin(const struct shim_pin* pin) {
+  static char pinned[8192];
+  struct shim_text seed;
+  shim_text_init(&seed);
+  shim_text_add_u64(&seed, pin->rank_seed);
+  if (pin->has_seeds) setenv("REPRO_RANK_SEED", shim_text_str(&seed), 1);
+  if (shim_pin_to_env(pin, pinned, sizeof(pinned)) == 0) setenv("REPRO_PINNED", pinned, 1);
+}
+
+static void AfterForkChild(void) {
+  atomic_fetch_add_explicit(&g_epoch, 1, memory_order_relaxed);
+  shim_cwd_after_fork_child();
+  shim_link_after_fork_child();
+}
+
+/* glibc passes argc, argv and envp to the constructors of shared objects. */
+__attribute__((constructor)) static void ShimStart(int argc, char** argv, char** envp) {
+  (void)envp;
+  shim_real_resolve();
+  const char* job = getenv("REPRO_JOB");
+  if (job == NULL || job[0] == '\0') return;
+  if (!IsJobId(job)) {
+    Warn("REPRO_JOB=", job, " is not a valid job id; the shim stays out of the way");
+    return;
+  }
+  strncpy(g_job, job, sizeof(g_job) - 1);
+  const char* socket_path = getenv("REPRO_SHIM_SOCKET");
+  if (socket_path == NULL || socket_path[0] == '\0') socket_path = SHIM_DEFAULT_SOCKET;
+  if (strlen(socket_path) >= 108) {
+    Warn("REPRO_SHIM_SOCKET=", socket_path, " is too long for a Unix socket path");
+    socket_path = SHIM_DEFAULT_SOCKET;
+  }
+  const int mode = Mode();
+  struct shim_link_config config = {.job = job,
+                                    .socket_path = socket_path,
+                                    .rank = Rank(),
+                                    .mode = mode,
+                                    .timeout_ms = TimeoutMs(),
+                                    .argc = argc,
+                                    .argv = argv};
+  shim_cwd_init();
+  shim_link_init(&config);
+  pthread_atfork(NULL, NULL, AfterForkChild);
+
+  /* What reproctl run (or a parent process) knew of the pin, in case reprod cannot be reached. */
+  const char* pinned = getenv("REPRO_PINNED");
+  if (pinned != NULL && pinned[0] != '\0') {
+    struct shim_pin* spare = shim_pin_spare();
+    if (shim_pin_from_env(spare, pinned, mode) > 0) shim_pin_publish(spare);
+  }
+  if (shim_link_start() == 0) ExportPin(shim_pin_current());
+  g_active = 1;
+}
+
+__attribute__((destructor)) static void ShimStop(void) {
+  if (g_active) shim_link_at_exit();
+}

@@ -1,0 +1,80 @@
+// ShimInjector: the JSON Patch that makes a Pod labelled repro.dev/job run under repro's shim —
+// the change behind the webhook's /mutate.
+//
+//   ASSIGN_OR_RETURN(ShimInjector injector, ShimInjector::Create({.image = "repro:0.1.0"}));
+//   ASSIGN_OR_RETURN(nlohmann::json patch, injector.Patch(pod));  // [] when already injected
+//
+// What a Pod gets (names are fixed so that a second look recognises them):
+// - volume `repro-shim`, an emptyDir, and init container `repro-shim` (the repro image) that
+//   copies /usr/lib/repro/libreproshim.so into it, appended after the Pod's own init containers;
+// - volume `repro-run`, the host directory of reprod's shim socket (hostPath, DirectoryOrCreate,
+//   so the Pod starts even before reprod has, and sees the socket when reprod comes back);
+// - in every container: both volumes mounted read-only (/opt/repro and the socket directory at
+//   its host path; a container already mounting something at either path keeps its own), and the
+//   environment
+//     LD_PRELOAD=/opt/repro/libreproshim.so, in front of the container's own LD_PRELOAD (a
+//       valueFrom one is renamed REPRO_USER_LD_PRELOAD and referenced as $(REPRO_USER_LD_PRELOAD));
+//     REPRO_JOB=<the repro.dev/job label>, REPRO_SHIM_SOCKET=<the socket>,
+//     REPRO_MODE=<the repro.dev/mode annotation, default record> (replacing values that differ);
+//     REPRO_RANK from the batch.kubernetes.io/job-completion-index annotation (Indexed Jobs),
+//       unless the container sets REPRO_RANK or RANK itself.
+// Everything else in the Pod is left as it is: patches only add, or replace the values above.
+// The patch of an injected Pod is empty, so the webhook is idempotent and safe to reinvoke.
+#ifndef REPRO_DAEMON_ADMISSION_SHIM_INJECTOR_H_
+#define REPRO_DAEMON_ADMISSION_SHIM_INJECTOR_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace repro {
+
+struct ShimInjectorOptions {
+  // The repro image (it holds the shim at kLibraryInImage), e.g. "registry.example/repro:0.1.0".
+  std::string image;
+  // reprod's shim socket on every node (its --shim_socket); must be absolute, not directly in /.
+  std::string shim_socket = "/run/reprod/shim.sock";
+};
+
+// Immutable after Create(); thread-safe.
+class ShimInjector {
+ public:
+  static constexpr char kInitContainer[] = "repro-shim";
+  static constexpr char kShimVolume[] = "repro-shim";
+  static constexpr char kSocketVolume[] = "repro-run";
+  // Where the repro image keeps the shim (see Dockerfile).
+  static constexpr char kLibraryInImage[] = "/usr/lib/repro/libreproshim.so";
+  // Where containers find it.
+  static constexpr char kShimDir[] = "/opt/repro";
+  static constexpr char kLibraryInPod[] = "/opt/repro/libreproshim.so";
+  static constexpr char kUserPreloadVariable[] = "REPRO_USER_LD_PRELOAD";
+
+  // INVALID_ARGUMENT naming the field when the image is empty or the socket path unusable.
+  static absl::StatusOr<ShimInjector> Create(ShimInjectorOptions options);
+
+  // The RFC 6902 patch (an array) that injects the shim into `pod`, a core/v1 Pod labelled
+  // repro.dev/job. INVALID_ARGUMENT when the Pod is unlabelled, its repro.dev/mode annotation is
+  // neither record nor enforce, or its spec is not shaped like a Pod's.
+  absl::StatusOr<nlohmann::json> Patch(const nlohmann::json& pod) const;
+
+  const ShimInjectorOptions& options() const { return options_; }
+  // The host directory mounted into Pods: the socket's directory.
+  const std::string& socket_dir() const { return socket_dir_; }
+
+ private:
+  ShimInjector(ShimInjectorOptions options, std::string socket_dir)
+      : options_(std::move(options)), socket_dir_(std::move(socket_dir)) {}
+
+  // Adds to `patch` the env changes of the container at `path` ("/spec/containers/0").
+  absl::Status PatchEnv(const nlohmann::json& container, const std::string& path,
+                        const std::string& job, const std::string& mode, bool indexed,
+                        nlohmann::json* patch) const;
+
+  ShimInjectorOptions options_;
+  std::string socket_dir_;
+};
+
+}  // namespace repro
+
+#endif  // REPRO_DAEMON_ADMISSION_SHIM_INJECTOR_H_

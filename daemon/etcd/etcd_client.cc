@@ -1,0 +1,205 @@
+#include "daemon/etcd/etcd_client.h"
+
+#include <algorithm>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "common/grpc_status.h"
+
+namespace repro {
+namespace {
+
+constexpr absl::Duration kFirstPassBackoff = absl::Milliseconds(50);
+constexpr absl::Duration kMaxPassBackoff = absl::Milliseconds(500);
+
+// "host:port" from an etcd client URL.
+absl::StatusOr<std::string> ParseEndpoint(absl::string_view endpoint) {
+  absl::string_view address = endpoint;
+  if (absl::StartsWith(address, "https://")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "etcd endpoint ", endpoint, ": TLS to etcd is not supported yet; use http:// endpoints"));
+  }
+  absl::ConsumePrefix(&address, "http://");
+  absl::ConsumeSuffix(&address, "/");
+  size_t colon = address.rfind(':');
+  int port = 0;
+  if (colon == absl::string_view::npos || colon == 0 ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &port) || port <= 0 || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "etcd endpoint \"", endpoint, "\" is not host:port (e.g. 10.0.0.1:2379)"));
+  }
+  return std::string(address);
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
+  grpc::ChannelArguments args;
+  // Reconnect quickly when a member comes back (gRPC's default backoff grows to 2 minutes).
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // Notice a dead peer on a quiet watch stream. etcd refuses pings more often than every 5 s
+  // and pings without an open call.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
+  args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 64 * 1024 * 1024);
+  // Each endpoint has its own connection, so failing over really changes the member.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+std::string DescribeError(const grpc::Status& status) {
+  return status.error_message().empty() ? absl::StrCat("gRPC code ", status.error_code())
+                                        : status.error_message();
+}
+
+}  // namespace
+
+bool IsEtcdRetryable(const grpc::Status& status) {
+  switch (status.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return true;
+    default:
+      // A member that lost its leader or is shutting down.
+      return absl::StrContains(status.error_message(), "etcdserver: no leader") ||
+             absl::StrContains(status.error_message(), "etcdserver: leader changed") ||
+             absl::StrContains(status.error_message(), "etcdserver: request timed out");
+  }
+}
+
+absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(EtcdClientOptions options) {
+  if (options.endpoints.empty()) {
+    return absl::InvalidArgumentError("cluster mode needs at least one etcd endpoint");
+  }
+  std::vector<std::string> addresses;
+  for (const std::string& endpoint : options.endpoints) {
+    absl::StatusOr<std::string> address = ParseEndpoint(endpoint);
+    if (!address.ok()) return address.status();
+    addresses.push_back(*std::move(address));
+  }
+  return std::unique_ptr<EtcdClient>(new EtcdClient(std::move(options), std::move(addresses)));
+}
+
+EtcdClient::EtcdClient(EtcdClientOptions options, std::vector<std::string> addresses)
+    : options_(std::move(options)), addresses_(std::move(addresses)) {
+  for (const std::string& address : addresses_) {
+    Channel channel;
+    channel.address = address;
+    channel.channel = MakeChannel(address);
+    channel.kv = etcdserverpb::KV::NewStub(channel.channel);
+    channel.lease = etcdserverpb::Lease::NewStub(channel.channel);
+    channels_.push_back(std::move(channel));
+  }
+}
+
+std::string EtcdClient::Describe() const { return absl::StrJoin(addresses_, ","); }
+
+EtcdClient::Endpoint EtcdClient::PreferredEndpoint() const {
+  absl::MutexLock lock(&mu_);
+  const Channel& channel = channels_[preferred_];
+  return {preferred_, channel.address, channel.channel};
+}
+
+void EtcdClient::StreamFailed(size_t index, const std::string& error) {
+  absl::MutexLock lock(&mu_);
+  if (preferred_ == index) preferred_ = (index + 1) % channels_.size();
+}
+
+absl::Status EtcdClient::CallWithFailover(absl::string_view what, const Attempt& attempt) {
+  const absl::Time deadline = absl::Now() + options_.call_timeout;
+  size_t start;
+  {
+    absl::MutexLock lock(&mu_);
+    start = preferred_;
+  }
+  std::vector<std::string> errors(channels_.size());
+  absl::Duration backoff = kFirstPassBackoff;
+  while (true) {
+    bool member_answered = false;  // worth another pass: a member is up but could not serve
+    for (size_t k = 0; k < channels_.size(); ++k) {
+      const size_t i = (start + k) % channels_.size();
+      const absl::Time now = absl::Now();
+      if (now >= deadline) break;
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(std::min(deadline, now + options_.attempt_timeout)));
+      grpc::Status status = attempt(channels_[i], &context);
+      if (status.ok()) {
+        absl::MutexLock lock(&mu_);
+        preferred_ = i;
+        return absl::OkStatus();
+      }
+      if (!IsEtcdRetryable(status)) {
+        absl::Status error = FromGrpcStatus(status);
+        return absl::Status(error.code(), absl::StrCat("etcd ", what, " at ", channels_[i].address,
+                                                       ": ", error.message()));
+      }
+      errors[i] = DescribeError(status);
+      member_answered = member_answered ||
+                        status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+                        absl::StrContains(status.error_message(), "etcdserver:");
+    }
+    if (!member_answered || absl::Now() + backoff >= deadline) break;
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, kMaxPassBackoff);
+  }
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < channels_.size(); ++i) {
+    parts.push_back(absl::StrCat(channels_[i].address, " (",
+                                 errors[i].empty() ? "not tried: out of time" : errors[i], ")"));
+  }
+  return absl::UnavailableError(absl::StrCat("etcd is unreachable for ", what, ": ",
+                                             absl::StrJoin(parts, "; ")));
+}
+
+template <typename Stub, typename Request, typename Response>
+absl::StatusOr<Response> EtcdClient::Unary(
+    absl::string_view what, std::unique_ptr<Stub> Channel::*stub,
+    grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+    const Request& request) {
+  Response response;
+  absl::Status status = CallWithFailover(what, [&](Channel& c, grpc::ClientContext* context) {
+    return ((*(c.*stub)).*method)(context, request, &response);
+  });
+  if (!status.ok()) return status;
+  return response;
+}
+
+absl::StatusOr<etcdserverpb::RangeResponse> EtcdClient::Range(
+    const etcdserverpb::RangeRequest& request) {
+  return Unary("range", &Channel::kv, &etcdserverpb::KV::Stub::Range, request);
+}
+
+absl::StatusOr<etcdserverpb::PutResponse> EtcdClient::Put(const etcdserverpb::PutRequest& request) {
+  return Unary("put", &Channel::kv, &etcdserverpb::KV::Stub::Put, request);
+}
+
+absl::StatusOr<etcdserverpb::DeleteRangeResponse> EtcdClient::DeleteRange(
+    const etcdserverpb::DeleteRangeRequest& request) {
+  return Unary("delete", &Channel::kv, &etcdserverpb::KV::Stub::DeleteRange, request);
+}
+
+absl::StatusOr<etcdserverpb::TxnResponse> EtcdClient::Txn(const etcdserverpb::TxnRequest& request) {
+  return Unary("txn", &Channel::kv, &etcdserverpb::KV::Stub::Txn, request);
+}
+
+absl::StatusOr<etcdserverpb::LeaseGrantResponse> EtcdClient::LeaseGrant(
+    const etcdserverpb::LeaseGrantRequest& request) {
+  absl::StatusOr<etcdserverpb::LeaseGrantResponse> response =
+      Unary("lease grant", &Channel::lease, &etcdserverpb::Lease::Stub::LeaseGrant, request);
+  if (response.ok() && !response->error().empty()) {
+    return absl::UnavailableError(absl::StrCat("etcd lease grant: ", response->error()));
+  }
+  return response;
+}
+
+absl::StatusOr<etcdserverpb::LeaseRevokeResponse> EtcdClient::LeaseRevoke(
+    const etcdserverpb::LeaseRevokeRequest& request) {
+  return Unary("lease revoke", &Channel::lease, &etcdserverpb::Lease::Stub::LeaseRevoke, request);
+}
+
+}  // namespace repro

@@ -1,0 +1,318 @@
+// Shim overhead, against baselines measured in the same run.
+//
+//   shim_bench [--files=2000] [--kib=4] [--passes=5] [--runs=5] [--peers=true]
+//
+// 1. The Python loop of the issue: read --files files of --kib KiB, --passes times, through the
+//    alias latest/ of a dataset pinned to another version (every open is rewritten, the first
+//    open of each file reported). Median loop time of --runs interleaved runs of: bare Python; the
+//    shim in record mode; in enforce mode; the shim active but the files outside every dataset
+//    root; `strace -f -e trace=openat`; `reprozip trace`. Each shim run is a new job, so every
+//    file is checked and journaled once, as in a real first epoch. Python's user+sys CPU time is
+//    reported beside it: on a small machine reprod's work competes with the loop for the cores.
+// 2. Added latency per open (ns), from this program re-run as a child under the shim, timing the
+//    shim's open() against libc's own in alternating batches: the first open of a dataset file
+//    (record; enforce, which waits for reprod's verdict), a repeated open of a dataset file, an
+//    open outside the datasets.
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "tests/bench/bench_util.h"
+#include "tests/testutil/reprod_process.h"
+#include "tests/testutil/temp_dir.h"
+
+ABSL_FLAG(int, files, 2000, "files the loop reads");
+ABSL_FLAG(int, kib, 4, "size of each file in KiB");
+ABSL_FLAG(int, passes, 5, "times the loop reads every file");
+ABSL_FLAG(int, runs, 5, "runs of each variant (the median is reported)");
+ABSL_FLAG(bool, peers, true, "also measure strace and reprozip (scripts/install-deps.sh --bench)");
+ABSL_FLAG(std::string, latency_child, "",
+          "internal: time opens of the files listed in this file (one path per line)");
+ABSL_FLAG(std::string, outside, "", "internal: a file in no dataset, for the latency child");
+
+namespace repro::bench {
+namespace {
+
+constexpr char kLoop[] = R"(import os, sys, time
+root, passes = sys.argv[1], int(sys.argv[2])
+paths = sorted(os.path.join(d, n) for d, _, names in os.walk(root) for n in names)
+start = time.perf_counter()
+for _ in range(passes):
+    for p in paths:
+        with open(p, 'rb') as f:
+            f.read()
+print(time.perf_counter() - start)
+)";
+
+constexpr char kPython[] = "/usr/bin/python3";
+// Opens per timed batch, and rounds of batches, of the latency child.
+constexpr int kBatch = 100;
+constexpr int kRounds = 50;
+
+using OpenFn = int (*)(const char*, int, ...);
+
+double NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+}
+
+// Mean ns of open()+close() over paths[begin, end) with `open_fn`.
+double TimeOpens(OpenFn open_fn, const std::vector<std::string>& paths, size_t begin, size_t end) {
+  double start = NowNs();
+  for (size_t i = begin; i < end; ++i) {
+    int fd = open_fn(paths[i].c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      perror(paths[i].c_str());
+      exit(1);
+    }
+    close(fd);
+  }
+  return (NowNs() - start) / static_cast<double>(end - begin);
+}
+
+// The latency child, run under the shim. It times open() (the shim's) against libc's own open
+// (looked up in libc.so.6, past the shim) in alternating batches, so both see the same machine
+// load, and prints the added ns: "FIRST REPEATED OUTSIDE" for the first open of each listed
+// dataset file, a second open of each, and opens of `outside`, a file in no dataset.
+int LatencyChild(const std::string& list, const std::string& outside) {
+  void* libc = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
+  auto libc_open = reinterpret_cast<OpenFn>(libc != nullptr ? dlsym(libc, "open") : nullptr);
+  if (libc_open == nullptr) return 1;
+  OpenFn shim_open = &open;
+  // Each file is opened first by one side only: even batches through the shim, odd through libc.
+  std::vector<std::string> paths;
+  std::ifstream in(list);
+  for (std::string line; std::getline(in, line);) paths.push_back(line);
+  auto added = [&](auto&& time_batch) {
+    std::vector<double> shim, bare;
+    for (size_t b = 0; b + 2 * kBatch <= paths.size(); b += 2 * kBatch) {
+      shim.push_back(time_batch(shim_open, b));
+      bare.push_back(time_batch(libc_open, b + kBatch));
+    }
+    return Percentile(shim, 50) - Percentile(bare, 50);
+  };
+  auto batch = [&](OpenFn fn, size_t b) { return TimeOpens(fn, paths, b, b + kBatch); };
+  double first = added(batch);
+  double repeated = added(batch);
+  std::vector<std::string> same(2 * kBatch * kRounds, outside);
+  paths.swap(same);
+  added(batch);  // warm the kernel's and the shim's caches
+  double outside_ns = added(batch);
+  printf("%.0f %.0f %.0f\n", first, repeated, outside_ns);
+  return 0;
+}
+
+struct Sample {
+  double loop = 0;  // the loop's own wall time, seconds
+  double cpu = 0;   // the process's user+sys time, seconds
+};
+
+double Median(std::vector<double> v) { return Percentile(std::move(v), 50); }
+
+class ShimBench {
+ public:
+  explicit ShimBench(std::string self) : self_(std::move(self)) {}
+
+  int Run() {
+    const int files = absl::GetFlag(FLAGS_files);
+    const uint64_t size = static_cast<uint64_t>(absl::GetFlag(FLAGS_kib)) << 10;
+    MakeFiles(dir_.Path("ml/bench/v1"), files, size, 1);
+    MakeFiles(dir_.Path("ml/bench/v2"), files, size, 2);
+    MakeFiles(dir_.Path("outside"), files, size, 3);
+    Shell(absl::StrCat("ln -s v2 ", dir_.Path("ml/bench/latest"), " && mkdir -p ",
+                       dir_.Path("work")));
+    std::ofstream(dir_.Path("loop.py")) << kLoop;
+    reprod_ = std::make_unique<testing::ReprodProcess>(dir_.Path("node"));
+    if (!reprod_->Start().ok()) {
+      fprintf(stderr, "cannot start reprod:\n%s\n", reprod_->log().c_str());
+      return 1;
+    }
+    Ctl({"version", "add", "bench", "v1", dir_.Path("ml/bench/v1")});
+    Ctl({"version", "add", "bench", "v2", dir_.Path("ml/bench/v2")});
+    printf("shim_bench: %d files x %d KiB, %d passes, median of %d runs; reads through "
+           "latest/ -> v2 of a dataset pinned to v1\n",
+           files, absl::GetFlag(FLAGS_kib), absl::GetFlag(FLAGS_passes), absl::GetFlag(FLAGS_runs));
+    LoopFigures();
+    LatencyFigures();
+    return 0;
+  }
+
+ private:
+  void Ctl(const std::vector<std::string>& args) {
+    testing::RunResult r = reprod_->Ctl(args);
+    if (r.exit_code != 0) {
+      fprintf(stderr, "reproctl %s: %s\n", args[0].c_str(), r.stderr_text.c_str());
+      exit(1);
+    }
+  }
+
+  // The environment of a process of a new job pinned to bench@v1, under the shim.
+  std::map<std::string, std::string> ShimEnv(const std::string& mode) {
+    std::string job = absl::StrCat("bench-", ++jobs_);
+    Ctl({"pin", job, "bench@v1", "--seed", "1"});
+    return {{"LD_PRELOAD", testing::LibPath("libreproshim.so")},
+            {"REPRO_JOB", job},
+            {"REPRO_MODE", mode},
+            {"REPRO_SHIM_SOCKET", reprod_->shim_socket()}};
+  }
+
+  // Runs `argv` with `env` added; returns its stdout and its children's CPU time.
+  std::string RunTimed(const std::vector<std::string>& argv,
+                       const std::map<std::string, std::string>& env, double* cpu) {
+    rusage before{}, after{};
+    getrusage(RUSAGE_CHILDREN, &before);
+    testing::RunOptions options;
+    options.env = env;
+    options.cwd = dir_.Path("work");
+    options.timeout = absl::Minutes(10);
+    testing::RunResult r = testing::RunCommand(argv, options);
+    getrusage(RUSAGE_CHILDREN, &after);
+    if (r.exit_code != 0) {
+      fprintf(stderr, "%s failed (%d):\n%s%s\n", argv[0].c_str(), r.exit_code,
+              r.stdout_text.c_str(), r.stderr_text.c_str());
+      exit(1);
+    }
+    auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+    *cpu = seconds(after.ru_utime) - seconds(before.ru_utime) + seconds(after.ru_stime) -
+           seconds(before.ru_stime);
+    return r.stdout_text;
+  }
+
+  Sample Loop(const std::vector<std::string>& prefix, const std::string& data,
+              const std::map<std::string, std::string>& env) {
+    std::vector<std::string> argv = prefix;
+    argv.insert(argv.end(), {kPython, dir_.Path("loop.py"), data,
+                             std::to_string(absl::GetFlag(FLAGS_passes))});
+    Sample sample;
+    std::string out = RunTimed(argv, env, &sample.cpu);
+    // The loop prints its time first (reprozip prints more after it).
+    const std::string first = out.substr(0, out.find('\n'));
+    if (!absl::SimpleAtod(absl::StripAsciiWhitespace(first), &sample.loop)) {
+      fprintf(stderr, "unexpected loop output: %s\n", out.c_str());
+      exit(1);
+    }
+    return sample;
+  }
+
+  void LoopFigures() {
+    struct Variant {
+      std::string name;
+      std::function<Sample()> run;
+      std::vector<double> loop, cpu;
+    };
+    const std::string latest = dir_.Path("ml/bench/latest");
+    std::vector<Variant> variants;
+    variants.push_back({"bare python", [&] { return Loop({}, latest, {}); }});
+    variants.push_back({"shim, record", [&] { return Loop({}, latest, ShimEnv("record")); }});
+    variants.push_back({"shim, enforce", [&] { return Loop({}, latest, ShimEnv("enforce")); }});
+    variants.push_back({"shim, files outside the datasets",
+                        [&] { return Loop({}, dir_.Path("outside"), ShimEnv("record")); }});
+    if (absl::GetFlag(FLAGS_peers)) {
+      variants.push_back({"strace -f -e trace=openat", [&] {
+                            return Loop({"strace", "-f", "-e", "trace=openat", "-o", "/dev/null"},
+                                        latest, {});
+                          }});
+      variants.push_back({"reprozip trace", [&] {
+                            return Loop({"reprozip", "trace", "-w", "-d",
+                                         dir_.Path("reprozip"), "--dont-identify-packages",
+                                         "--dont-find-inputs-outputs"},
+                                        latest, {});
+                          }});
+    }
+    for (Variant& v : variants) v.run();  // warm-up: page cache, interpreter, reprod
+    for (int i = 0; i < absl::GetFlag(FLAGS_runs); ++i) {
+      for (Variant& v : variants) {
+        Sample s = v.run();
+        v.loop.push_back(s.loop);
+        v.cpu.push_back(s.cpu);
+      }
+    }
+    const double bare = Median(variants[0].loop);
+    const double bare_cpu = Median(variants[0].cpu);
+    printf("\n%-34s %10s %8s %14s\n", "python loop", "loop (s)", "x bare", "cpu (s) x bare");
+    for (const Variant& v : variants) {
+      double loop = Median(v.loop);
+      double cpu = Median(v.cpu);
+      printf("%-34s %10.3f %7.2fx %7.3f %5.2fx\n", v.name.c_str(), loop, loop / bare, cpu,
+             cpu / bare_cpu);
+    }
+    fflush(stdout);
+  }
+
+  // Runs the latency child under the shim in `mode`; returns the added ns {first, repeated,
+  // outside}.
+  std::vector<double> Latency(const std::string& mode) {
+    double cpu;
+    std::string out = RunTimed({self_, "--latency_child=" + dir_.Path("first.txt"),
+                                "--outside=" + dir_.Path("outside/d0/f0.bin")},
+                               ShimEnv(mode), &cpu);
+    std::vector<double> ns;
+    for (absl::string_view word : absl::StrSplit(absl::StripTrailingAsciiWhitespace(out), ' ')) {
+      double v = 0;
+      if (absl::SimpleAtod(word, &v)) ns.push_back(v);
+    }
+    if (ns.size() != 3) {
+      fprintf(stderr, "unexpected latency output: %s\n", out.c_str());
+      exit(1);
+    }
+    return ns;
+  }
+
+  void LatencyFigures() {
+    std::ofstream list(dir_.Path("first.txt"));
+    for (int i = 0; i < absl::GetFlag(FLAGS_files); ++i) {
+      list << dir_.Path(absl::StrCat("ml/bench/latest/d", i / 1000, "/f", i, ".bin")) << "\n";
+    }
+    list.close();
+    std::map<std::string, std::vector<std::vector<double>>> runs;
+    for (int i = 0; i < absl::GetFlag(FLAGS_runs); ++i) {
+      for (const char* mode : {"record", "enforce"}) runs[mode].push_back(Latency(mode));
+    }
+    auto median = [&](const std::string& mode, int column) {
+      std::vector<double> v;
+      for (const std::vector<double>& r : runs[mode]) v.push_back(r[column]);
+      return Median(v);
+    };
+    printf("\n%-52s %12s\n", "open()+close() from C, shim vs libc's own open", "added (ns)");
+    printf("%-52s %12.0f\n", "first open of a dataset file, record", median("record", 0));
+    printf("%-52s %12.0f\n", "first open of a dataset file, enforce", median("enforce", 0));
+    printf("%-52s %12.0f\n", "repeated open of a dataset file (alias rewritten)",
+           median("record", 1));
+    printf("%-52s %12.0f\n", "open outside the datasets", median("record", 2));
+    fflush(stdout);
+  }
+
+  const std::string self_;
+  testing::TempDir dir_;
+  std::unique_ptr<testing::ReprodProcess> reprod_;
+  int jobs_ = 0;
+};
+
+}  // namespace
+}  // namespace repro::bench
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  const std::string child = absl::GetFlag(FLAGS_latency_child);
+  if (!child.empty()) return repro::bench::LatencyChild(child, absl::GetFlag(FLAGS_outside));
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return 1;
+  return repro::bench::ShimBench(std::string(self, n)).Run();
+}

@@ -1,0 +1,234 @@
+// ShimInjector's patches, applied by a reference JSON Patch implementation (python3-jsonpatch).
+#include "daemon/admission/shim_injector.h"
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testutil/admission_reviews.h"
+
+namespace repro {
+namespace {
+
+using nlohmann::json;
+using ::repro::testing::ApplyJsonPatch;
+using ::repro::testing::TrainingPod;
+using ::testing::HasSubstr;
+
+constexpr char kLib[] = "/opt/repro/libreproshim.so";
+
+class ShimInjectorTest : public ::testing::Test {
+ protected:
+  // Patches `pod`, applies the patch, and checks that a second look changes nothing.
+  json Inject(const json& pod) {
+    absl::StatusOr<json> patch = injector_.Patch(pod);
+    EXPECT_TRUE(patch.ok()) << patch.status();
+    if (!patch.ok()) return pod;
+    EXPECT_FALSE(patch->empty());
+    absl::StatusOr<json> injected = ApplyJsonPatch(pod, *patch);
+    EXPECT_TRUE(injected.ok()) << injected.status() << "\npatch: " << patch->dump();
+    if (!injected.ok()) return pod;
+    absl::StatusOr<json> again = injector_.Patch(*injected);
+    EXPECT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(*again, json::array()) << "not idempotent";
+    return *injected;
+  }
+
+  static json Env(const json& container, const std::string& name) {
+    for (const json& var : container.value("env", json::array())) {
+      if (var.value("name", "") == name) return var;
+    }
+    return nullptr;
+  }
+
+  static json Named(const json& list, const std::string& name) {
+    for (const json& item : list) {
+      if (item.value("name", "") == name) return item;
+    }
+    return nullptr;
+  }
+
+  // `pod` with everything the injector adds taken away again, and LD_PRELOAD restored.
+  static json Uninjected(json pod) {
+    json& spec = pod["spec"];
+    auto drop = [](json& list, auto is_ours) {
+      json kept = json::array();
+      for (json& item : list) {
+        if (!is_ours(item)) kept.push_back(std::move(item));
+      }
+      list = std::move(kept);
+    };
+    auto repro_named = [](const json& item) {
+      return item.value("name", "").rfind("repro-", 0) == 0 ||
+             item.value("name", "").rfind("REPRO_", 0) == 0;
+    };
+    drop(spec["volumes"], repro_named);
+    drop(spec["initContainers"], repro_named);
+    for (json& container : spec["containers"]) {
+      drop(container["volumeMounts"], repro_named);
+      drop(container["env"], repro_named);
+      drop(container["env"], [](const json& v) {
+        return v == json{{"name", "LD_PRELOAD"}, {"value", kLib}};
+      });
+      for (json& var : container["env"]) {
+        if (var["name"] == "LD_PRELOAD") {
+          var["value"] = var["value"].get<std::string>().substr(std::string(kLib).size() + 1);
+        }
+      }
+      if (container["env"].empty()) container.erase("env");
+      if (container["volumeMounts"].empty()) container.erase("volumeMounts");
+    }
+    return pod;
+  }
+
+  ShimInjector injector_ = *ShimInjector::Create({.image = "registry.example/repro:0.1.0"});
+};
+
+TEST_F(ShimInjectorTest, InjectsTheShimAndKeepsThePodsOwnSpec) {
+  const json pod = TrainingPod("train-42");
+  const json injected = Inject(pod);
+  const json& spec = injected["spec"];
+
+  ASSERT_EQ(spec["initContainers"].size(), 2u);
+  EXPECT_EQ(spec["initContainers"][0], pod["spec"]["initContainers"][0]);  // theirs first
+  const json& init = spec["initContainers"][1];
+  EXPECT_EQ(init["name"], "repro-shim");
+  EXPECT_EQ(init["image"], "registry.example/repro:0.1.0");
+  EXPECT_EQ(init["command"], json({"cp", "/usr/lib/repro/libreproshim.so", kLib}));
+  EXPECT_EQ(init["volumeMounts"],
+            json::parse(R"([{"name": "repro-shim", "mountPath": "/opt/repro"}])"));
+
+  EXPECT_EQ(spec["volumes"][0], pod["spec"]["volumes"][0]);
+  EXPECT_EQ(Named(spec["volumes"], "repro-shim")["emptyDir"]["sizeLimit"], "16Mi");
+  EXPECT_EQ(Named(spec["volumes"], "repro-run")["hostPath"],
+            json::parse(R"({"path": "/run/reprod", "type": "DirectoryOrCreate"})"));
+
+  for (const json& container : spec["containers"]) {
+    EXPECT_EQ(Env(container, "REPRO_JOB")["value"], "train-42");
+    EXPECT_EQ(Env(container, "REPRO_SHIM_SOCKET")["value"], "/run/reprod/shim.sock");
+    EXPECT_EQ(Env(container, "REPRO_MODE")["value"], "record");
+    EXPECT_EQ(Env(container, "REPRO_RANK"), nullptr);  // not an Indexed Job
+    EXPECT_EQ(Named(container["volumeMounts"], "repro-shim")["mountPath"], "/opt/repro");
+    EXPECT_EQ(Named(container["volumeMounts"], "repro-run")["mountPath"], "/run/reprod");
+    EXPECT_EQ(Named(container["volumeMounts"], "repro-run")["readOnly"], true);
+  }
+  // Ours first, theirs kept; the sidecar had none.
+  EXPECT_EQ(Env(spec["containers"][0], "LD_PRELOAD")["value"],
+            std::string(kLib) + ":/usr/lib/libtcmalloc.so.4");
+  EXPECT_EQ(Env(spec["containers"][1], "LD_PRELOAD")["value"], kLib);
+  EXPECT_EQ(Env(spec["containers"][0], "EPOCHS")["value"], "10");
+
+  EXPECT_EQ(Uninjected(injected), pod);
+}
+
+TEST_F(ShimInjectorTest, InjectsIntoAPodWithNoEnvVolumesOrInitContainers) {
+  const json pod = json::parse(R"({"apiVersion": "v1", "kind": "Pod",
+      "metadata": {"name": "p", "labels": {"repro.dev/job": "j"},
+                   "annotations": {"repro.dev/mode": "enforce"}},
+      "spec": {"containers": [{"name": "c", "image": "python:3.11"}]}})");
+  const json injected = Inject(pod);
+  EXPECT_EQ(injected["spec"]["initContainers"].size(), 1u);
+  EXPECT_EQ(injected["spec"]["volumes"].size(), 2u);
+  const json& container = injected["spec"]["containers"][0];
+  EXPECT_EQ(container["env"],
+            json::parse(R"([{"name": "LD_PRELOAD", "value": "/opt/repro/libreproshim.so"},
+                            {"name": "REPRO_JOB", "value": "j"},
+                            {"name": "REPRO_SHIM_SOCKET", "value": "/run/reprod/shim.sock"},
+                            {"name": "REPRO_MODE", "value": "enforce"}])"));
+  EXPECT_EQ(container["volumeMounts"].size(), 2u);
+}
+
+TEST_F(ShimInjectorTest, ReplacesStaleValuesOfItsOwnVariables) {
+  json pod = TrainingPod("train-42");
+  pod["spec"]["containers"][1]["env"] = json::parse(R"([
+      {"name": "REPRO_JOB", "value": "someone-else"}, {"name": "REPRO_MODE", "value": "record"},
+      {"name": "LD_PRELOAD", "value": "/opt/repro/libreproshim.so /usr/lib/libjemalloc.so"}])");
+  const json injected = Inject(pod);
+  const json& sidecar = injected["spec"]["containers"][1];
+  EXPECT_EQ(sidecar["env"][0], json::parse(R"({"name": "REPRO_JOB", "value": "train-42"})"));
+  EXPECT_EQ(sidecar["env"][1]["value"], "record");
+  // Already preloaded (ld.so also separates with blanks): left alone.
+  EXPECT_EQ(sidecar["env"][2]["value"], "/opt/repro/libreproshim.so /usr/lib/libjemalloc.so");
+  EXPECT_EQ(Env(sidecar, "REPRO_SHIM_SOCKET")["value"], "/run/reprod/shim.sock");
+}
+
+TEST_F(ShimInjectorTest, KeepsAPreloadThatComesFromAConfigMap) {
+  json pod = TrainingPod("train-42");
+  pod["spec"]["containers"][0]["env"][1] = json::parse(
+      R"({"name": "LD_PRELOAD", "valueFrom": {"configMapKeyRef": {"name": "tuning", "key": "preload"}}})");
+  const json injected = Inject(pod);
+  const json& env = injected["spec"]["containers"][0]["env"];
+  EXPECT_EQ(env[1]["name"], "REPRO_USER_LD_PRELOAD");
+  EXPECT_EQ(env[1]["valueFrom"], pod["spec"]["containers"][0]["env"][1]["valueFrom"]);
+  // Defined later than the variable it references, as Kubernetes' $(VAR) expansion requires.
+  EXPECT_EQ(Env(injected["spec"]["containers"][0], "LD_PRELOAD")["value"],
+            std::string(kLib) + ":$(REPRO_USER_LD_PRELOAD)");
+}
+
+TEST_F(ShimInjectorTest, GivesPodsOfAnIndexedJobTheirRank) {
+  json pod = TrainingPod("train-42");
+  pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] = "3";
+  pod["spec"]["containers"][1]["env"] = json::parse(R"([{"name": "RANK", "value": "7"}])");
+  const json injected = Inject(pod);
+  EXPECT_EQ(Env(injected["spec"]["containers"][0], "REPRO_RANK")["valueFrom"],
+            json::parse(R"({"fieldRef": {"fieldPath":
+                "metadata.annotations['batch.kubernetes.io/job-completion-index']"}})"));
+  // A container that sets RANK itself keeps it as the shim's rank.
+  EXPECT_EQ(Env(injected["spec"]["containers"][1], "REPRO_RANK"), nullptr);
+}
+
+TEST_F(ShimInjectorTest, LeavesAMountAtTheSocketPathToTheContainer) {
+  json pod = TrainingPod("train-42");
+  pod["spec"]["containers"][0]["volumeMounts"].push_back(
+      {{"name", "my-sockets"}, {"mountPath", "/run/reprod"}});
+  const json injected = Inject(pod);
+  const json& mounts = injected["spec"]["containers"][0]["volumeMounts"];
+  EXPECT_EQ(Named(mounts, "repro-run"), nullptr);
+  EXPECT_NE(Named(mounts, "my-sockets"), nullptr);
+  EXPECT_NE(Named(mounts, "repro-shim"), nullptr);
+}
+
+TEST_F(ShimInjectorTest, MountsTheDirectoryOfAConfiguredSocket) {
+  absl::StatusOr<ShimInjector> injector =
+      ShimInjector::Create({.image = "repro:1", .shim_socket = "/var/run/repro/s.sock"});
+  ASSERT_TRUE(injector.ok()) << injector.status();
+  EXPECT_EQ(injector->socket_dir(), "/var/run/repro");
+  absl::StatusOr<json> patch = injector->Patch(TrainingPod("j"));
+  ASSERT_TRUE(patch.ok());
+  EXPECT_THAT(patch->dump(), HasSubstr(R"({"path":"/var/run/repro","type":"DirectoryOrCreate"})"));
+  EXPECT_THAT(patch->dump(),
+              HasSubstr(R"({"name":"REPRO_SHIM_SOCKET","value":"/var/run/repro/s.sock"})"));
+}
+
+TEST_F(ShimInjectorTest, RefusesPodsItCannotInject) {
+  EXPECT_THAT(injector_.Patch(TrainingPod("")).status().message(),
+              HasSubstr("no repro.dev/job label"));
+  json bad_mode = TrainingPod("j");
+  bad_mode["metadata"]["annotations"]["repro.dev/mode"] = "ENFORCE";
+  EXPECT_THAT(injector_.Patch(bad_mode).status().message(), HasSubstr("must be \"record\" or"));
+  json bad_containers = TrainingPod("j");
+  bad_containers["spec"]["containers"] = "c";
+  EXPECT_THAT(injector_.Patch(bad_containers).status().message(),
+              HasSubstr("/spec/containers is not a list"));
+  json bad_env = TrainingPod("j");
+  bad_env["spec"]["containers"][0]["env"] = {{"A", "1"}};
+  EXPECT_THAT(injector_.Patch(bad_env).status().message(),
+              HasSubstr("/spec/containers/0/env is not a list"));
+  json bad_volumes = TrainingPod("j");
+  bad_volumes["spec"]["volumes"] = 3;
+  EXPECT_THAT(injector_.Patch(bad_volumes).status().message(),
+              HasSubstr("/spec/volumes is not a list"));
+}
+
+TEST_F(ShimInjectorTest, RefusesUnusableOptions) {
+  EXPECT_FALSE(ShimInjector::Create({.image = ""}).ok());
+  EXPECT_FALSE(ShimInjector::Create({.image = "repro 1"}).ok());
+  for (const char* socket : {"shim.sock", "/shim.sock", "/run/../shim.sock", "/run/reprod/", ""}) {
+    absl::StatusOr<ShimInjector> injector =
+        ShimInjector::Create({.image = "r", .shim_socket = socket});
+    EXPECT_EQ(injector.status().code(), absl::StatusCode::kInvalidArgument) << socket;
+  }
+}
+
+}  // namespace
+}  // namespace repro
