@@ -72,4 +72,19 @@ absl::StatusOr<DatasetVersion> ParseDatasetVersion(absl::string_view ref) {
   return out;
 }
 
+std::string NormalizePackageName(absl::string_view name) {
+  std::string out;
+  bool in_separator = false;
+  for (char c : name) {
+    if (c == '-' || c == '_' || c == '.') {
+      if (!in_separator) out.push_back('-');
+      in_separator = true;
+    } else {
+      out.push_back(absl::ascii_tolower(c));
+      in_separator = false;
+    }
+  }
+  return out;
+}
+
 }  // namespace repro

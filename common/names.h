@@ -1,4 +1,5 @@
-// Validation of the names users choose: job ids, dataset and version names, fact keys.
+// Validation of the names users choose: job ids, dataset and version names, fact keys; and the
+// canonical form of Python distribution names, by which reprod and reproctl compare packages.
 //
 // A name is 1..128 characters of [A-Za-z0-9._-] starting with a letter or digit, so it is safe in
 // RocksDB and etcd keys (we use '/' as the separator), in file names, and in Kubernetes labels
@@ -35,6 +36,10 @@ struct DatasetVersion {
 
 // Parses and validates "dataset@version".
 absl::StatusOr<DatasetVersion> ParseDatasetVersion(absl::string_view ref);
+
+// The PEP 503 form of a Python distribution name: lower case, runs of "-", "_", "." as one "-"
+// ("PyYAML" -> "pyyaml", "zope.interface" -> "zope-interface").
+std::string NormalizePackageName(absl::string_view name);
 
 }  // namespace repro
 

@@ -6,9 +6,9 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/names.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 
@@ -274,21 +274,6 @@ absl::Status AddDataDetails(const v1::Provenance& a, const v1::Provenance& b, Ma
     }
   }
   return absl::OkStatus();
-}
-
-std::string NormalizePackageName(absl::string_view name) {
-  std::string out;
-  bool in_separator = false;
-  for (char c : name) {
-    if (c == '-' || c == '_' || c == '.') {
-      if (!in_separator) out.push_back('-');
-      in_separator = true;
-    } else {
-      out.push_back(absl::ascii_tolower(c));
-      in_separator = false;
-    }
-  }
-  return out;
 }
 
 }  // namespace repro::cli

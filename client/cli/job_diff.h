@@ -16,7 +16,8 @@
 //                    derived: the same number gives the same random numbers)
 //   programs         executable path -> SHA-256
 //   libraries        soname (else file name) -> "VERSION SHA256" (not the path it loaded from)
-//   python_packages  normalized name (PEP 503) -> version (not the install location)
+//   python_packages  normalized name (PEP 503, NormalizePackageName in common/names.h) ->
+//                    version (not the install location)
 //   gpu              "gpus" -> "Nx MODEL" over every node; "driver", "cuda" (not UUIDs, PCI bus
 //                    ids or memory sizes, which differ between boards of one model)
 //   host             "nodes" -> how many; "cpu_model", "cpu_count", "kernel", "os", "glibc"
@@ -61,9 +62,6 @@ using ManifestFetcher = absl::FunctionRef<absl::StatusOr<v1::Manifest>(const std
 // that `fetch` reports NOT_FOUND gets no details; other failures are returned.
 absl::Status AddDataDetails(const v1::Provenance& a, const v1::Provenance& b, ManifestFetcher fetch,
                             v1::JobDiff* diff);
-
-// The PEP 503 form of a Python distribution name: lower case, runs of "-", "_", "." as one "-".
-std::string NormalizePackageName(absl::string_view name);
 
 }  // namespace repro::cli
 

@@ -52,9 +52,10 @@ static uint32_t g_hello_id;  /* request id of the HELLO on g_fd */
 static int g_hello_answered; /* reprod answered it (nothing else comes unasked in record mode) */
 static int64_t g_hello_sent_ns;
 static int g_warned; /* the current outage has been reported on stderr */
-static uint8_t g_out[REPRO_SHIM_MAX_MESSAGE]; /* the message being sent */
+static uint8_t g_out[REPRO_SHIM_MAX_MESSAGE]; /* the HELLO or enforce-mode OPEN being sent */
+static uint8_t g_post[REPRO_SHIM_MAX_MESSAGE]; /* the record-mode OPEN being posted */
 static uint8_t g_in[REPRO_SHIM_MAX_MESSAGE];  /* the message being received */
-/* Unsent OPEN messages, each as u32 size + bytes, in g_backlog[g_backlog_head, g_backlog_tail). */
+/* Unsent messages (record-mode OPEN, LOADED), each as u32 size + bytes, in g_backlog[g_backlog_head, g_backlog_tail). */
 static uint8_t g_backlog[kBacklogBytes];
 static size_t g_backlog_head, g_backlog_tail;
 
@@ -383,10 +384,10 @@ void shim_link_poll(void) {
   pthread_mutex_unlock(&g_mu);
 }
 
-/* Caller holds g_mu. Encodes an OPEN into g_out; returns its size (0: does not fit). */
-static uint32_t EncodeOpen(const struct shim_report* r, uint32_t id) {
+/* Encodes an OPEN into `buf`; returns its size (0: does not fit). */
+static uint32_t EncodeOpen(const struct shim_report* r, uint32_t id, uint8_t* buf, uint32_t cap) {
   struct repro_shim_writer w;
-  repro_shim_writer_init(&w, g_out, sizeof(g_out), REPRO_SHIM_OPEN, id);
+  repro_shim_writer_init(&w, buf, cap, REPRO_SHIM_OPEN, id);
   repro_shim_put_str(&w, REPRO_SHIM_F_DATASET_NAME, r->dataset, strlen(r->dataset));
   repro_shim_put_u64(&w, REPRO_SHIM_F_OPEN_FLAGS, r->flags);
   repro_shim_put_str(&w, REPRO_SHIM_F_REQUESTED_PATH, r->requested_path,
@@ -419,8 +420,8 @@ static void FlushBacklog(void) {
   if (g_backlog_head == g_backlog_tail) g_backlog_head = g_backlog_tail = 0;
 }
 
-/* Caller holds g_mu. Keeps the message in g_out for later. 0, or -1 when the backlog is full. */
-static int Keep(uint32_t n) {
+/* Caller holds g_mu. Keeps a copy of the message for later. 0, or -1 when the backlog is full. */
+static int Keep(const uint8_t* msg, uint32_t n) {
   if (g_backlog_tail + sizeof(n) + n > sizeof(g_backlog) && g_backlog_head > 0) {
     memmove(g_backlog, g_backlog + g_backlog_head, g_backlog_tail - g_backlog_head);
     g_backlog_tail -= g_backlog_head;
@@ -428,29 +429,26 @@ static int Keep(uint32_t n) {
   }
   if (g_backlog_tail + sizeof(n) + n > sizeof(g_backlog)) return -1;
   memcpy(g_backlog + g_backlog_tail, &n, sizeof(n));
-  memcpy(g_backlog + g_backlog_tail + sizeof(n), g_out, n);
+  memcpy(g_backlog + g_backlog_tail + sizeof(n), msg, n);
   g_backlog_tail += sizeof(n) + n;
   return 0;
 }
 
-/* Caller holds g_mu. Record mode: sends the report now, or keeps it for later; never waits. A
- * dead connection is replaced once (reprod may have restarted; if not, the outage is warned
- * about). */
-static enum shim_answer Post(const struct shim_report* r) {
+/* Caller holds g_mu. Sends a message that wants no answer now, or keeps it for later; never
+ * waits. A dead connection is replaced once (reprod may have restarted; if not, the outage is
+ * warned about). 0 when sent or kept; -1 when dropped (the backlog is full). */
+static int Post(const uint8_t* msg, uint32_t n) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (EnsureLink() != 0) break;
     if (!g_hello_answered) Drain(NULL);
     FlushBacklog();
     if (g_fd < 0) continue;                         /* lost while flushing */
     if (g_backlog_head != g_backlog_tail) break;    /* still full: stay behind, in order */
-    uint32_t n = EncodeOpen(r, 0);                  /* after EnsureLink: HELLO uses g_out too */
-    if (n == 0) return SHIM_ANSWER_NONE;
-    if (SendMessage(g_out, n) == 0) return SHIM_ANSWER_SENT;
+    if (SendMessage(msg, n) == 0) return 0;
     if (errno == EAGAIN) break;
     CloseLink();
   }
-  uint32_t n = EncodeOpen(r, 0);
-  return n != 0 && Keep(n) == 0 ? SHIM_ANSWER_SENT : SHIM_ANSWER_NONE;
+  return Keep(msg, n);
 }
 
 /* Caller holds g_mu. Enforce mode: sends the report and waits for the verdict until the
@@ -461,7 +459,7 @@ static enum shim_answer Ask(const struct shim_report* r, char* reason, size_t ca
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (EnsureLink() != 0) return SHIM_ANSWER_NONE;
     FlushBacklog();
-    uint32_t n = EncodeOpen(r, id);
+    uint32_t n = EncodeOpen(r, id, g_out, sizeof(g_out)); /* after EnsureLink: HELLO uses g_out */
     if (n == 0 || g_fd < 0) return SHIM_ANSWER_NONE;
     int sent;
     while ((sent = SendMessage(g_out, n)) != 0 && errno == EAGAIN) {
@@ -489,8 +487,22 @@ enum shim_answer shim_link_report(const struct shim_report* r, int wait, char* r
     return SHIM_ANSWER_NONE;
   }
   pthread_mutex_lock(&g_mu);
-  enum shim_answer result = wait ? Ask(r, reason, cap) : Post(r);
+  enum shim_answer result = SHIM_ANSWER_NONE;
+  if (wait) {
+    result = Ask(r, reason, cap);
+  } else {
+    uint32_t n = EncodeOpen(r, 0, g_post, sizeof(g_post));
+    if (n != 0 && Post(g_post, n) == 0) result = SHIM_ANSWER_SENT;
+  }
   if (result == SHIM_ANSWER_NONE) atomic_fetch_add_explicit(&g_dropped, 1, memory_order_relaxed);
+  pthread_mutex_unlock(&g_mu);
+  return result;
+}
+
+int shim_link_post(const uint8_t* msg, uint32_t n) {
+  if (n == 0 || !shim_link_in_owner()) return -1;
+  pthread_mutex_lock(&g_mu);
+  int result = shim_pin_current() != NULL ? Post(msg, n) : -1; /* reprod needs our HELLO first */
   pthread_mutex_unlock(&g_mu);
   return result;
 }
@@ -524,8 +536,12 @@ void shim_link_at_exit(void) {
     for (size_t at = g_backlog_head; at < g_backlog_tail;) {
       uint32_t n;
       memcpy(&n, g_backlog + at, sizeof(n));
+      struct repro_shim_header h;
+      if (repro_shim_read_header(g_backlog + at + sizeof(n), n, &h) == REPRO_SHIM_HEADER_OK &&
+          h.type == REPRO_SHIM_OPEN) {
+        atomic_fetch_add_explicit(&g_dropped, 1, memory_order_relaxed);
+      }
       at += sizeof(n) + n;
-      atomic_fetch_add_explicit(&g_dropped, 1, memory_order_relaxed);
     }
     g_backlog_head = g_backlog_tail = 0;
   }

@@ -67,6 +67,11 @@ void shim_link_poll(void);
 enum shim_answer shim_link_report(const struct shim_report* report, int wait, char* reason,
                                   size_t cap);
 
+/* Sends a message that wants no answer (LOADED, request_id 0) like a record-mode report: now, or
+ * from the backlog later; never waits. 0 when sent or kept; -1 when dropped (no pin known yet,
+ * the backlog is full, or a vfork child). The caller keeps `msg`; it is copied when kept. */
+int shim_link_post(const uint8_t* msg, uint32_t n);
+
 /* 1 when called from the process that owns the shim state (not a vfork or _Fork child). */
 int shim_link_in_owner(void);
 

@@ -13,6 +13,8 @@
  * the pinned version, another version is refused in enforce mode, and the first open of each
  * dataset file is reported to reprod (daemon_link.h), which journals it and, in enforce mode,
  * gives a verdict the open waits for. errno is always what libc left, or EACCES for a refusal.
+ * What the process runs with (loaded libraries, imported Python packages: loaded_report.h) is
+ * reported at its first dataset open and at exit.
  *
  * Thread-safe, fork-safe (pthread_atfork child handler), re-entrancy-safe (a per-thread flag sends
  * calls made while the shim is working, e.g. from a signal handler, straight to libc).
@@ -31,6 +33,7 @@
 #include "client/shim/cwd_tracker.h"
 #include "client/shim/daemon_link.h"
 #include "client/shim/fixed_table.h"
+#include "client/shim/loaded_report.h"
 #include "client/shim/path_resolver.h"
 #include "client/shim/pin_table.h"
 #include "client/shim/real_libc.h"
@@ -199,6 +202,7 @@ static int Check(const struct plan* p, int fd) {
   char reason[512];
   struct shim_report r = MakeReport(p, &st);
   enum shim_answer answer = shim_link_report(&r, wait, reason, sizeof(reason));
+  shim_loaded_report(0); /* the first time, or when packages were imported since */
   if (!wait) {
     if (answer == SHIM_ANSWER_SENT) Remember(key, kReported);
     return 0;
@@ -248,6 +252,7 @@ static __attribute__((noinline)) int OpenSlow(const struct shim_pin* pin, enum s
       fd = shim_real_open(fn, AT_FDCWD, p.target.path, flags, mode);
     } else {
       fd = shim_real_open(fn, dirfd, path, flags, mode);
+      if (fd >= 0) shim_loaded_note_open(path); /* near a root, yet outside the datasets */
     }
     saved = errno;
     if (fd >= 0 && p.report && Check(&p, fd) != 0) {
@@ -270,7 +275,9 @@ static inline int OpenLike(enum shim_fn fn, int dirfd, const char* path, int fla
       return OpenSlow(pin, fn, dirfd, path, flags, mode);
     }
   }
-  return shim_real_open(fn, dirfd, path, flags, mode);
+  int fd = shim_real_open(fn, dirfd, path, flags, mode);
+  if (fd >= 0 && g_active && !t_busy) shim_loaded_note_open(path);
+  return fd;
 }
 
 static int ModesWrite(const char* modes) {
@@ -292,6 +299,7 @@ static __attribute__((noinline)) FILE* FopenSlow(const struct shim_pin* pin, enu
     errno = saved;
     file = shim_real_fopen(fn, p.action == kOpenTarget ? p.target.path : path, modes, stream);
     saved = errno;
+    if (file != NULL && p.action == kPass) shim_loaded_note_open(path);
     if (file != NULL && p.report && Check(&p, fileno(file)) != 0) {
       fclose(file);
       file = NULL;
@@ -312,7 +320,9 @@ static inline FILE* FopenLike(enum shim_fn fn, const char* path, const char* mod
       return FopenSlow(pin, fn, path, modes, stream);
     }
   }
-  return shim_real_fopen(fn, path, modes, stream);
+  FILE* file = shim_real_fopen(fn, path, modes, stream);
+  if (file != NULL && g_active && !t_busy) shim_loaded_note_open(path);
+  return file;
 }
 
 /* ---- The exported wrappers ---------------------------------------------------------------- */
@@ -474,6 +484,17 @@ static void AfterForkChild(void) {
   atomic_fetch_add_explicit(&g_epoch, 1, memory_order_relaxed);
   shim_cwd_after_fork_child();
   shim_link_after_fork_child();
+  shim_loaded_after_fork_child();
+}
+
+/* A Python interpreter: the executable's name starts with "python" (python3, python3.11). */
+static int IsPython(void) {
+  char exe[SHIM_PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n <= 0) return 0;
+  exe[n] = '\0';
+  const char* base = strrchr(exe, '/');
+  return strncmp(base != NULL ? base + 1 : exe, "python", 6) == 0;
 }
 
 /* glibc passes argc, argv and envp to the constructors of shared objects. */
@@ -503,6 +524,7 @@ __attribute__((constructor)) static void ShimStart(int argc, char** argv, char**
                                     .argv = argv};
   shim_cwd_init();
   shim_link_init(&config);
+  shim_loaded_init(IsPython());
   pthread_atfork(NULL, NULL, AfterForkChild);
 
   /* What reproctl run (or a parent process) knew of the pin, in case reprod cannot be reached. */
@@ -516,5 +538,11 @@ __attribute__((constructor)) static void ShimStart(int argc, char** argv, char**
 }
 
 __attribute__((destructor)) static void ShimStop(void) {
-  if (g_active) shim_link_at_exit();
+  if (!g_active) return;
+  int saved = errno;
+  t_busy = 1;
+  shim_loaded_report(1); /* libraries loaded late: CUDA, cuDNN, NCCL, plugins */
+  shim_link_at_exit();
+  t_busy = 0;
+  errno = saved;
 }

@@ -51,6 +51,14 @@
  *   VERDICT reprod -> shim   answers an OPEN with request_id != 0: VERDICT R (repro.v1.Verdict
  *                            number), ALLOW R (0 or 1), REASON (one line, for refusals)
  *   ERROR   reprod -> shim   answers a HELLO or OPEN that cannot be served: REASON R
+ *   LOADED  shim -> reprod   what the process runs with, never answered (request_id 0): sent at
+ *                            its first dataset open, then at exit for what was loaded or imported
+ *                            since (several messages when one does not hold it all): LIBRARY*
+ *                            (path of a loaded shared object as the dynamic loader names it),
+ *                            LIBC_VERSION (gnu_get_libc_version() of the process's libc),
+ *                            PACKAGE_DIR* (<site dir>/<top-level name> of a Python package or
+ *                            module the process opened under a site-packages or dist-packages
+ *                            directory, e.g. /usr/lib/python3/dist-packages/numpy)
  *
  * Limits: a message is at most REPRO_SHIM_MAX_MESSAGE bytes; a string at most
  * REPRO_SHIM_MAX_STRING; a HELLO carries at most REPRO_SHIM_MAX_ARGS ARG fields.
@@ -80,6 +88,7 @@ enum repro_shim_type {
   REPRO_SHIM_OPEN = 3,
   REPRO_SHIM_VERDICT = 4,
   REPRO_SHIM_ERROR = 5,
+  REPRO_SHIM_LOADED = 6,
 };
 
 enum repro_shim_tag {
@@ -115,6 +124,10 @@ enum repro_shim_tag {
   REPRO_SHIM_F_VERDICT = 40,
   REPRO_SHIM_F_ALLOW = 41,
   REPRO_SHIM_F_REASON = 42,
+  /* LOADED */
+  REPRO_SHIM_F_LIBRARY = 50,
+  REPRO_SHIM_F_LIBC_VERSION = 51,
+  REPRO_SHIM_F_PACKAGE_DIR = 52,
 };
 
 /* MODE values. */

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,6 +32,8 @@ FileStat FromStat(const struct stat& st) {
   out.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   out.ctime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
   out.mode = st.st_mode;
+  out.uid = st.st_uid;
+  out.gid = st.st_gid;
   return out;
 }
 
@@ -42,6 +45,15 @@ class PosixReadableFile : public ReadableFile {
   absl::StatusOr<size_t> Read(char* buffer, size_t n) override {
     while (true) {
       ssize_t got = read(fd_, buffer, n);
+      if (got >= 0) return static_cast<size_t>(got);
+      if (errno != EINTR) return PosixError(errno, absl::StrCat("read ", path_));
+    }
+  }
+
+  absl::StatusOr<size_t> ReadAt(uint64_t offset, char* buffer, size_t n) override {
+    if (offset > static_cast<uint64_t>(INT64_MAX)) return 0;
+    while (true) {
+      ssize_t got = pread(fd_, buffer, n, static_cast<off_t>(offset));
       if (got >= 0) return static_cast<size_t>(got);
       if (errno != EINTR) return PosixError(errno, absl::StrCat("read ", path_));
     }

@@ -30,6 +30,8 @@ struct FileStat {
   int64_t mtime_ns = 0;
   int64_t ctime_ns = 0;
   mode_t mode = 0;
+  uid_t uid = 0;  // owner
+  gid_t gid = 0;  // group
 };
 
 // True when two stats describe the same unchanged file (device, inode, size, mtime, ctime).
@@ -46,6 +48,9 @@ class ReadableFile {
   virtual ~ReadableFile() = default;
   // Reads up to `n` bytes; returns 0 at end of file.
   virtual absl::StatusOr<size_t> Read(char* buffer, size_t n) = 0;
+  // Reads up to `n` bytes at `offset` (pread) without moving the position Read continues from;
+  // returns 0 at or past the end of the file.
+  virtual absl::StatusOr<size_t> ReadAt(uint64_t offset, char* buffer, size_t n) = 0;
   // fstat of the open file.
   virtual absl::StatusOr<FileStat> Stat() = 0;
 };

@@ -6,15 +6,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/paths.h"
 #include "common/sha256.h"
 
 namespace repro {
 namespace {
-
-absl::string_view Basename(absl::string_view path) {
-  size_t slash = path.rfind('/');
-  return slash == absl::string_view::npos ? path : path.substr(slash + 1);
-}
 
 // True when `rel` is a plain relative path: no empty, "." or ".." components.
 bool IsPlainRelative(absl::string_view rel) {

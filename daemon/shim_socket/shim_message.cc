@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/names.h"
 
@@ -39,6 +40,12 @@ constexpr Rule kOpenRules[] = {
     {REPRO_SHIM_F_SIZE, Kind::kU64, false, 1},
     {REPRO_SHIM_F_MTIME_NS, Kind::kU64, false, 1},
     {REPRO_SHIM_F_CTIME_NS, Kind::kU64, false, 1},
+};
+
+constexpr Rule kLoadedRules[] = {
+    {REPRO_SHIM_F_LIBRARY, Kind::kString, false, kMaxShimLoadedEntries},
+    {REPRO_SHIM_F_LIBC_VERSION, Kind::kString, false, 1},
+    {REPRO_SHIM_F_PACKAGE_DIR, Kind::kString, false, kMaxShimLoadedEntries},
 };
 
 // The fields of one message by tag, checked against its rules.
@@ -184,6 +191,41 @@ void ParseOpen(absl::string_view datagram, ParsedShimRequest* parsed) {
   open.ctime_ns = static_cast<int64_t>(f.U64(REPRO_SHIM_F_CTIME_NS));
 }
 
+bool IsAbsolutePath(absl::string_view path) { return !path.empty() && path[0] == '/'; }
+
+bool IsLibcVersion(absl::string_view version) {
+  return !version.empty() && version.size() <= kMaxShimLibcVersion &&
+         std::all_of(version.begin(), version.end(), [](char c) {
+           return absl::ascii_isalnum(c) || c == '.' || c == '+' || c == '~' || c == '_' ||
+                  c == '-';
+         });
+}
+
+void ParseLoaded(absl::string_view datagram, ParsedShimRequest* parsed) {
+  Fields f;
+  ShimReject r = f.Read(datagram, kLoadedRules, &parsed->detail);
+  if (r != ShimReject::kNone) {
+    parsed->reject = r;
+    return;
+  }
+  ShimLoaded& loaded = parsed->request.loaded;
+  loaded.libraries = f.Strings(REPRO_SHIM_F_LIBRARY);
+  loaded.package_dirs = f.Strings(REPRO_SHIM_F_PACKAGE_DIR);
+  for (const std::vector<std::string>* paths : {&loaded.libraries, &loaded.package_dirs}) {
+    if (!std::all_of(paths->begin(), paths->end(), IsAbsolutePath)) {
+      Reject(parsed, ShimReject::kBadValue, "library and package paths must be absolute");
+      return;
+    }
+  }
+  if (f.Has(REPRO_SHIM_F_LIBC_VERSION)) {
+    loaded.libc_version = f.String(REPRO_SHIM_F_LIBC_VERSION);
+    if (!IsLibcVersion(loaded.libc_version)) {
+      Reject(parsed, ShimReject::kBadValue, "libc version is not a short version string");
+      return;
+    }
+  }
+}
+
 // Builds one message in a std::string of REPRO_SHIM_MAX_MESSAGE bytes.
 class Writer {
  public:
@@ -281,6 +323,8 @@ ParsedShimRequest ParseShimRequest(absl::string_view datagram) {
     ParseHello(datagram, &parsed);
   } else if (header.type == REPRO_SHIM_OPEN) {
     ParseOpen(datagram, &parsed);
+  } else if (header.type == REPRO_SHIM_LOADED) {
+    ParseLoaded(datagram, &parsed);
   } else {
     Reject(&parsed, ShimReject::kUnknownType, absl::StrCat("type ", header.type));
   }
@@ -362,6 +406,14 @@ std::string EncodeShimOpen(uint32_t request_id, const ShimOpen& open) {
     w.U64(REPRO_SHIM_F_MTIME_NS, static_cast<uint64_t>(open.mtime_ns));
     w.U64(REPRO_SHIM_F_CTIME_NS, static_cast<uint64_t>(open.ctime_ns));
   }
+  return w.Finish();
+}
+
+std::string EncodeShimLoaded(uint32_t request_id, const ShimLoaded& loaded) {
+  Writer w(REPRO_SHIM_LOADED, request_id);
+  for (const std::string& library : loaded.libraries) w.Str(REPRO_SHIM_F_LIBRARY, library);
+  if (!loaded.libc_version.empty()) w.Str(REPRO_SHIM_F_LIBC_VERSION, loaded.libc_version);
+  for (const std::string& dir : loaded.package_dirs) w.Str(REPRO_SHIM_F_PACKAGE_DIR, dir);
   return w.Finish();
 }
 

@@ -9,8 +9,8 @@
 //   }
 //
 // Every datagram is untrusted: sizes, tags, duplicates, value sizes, names and paths are checked
-// before anything reaches the journal. The encoders of HELLO and OPEN exist for tests and tools
-// that play the shim's part.
+// before anything reaches the journal. The encoders of HELLO, OPEN and LOADED exist for tests and
+// tools that play the shim's part.
 #ifndef REPRO_DAEMON_SHIM_SOCKET_SHIM_MESSAGE_H_
 #define REPRO_DAEMON_SHIM_SOCKET_SHIM_MESSAGE_H_
 
@@ -38,7 +38,7 @@ enum class ShimReject {
   kDuplicateField,  // a non-repeatable tag twice (or too many repeats)
   kMissingField,    // a required tag is absent
   kBadValue,        // wrong integer size, invalid name, relative path, NUL in a string...
-  kNoHello,         // OPEN before a HELLO was accepted on the connection
+  kNoHello,         // OPEN or LOADED before a HELLO was accepted on the connection
   kUnexpected,      // a second HELLO on one connection
 };
 
@@ -80,11 +80,25 @@ struct ShimOpen {
   bool refused_by_shim() const { return (flags & REPRO_SHIM_OPEN_REFUSED) != 0; }
 };
 
+// A LOADED report may carry at most this many LIBRARY and as many PACKAGE_DIR fields.
+inline constexpr size_t kMaxShimLoadedEntries = 4096;
+// Longest LIBC_VERSION accepted.
+inline constexpr size_t kMaxShimLibcVersion = 64;
+
+// What a process runs with (LOADED). Paths are absolute, as the process named them; entries may
+// repeat those of earlier reports.
+struct ShimLoaded {
+  std::vector<std::string> libraries;     // shared objects, as the dynamic loader names them
+  std::string libc_version;               // e.g. "2.36"; may be empty
+  std::vector<std::string> package_dirs;  // "<site dir>/<top-level name>" of Python packages
+};
+
 struct ShimRequest {
-  uint16_t type = 0;  // REPRO_SHIM_HELLO or REPRO_SHIM_OPEN
+  uint16_t type = 0;  // REPRO_SHIM_HELLO, REPRO_SHIM_OPEN or REPRO_SHIM_LOADED
   uint32_t request_id = 0;
-  ShimHello hello;  // when type is HELLO
-  ShimOpen open;    // when type is OPEN
+  ShimHello hello;    // when type is HELLO
+  ShimOpen open;      // when type is OPEN
+  ShimLoaded loaded;  // when type is LOADED
 };
 
 struct ParsedShimRequest {
@@ -94,7 +108,8 @@ struct ParsedShimRequest {
 };
 
 // Parses one datagram a shim sent. Never fails on input: a bad datagram is a rejection with a
-// reason. Names must be valid (common/names.h); paths must be non-empty, opened paths absolute.
+// reason. Names must be valid (common/names.h); paths must be non-empty, opened paths and LOADED
+// paths absolute; LIBC_VERSION is 1..kMaxShimLibcVersion characters of [A-Za-z0-9.+~_-].
 ParsedShimRequest ParseShimRequest(absl::string_view datagram);
 
 // The PIN answer to a HELLO.
@@ -125,6 +140,8 @@ std::string EncodeShimError(uint32_t request_id, absl::string_view reason);
 // For tests and tools that play a shim.
 std::string EncodeShimHello(uint32_t request_id, const ShimHello& hello);
 std::string EncodeShimOpen(uint32_t request_id, const ShimOpen& open);
+// Empty when `loaded` does not fit in one message.
+std::string EncodeShimLoaded(uint32_t request_id, const ShimLoaded& loaded);
 
 }  // namespace repro
 

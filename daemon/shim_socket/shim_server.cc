@@ -18,10 +18,12 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/paths.h"
 #include "common/posix_error.h"
 #include "common/status_macros.h"
 #include "daemon/hashing/file_hasher.h"
 #include "daemon/registry/seeds.h"
+#include "daemon/shim_socket/journal_text.h"
 #include "spdlog/spdlog.h"
 
 namespace repro {
@@ -43,40 +45,6 @@ constexpr v1::Verdict kVerdicts[] = {v1::VERDICT_MATCH,           v1::VERDICT_NO
 std::string VerdictLabel(v1::Verdict verdict) {
   std::string name = v1::Verdict_Name(verdict);
   return absl::AsciiStrToLower(absl::string_view(name).substr(name.find('_') + 1));
-}
-
-absl::string_view Basename(absl::string_view path) {
-  size_t slash = path.rfind('/');
-  return slash == absl::string_view::npos ? path : path.substr(slash + 1);
-}
-
-// Length of the valid UTF-8 sequence at s[i], or 0.
-size_t Utf8Length(absl::string_view s, size_t i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return 0;
-  }
-  return n;
-}
-
-// `s` as journal text: protobuf strings must be UTF-8, file names and arguments need not be, so
-// bytes that are not valid UTF-8 become "\xNN".
-std::string JournalText(absl::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size();) {
-    size_t n = Utf8Length(s, i);
-    if (n > 0) {
-      out.append(s.data() + i, n);
-      i += n;
-    } else {
-      absl::StrAppend(&out, "\\x", absl::Hex(static_cast<unsigned char>(s[i]), absl::kZeroPad2));
-      ++i;
-    }
-  }
-  return out;
 }
 
 // The executable of `pid` as the kernel knows it, or "" when it cannot be read.
@@ -161,6 +129,12 @@ ShimServer::ShimServer(ShimServerOptions options, ShimServerParts parts)
   connections_open_ = metrics_->GetGauge("repro_shim_connections", "Open shim connections.");
   journal_ = std::make_unique<AsyncJournal>(parts_.journal,
                                             AsyncJournalOptions{.errors = journal_errors_});
+  loaded_ = std::make_unique<LoadedRecorder>(
+      LoadedRecorderParts{.journal = journal_.get(),
+                          .fs = parts_.fs,
+                          .hash_cache = parts_.hash_cache,
+                          .metrics = metrics_},
+      LoadedRecorderOptions{.max_queued = options_.max_queued_loaded});
 }
 
 absl::StatusOr<std::unique_ptr<ShimServer>> ShimServer::Start(ShimServerOptions options,
@@ -254,6 +228,7 @@ void ShimServer::Stop() {
   }
   for (std::thread& worker : workers_) worker.join();
   workers_.clear();
+  loaded_->Stop();   // what was reported gets described, into journal_
   journal_->Stop();  // what was accepted gets written
   {
     absl::MutexLock lock(&ready_mu_);
@@ -428,15 +403,19 @@ void ShimServer::Serve(const ConnectionPtr& c) {
     event.data.fd = c->fd;
     epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c->fd, &event);
   }
-  // In order: a HELLO on its own, runs of OPENs journaled together.
+  // In order: runs of OPENs journaled together, anything else on its own.
   std::vector<const ShimRequest*> opens;
-  for (const ShimRequest& request : batch) {
-    if (request.type == REPRO_SHIM_HELLO) {
-      if (!opens.empty()) HandleOpens(*c, opens);
-      opens.clear();
-      HandleHello(*c, request);
-    } else {
+  for (ShimRequest& request : batch) {
+    if (request.type == REPRO_SHIM_OPEN) {
       opens.push_back(&request);
+      continue;
+    }
+    if (!opens.empty()) HandleOpens(*c, opens);
+    opens.clear();
+    if (request.type == REPRO_SHIM_HELLO) {
+      HandleHello(*c, request);
+    } else if (request.type == REPRO_SHIM_LOADED) {
+      HandleLoaded(*c, std::move(request.loaded));
     }
   }
   if (!opens.empty()) HandleOpens(*c, opens);
@@ -569,6 +548,16 @@ void ShimServer::HandleHello(Connection& c, const ShimRequest& request) {
   journal_->Append(c.job, std::move(items));
   spdlog::debug("shim socket: pid {} (uid {}) runs job {} rank {} in {} mode", c.peer.pid,
                 c.peer.uid, c.job, c.rank, std::string(ShimModeName(c.mode)));
+}
+
+void ShimServer::HandleLoaded(Connection& c, ShimLoaded loaded) {
+  if (!c.hello_done) {
+    Reject(c, ShimReject::kNoHello, "LOADED before an accepted HELLO");
+    return;
+  }
+  loaded_->Record({.job = c.job, .pid = c.peer.pid, .uid = c.peer.uid, .gid = c.peer.gid,
+                   .rank = c.rank},
+                  std::move(loaded));
 }
 
 void ShimServer::CheckOpen(Connection& c, const ShimRequest& request,

@@ -13,9 +13,11 @@
 // What it journals for a job (in the background, see AsyncJournal: serving a connection never
 // waits for a disk sync): ProcessStart per process (pid, uid, gid from SO_PEERCRED; rank and
 // rank seed; exe path and SHA-256; argv), DataOpen once per job and file (with SHA-256 and
-// verdict), and a Violation when a file is not in the manifest, lies in another version, no
-// longer matches, or was opened for writing. Every message of a connection is attributed to the
-// process that connected, whatever the message claims.
+// verdict), a Violation when a file is not in the manifest, lies in another version, no longer
+// matches, or was opened for writing, and LibrariesLoaded / PythonPackages once per job and
+// library or distribution that processes report (LOADED, described off the workers by the
+// LoadedRecorder). Every message of a connection is attributed to the process that connected,
+// whatever the message claims.
 //
 // Threading: one thread owns the socket (epoll: accept, receive, parse, reject); a small pool of
 // workers serves connections, one worker per connection at a time, so a connection's messages are
@@ -52,6 +54,7 @@
 #include "daemon/registry/version_registry.h"
 #include "daemon/shim_socket/async_journal.h"
 #include "daemon/shim_socket/data_checker.h"
+#include "daemon/shim_socket/loaded_recorder.h"
 #include "daemon/shim_socket/shim_message.h"
 #include "daemon/store/journal.h"
 
@@ -65,6 +68,8 @@ struct ShimServerOptions {
   size_t max_queued = 1024;
   // Rejected datagrams are logged at most once per connection per interval.
   absl::Duration log_interval = absl::Seconds(10);
+  // LOADED reports waiting to be described and journaled; more are dropped (and counted).
+  size_t max_queued_loaded = 256;
 };
 
 // Not owned; each must outlive the server.
@@ -73,7 +78,7 @@ struct ShimServerParts {
   VersionRegistry* versions = nullptr;
   Journal* journal = nullptr;
   DataChecker* checker = nullptr;
-  FileSystem* fs = nullptr;          // hashes executables
+  FileSystem* fs = nullptr;          // hashes executables and libraries, reads package metadata
   HashCache* hash_cache = nullptr;   // may be null
   Metrics* metrics = nullptr;        // may be null
 };
@@ -122,6 +127,8 @@ class ShimServer {
   // Serves one batch of c's queued requests; reschedules c when more are waiting.
   void Serve(const ConnectionPtr& c);
   void HandleHello(Connection& c, const ShimRequest& request);
+  // Hands a LOADED report to the recorder (it is never answered).
+  void HandleLoaded(Connection& c, ShimLoaded loaded);
   // Serves the OPENs of one batch: checks each, answers the shims that wait, then journals them
   // all in one append.
   void HandleOpens(Connection& c, const std::vector<const ShimRequest*>& opens);
@@ -150,6 +157,7 @@ class ShimServer {
   Counter* connections_refused_;
   Gauge* connections_open_;
   std::unique_ptr<AsyncJournal> journal_;  // entries are written off the connections' workers
+  std::unique_ptr<LoadedRecorder> loaded_;  // appends to journal_
 
   int listen_fd_ = -1;
   int epoll_fd_ = -1;

@@ -34,12 +34,11 @@ class FaultFileSystem::File : public ReadableFile {
       : fs_(fs), path_(std::move(path)), base_(std::move(base)), changes_(changes) {}
 
   absl::StatusOr<size_t> Read(char* buffer, size_t n) override {
-    fs_->BeforeRead(path_);
-    RETURN_IF_ERROR(fs_->Fault(Op::kRead, path_));
-    ASSIGN_OR_RETURN(size_t got, base_->Read(buffer, n));
-    fs_->CountRead(got);
-    was_read_ = true;
-    return got;
+    return ReadThrough([&] { return base_->Read(buffer, n); });
+  }
+
+  absl::StatusOr<size_t> ReadAt(uint64_t offset, char* buffer, size_t n) override {
+    return ReadThrough([&] { return base_->ReadAt(offset, buffer, n); });
   }
 
   absl::StatusOr<FileStat> Stat() override {
@@ -50,6 +49,17 @@ class FaultFileSystem::File : public ReadableFile {
   }
 
  private:
+  // `read` (of the base file) with the read hook, the injected fault and the counting around it.
+  template <typename ReadFn>
+  absl::StatusOr<size_t> ReadThrough(ReadFn read) {
+    fs_->BeforeRead(path_);
+    RETURN_IF_ERROR(fs_->Fault(Op::kRead, path_));
+    ASSIGN_OR_RETURN(size_t got, read());
+    fs_->CountRead(got);
+    was_read_ = true;
+    return got;
+  }
+
   FaultFileSystem* const fs_;
   const std::string path_;
   const std::unique_ptr<ReadableFile> base_;

@@ -40,8 +40,8 @@ class FaultFileSystem : public FileSystem {
   // Makes the next `opens` opens of `path` (-1: all of them) look like a file that is written
   // while it is read: once the file has been read from, its Stat() reports an mtime 1 s later.
   void ChangeWhileRead(const std::string& path, int opens = -1) ABSL_LOCKS_EXCLUDED(mu_);
-  // Calls `hook(path)` before every Read of a file opened through this file system, on the
-  // reading thread (e.g. to cancel an operation midway). Empty: no hook.
+  // Calls `hook(path)` before every Read or ReadAt of a file opened through this file system, on
+  // the reading thread (e.g. to cancel an operation midway). Empty: no hook.
   void SetReadHook(std::function<void(const std::string& path)> hook) ABSL_LOCKS_EXCLUDED(mu_);
   // Removes every fault and the hook, and zeroes the counters.
   void Reset() ABSL_LOCKS_EXCLUDED(mu_);

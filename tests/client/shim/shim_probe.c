@@ -8,8 +8,10 @@
  *   fopen P | fopen64 P | freopen P
  *   openat D R | openat64 D R | openat_2 D R     (D opened with open(O_DIRECTORY))
  *   chdir D | fchdir D                           (prints "OK" or "ERR ...")
+ *   dlopen L                                     (dlopen(L, RTLD_NOW): "OK" or "ERR dlopen")
  *   fork                                         (the commands after it run in a child; waits)
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -118,6 +120,10 @@ static int Run(int argc, char** argv) {
     errno = err;
     Result(fd);
     return 3;
+  }
+  if (strcmp(cmd, "dlopen") == 0) {
+    Print(dlopen(a, RTLD_NOW) != NULL ? "OK" : "ERR dlopen");
+    return 2;
   }
   if (strcmp(cmd, "chdir") == 0 || strcmp(cmd, "fchdir") == 0) {
     int r;

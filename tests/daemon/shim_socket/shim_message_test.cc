@@ -172,6 +172,94 @@ TEST(ShimMessageTest, RejectsBadValues) {
   EXPECT_EQ(Reason(partial_stat), ShimReject::kMissingField);
 }
 
+ShimLoaded Loaded() {
+  ShimLoaded loaded;
+  loaded.libraries = {"/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/libz.so.1"};
+  loaded.libc_version = "2.36";
+  loaded.package_dirs = {"/usr/lib/python3/dist-packages/numpy",
+                         "/x/site-packages/__pycache__/six.cpython-311.pyc"};
+  return loaded;
+}
+
+// A LOADED message with the given fields, built with the C writer (no validation).
+std::string RawLoaded(const std::function<void(repro_shim_writer*)>& fields) {
+  return Raw(REPRO_SHIM_LOADED, fields);
+}
+
+TEST(ShimMessageTest, LoadedRoundTrip) {
+  ParsedShimRequest parsed = ParseShimRequest(EncodeShimLoaded(0, Loaded()));
+  ASSERT_EQ(parsed.reject, ShimReject::kNone) << parsed.detail;
+  EXPECT_EQ(parsed.request.type, REPRO_SHIM_LOADED);
+  EXPECT_EQ(parsed.request.request_id, 0u);
+  const ShimLoaded& l = parsed.request.loaded;
+  EXPECT_EQ(l.libraries, Loaded().libraries);
+  EXPECT_EQ(l.libc_version, "2.36");
+  EXPECT_EQ(l.package_dirs, Loaded().package_dirs);
+
+  ParsedShimRequest empty = ParseShimRequest(EncodeShimLoaded(0, ShimLoaded()));
+  ASSERT_EQ(empty.reject, ShimReject::kNone) << empty.detail;  // every field is optional
+  EXPECT_TRUE(empty.request.loaded.libraries.empty());
+  EXPECT_TRUE(empty.request.loaded.libc_version.empty());
+}
+
+TEST(ShimMessageTest, LoadedRepeatsUpToTheBound) {
+  ShimLoaded many;
+  for (size_t i = 0; i < kMaxShimLoadedEntries; ++i) many.libraries.push_back("/l");
+  ParsedShimRequest parsed = ParseShimRequest(EncodeShimLoaded(0, many));
+  ASSERT_EQ(parsed.reject, ShimReject::kNone) << parsed.detail;
+  EXPECT_EQ(parsed.request.loaded.libraries.size(), kMaxShimLoadedEntries);
+  many.libraries.push_back("/l");
+  EXPECT_EQ(Reason(EncodeShimLoaded(0, many)), ShimReject::kDuplicateField);
+  ShimLoaded dirs;
+  for (size_t i = 0; i <= kMaxShimLoadedEntries; ++i) dirs.package_dirs.push_back("/p");
+  EXPECT_EQ(Reason(EncodeShimLoaded(0, dirs)), ShimReject::kDuplicateField);
+}
+
+TEST(ShimMessageTest, LoadedRejectsBadValuesAndUnknownTags) {
+  ShimLoaded relative = Loaded();
+  relative.libraries.push_back("libfoo.so");
+  EXPECT_EQ(Reason(EncodeShimLoaded(0, relative)), ShimReject::kBadValue);
+  ShimLoaded relative_dir = Loaded();
+  relative_dir.package_dirs = {"site-packages/numpy"};
+  EXPECT_EQ(Reason(EncodeShimLoaded(0, relative_dir)), ShimReject::kBadValue);
+  for (const char* version : {"2.36 ", "2.36\n", "$(id)", "x/y"}) {
+    ShimLoaded bad = Loaded();
+    bad.libc_version = version;
+    EXPECT_EQ(Reason(EncodeShimLoaded(0, bad)), ShimReject::kBadValue) << version;
+  }
+  ShimLoaded long_version = Loaded();
+  long_version.libc_version = std::string(kMaxShimLibcVersion + 1, '1');
+  EXPECT_EQ(Reason(EncodeShimLoaded(0, long_version)), ShimReject::kBadValue);
+  ShimLoaded ubuntu = Loaded();
+  ubuntu.libc_version = "2.35-0ubuntu3.8";
+  EXPECT_EQ(Reason(EncodeShimLoaded(0, ubuntu)), ShimReject::kNone);
+
+  EXPECT_EQ(Reason(RawLoaded([](repro_shim_writer* w) {
+              repro_shim_put_str(w, REPRO_SHIM_F_LIBRARY, "/a\0b", 4);  // NUL inside
+            })),
+            ShimReject::kBadValue);
+  EXPECT_EQ(Reason(RawLoaded([](repro_shim_writer* w) {
+              repro_shim_put_str(w, REPRO_SHIM_F_LIBRARY, "", 0);
+            })),
+            ShimReject::kBadValue);
+  EXPECT_EQ(Reason(RawLoaded([](repro_shim_writer* w) {
+              repro_shim_put_u64(w, REPRO_SHIM_F_LIBC_VERSION, 236);  // 8 bytes, not a version
+            })),
+            ShimReject::kBadValue);
+  EXPECT_EQ(Reason(RawLoaded([](repro_shim_writer* w) {
+              repro_shim_put_str(w, REPRO_SHIM_F_LIBC_VERSION, "2.36", 4);
+              repro_shim_put_str(w, REPRO_SHIM_F_LIBC_VERSION, "2.37", 4);
+            })),
+            ShimReject::kDuplicateField);
+  EXPECT_EQ(Reason(RawLoaded([](repro_shim_writer* w) { repro_shim_put_u64(w, 53, 1); })),
+            ShimReject::kUnknownField);
+  EXPECT_EQ(Reason(RawLoaded([](repro_shim_writer* w) {
+              repro_shim_put_str(w, REPRO_SHIM_F_JOB, "job-1", 5);  // a HELLO tag
+            })),
+            ShimReject::kUnknownField);
+  EXPECT_EQ(Reason(EncodeShimLoaded(0, Loaded()).substr(0, 30)), ShimReject::kBadLength);
+}
+
 TEST(ShimMessageTest, EveryReasonHasAName) {
   for (ShimReject reason : AllShimRejects()) {
     EXPECT_NE(ShimRejectName(reason), "none");

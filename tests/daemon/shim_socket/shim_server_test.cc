@@ -2,6 +2,7 @@
 // journal entries attributed by SO_PEERCRED, hostile datagrams, many concurrent processes.
 #include "daemon/shim_socket/shim_server.h"
 
+#include <gnu/libc-version.h>
 #include <unistd.h>
 
 #include <optional>
@@ -15,6 +16,8 @@
 #include "gtest/gtest.h"
 #include "tests/client/shim/shim_socket_client.h"
 #include "tests/daemon/shim_socket/shim_test_stack.h"
+#include "tests/testutil/system_runtime.h"
+#include "tests/testutil/temp_dir.h"
 
 extern "C" {
 #include "client/shim/pin_table.h"
@@ -25,6 +28,8 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing::CountKind;
+using testing::LoadedLibraryPath;
+using testing::ReadFileOrDie;
 using testing::ShimSocketClient;
 using testing::ShimTestStack;
 using testing::WriteFileOrDie;
@@ -282,6 +287,64 @@ TEST_F(ShimServerTest, ServesHundredsOfProcessesAtOnce) {
            CountKind(entries, v1::JournalEntry::kProcessStart) >= 1;
   }));
   EXPECT_THAT(Rendered(), HasSubstr("repro_shim_connections_total 200"));
+}
+
+TEST_F(ShimServerTest, LoadedLibrariesAndPackagesAreJournaledOncePerJob) {
+  const std::string libc = LoadedLibraryPath("libc.so.6");
+  ASSERT_FALSE(libc.empty());
+  // Without numpy in the system Python, only the library is checked.
+  std::optional<testing::PythonModule> numpy = testing::SystemPythonModule("numpy");
+  ShimLoaded loaded;
+  loaded.libraries = {libc};
+  loaded.libc_version = gnu_get_libc_version();
+  if (numpy.has_value()) loaded.package_dirs = {numpy->site + "/numpy"};
+  // Two processes of the job report the same, one of them twice (at its first open and at exit).
+  std::unique_ptr<ShimSocketClient> a = Hello(ShimMode::kEnforce);
+  std::unique_ptr<ShimSocketClient> b = Hello(ShimMode::kRecord);
+  ASSERT_TRUE(a->Send(EncodeShimLoaded(0, loaded)));
+  ASSERT_TRUE(a->Send(OpenMsg(7, "v1/a.csv")));  // answered while the report is described
+  ASSERT_TRUE(a->Send(EncodeShimLoaded(0, loaded)));
+  ASSERT_TRUE(b->Send(EncodeShimLoaded(0, loaded)));
+  std::optional<std::string> verdict = a->Receive();
+  ASSERT_TRUE(verdict.has_value());
+  EXPECT_EQ(Decode(*verdict).allow, 1u);
+  const int packages = numpy.has_value() ? 1 : 0;
+  ASSERT_TRUE(stack_.WaitForEntries("job-1", [&](const auto& entries) {
+    return CountKind(entries, v1::JournalEntry::kLibraries) == 1 &&
+           CountKind(entries, v1::JournalEntry::kPythonPackages) == packages;
+  }));
+  server_->Stop();  // what was reported is journaled by now
+  std::vector<v1::JournalEntry> entries = stack_.Entries("job-1");
+  EXPECT_EQ(CountKind(entries, v1::JournalEntry::kLibraries), 1);
+  EXPECT_EQ(CountKind(entries, v1::JournalEntry::kPythonPackages), packages);
+  for (const v1::JournalEntry& e : entries) {
+    if (e.has_libraries()) {
+      EXPECT_EQ(e.libraries().pid(), getpid());  // SO_PEERCRED
+      ASSERT_EQ(e.libraries().libraries_size(), 1);
+      const v1::Library& library = e.libraries().libraries(0);
+      EXPECT_EQ(library.soname(), "libc.so.6");
+      EXPECT_EQ(library.version(), gnu_get_libc_version());
+      EXPECT_EQ(library.sha256(), Sha256Of(ReadFileOrDie(libc)));
+    }
+    if (e.has_python_packages()) {
+      ASSERT_EQ(e.python_packages().packages_size(), 1);
+      EXPECT_EQ(e.python_packages().packages(0).name(), "numpy");
+      EXPECT_EQ(e.python_packages().packages(0).version(), numpy->version);
+    }
+  }
+}
+
+TEST_F(ShimServerTest, LoadedBeforeHelloIsRejected) {
+  ShimSocketClient client(Path());
+  ShimLoaded loaded;
+  loaded.libraries = {LoadedLibraryPath("libc.so.6")};
+  ASSERT_TRUE(client.Send(EncodeShimLoaded(0, loaded)));
+  ASSERT_TRUE(client.Send(HelloMsg("job-1", ShimMode::kRecord)));
+  ASSERT_TRUE(client.Receive().has_value());  // the PIN: the connection goes on
+  server_->Stop();
+  EXPECT_EQ(CountKind(stack_.Entries("job-1"), v1::JournalEntry::kLibraries), 0);
+  EXPECT_THAT(Rendered(),
+              HasSubstr("repro_shim_messages_rejected_total{reason=\"no_hello\"} 1"));
 }
 
 TEST_F(ShimServerTest, ASecondReprodCannotTakeTheSocket) {
