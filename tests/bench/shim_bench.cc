@@ -6,7 +6,9 @@
 //    alias latest/ of a dataset pinned to another version (every open is rewritten, the first
 //    open of each file reported). Median loop time of --runs interleaved runs of: bare Python; the
 //    shim in record mode; in enforce mode; the shim active but the files outside every dataset
-//    root; `strace -f -e trace=openat`; `reprozip trace`. Each shim run is a new job, so every
+//    root; bare Python and the shim reading files in a site-packages directory (each open is
+//    noted for package capture: the cost of issue 4's capture on non-dataset opens);
+//    `strace -f -e trace=openat`; `reprozip trace`. Each shim run is a new job, so every
 //    file is checked and journaled once, as in a real first epoch. Python's user+sys CPU time is
 //    reported beside it: on a small machine reprod's work competes with the loop for the cores.
 // 2. Added latency per open (ns), from this program re-run as a child under the shim, timing the
@@ -135,6 +137,7 @@ class ShimBench {
     MakeFiles(dir_.Path("ml/bench/v1"), files, size, 1);
     MakeFiles(dir_.Path("ml/bench/v2"), files, size, 2);
     MakeFiles(dir_.Path("outside"), files, size, 3);
+    MakeFiles(dir_.Path("python/site-packages"), files, size, 4);
     Shell(absl::StrCat("ln -s v2 ", dir_.Path("ml/bench/latest"), " && mkdir -p ",
                        dir_.Path("work")));
     std::ofstream(dir_.Path("loop.py")) << kLoop;
@@ -223,6 +226,12 @@ class ShimBench {
     variants.push_back({"shim, enforce", [&] { return Loop({}, latest, ShimEnv("enforce")); }});
     variants.push_back({"shim, files outside the datasets",
                         [&] { return Loop({}, dir_.Path("outside"), ShimEnv("record")); }});
+    // Package capture: every open lies in a site-packages directory, so the shim notes it.
+    const std::string packages = dir_.Path("python/site-packages");
+    variants.push_back({"bare python, site-packages files", [&] { return Loop({}, packages, {}); }});
+    variants.push_back({"shim, site-packages files", [&] {
+                          return Loop({}, packages, ShimEnv("record"));
+                        }});
     if (absl::GetFlag(FLAGS_peers)) {
       variants.push_back({"strace -f -e trace=openat", [&] {
                             return Loop({"strace", "-f", "-e", "trace=openat", "-o", "/dev/null"},
@@ -252,6 +261,9 @@ class ShimBench {
       printf("%-34s %10.3f %7.2fx %7.3f %5.2fx\n", v.name.c_str(), loop, loop / bare, cpu,
              cpu / bare_cpu);
     }
+    printf("package capture (shim vs bare, site-packages files): loop %.3fx, cpu %.3fx\n",
+           Median(variants[5].loop) / Median(variants[4].loop),
+           Median(variants[5].cpu) / Median(variants[4].cpu));
     fflush(stdout);
   }
 
