@@ -112,11 +112,13 @@ absl::Status Reprod::Init() {
                  "is; journaling works",
                  etcd_->Describe());
   }
+  // The shim socket is up before gRPC answers, so a caller that sees reprod ready (health check,
+  // reproctl) can start training processes at once.
+  RETURN_IF_ERROR(StartShimSocket());
   ASSIGN_OR_RETURN(grpc_, GrpcServer::Start(grpc_options, {service_.get()}));
   RETURN_IF_ERROR(StartCluster());
   RETURN_IF_ERROR(StartMetricsEndpoint());
   RETURN_IF_ERROR(StartWebhook());
-  RETURN_IF_ERROR(StartShimSocket());
   spdlog::info("reprod {} node {} ({} mode) serving gRPC on {}; data in {}", REPRO_VERSION, node_,
                pin_store_->mode(), absl::StrJoin(grpc_->endpoints(), ","), config_.data_dir);
   return absl::OkStatus();
