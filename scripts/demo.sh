@@ -69,7 +69,11 @@ say "Reproduce it later: a new job with the same data and seed"
 ctl pin train-42-rerun --like train-42
 
 say "The journal: processes, data files read (with SHA-256), the refusal; chained and signed"
-ctl journal train-42
+ctl journal train-42 >"$work/journal.txt"
+awk '$3 != "libraries"' "$work/journal.txt"
+echo "  ... and $(awk '$3 == "libraries"' "$work/journal.txt" | wc -l) libraries entries, one per" \
+  "shared object the job's processes loaded (version, SHA-256), for instance:"
+grep -E ' (libc\.so\.6@|libtorch_cpu\.so)' "$work/journal.txt" || true
 ctl verify train-42
 
 say "Someone back-fills v1 in place: verify --rehash notices"
