@@ -55,7 +55,8 @@ static int g_warned; /* the current outage has been reported on stderr */
 static uint8_t g_out[REPRO_SHIM_MAX_MESSAGE]; /* the HELLO or enforce-mode OPEN being sent */
 static uint8_t g_post[REPRO_SHIM_MAX_MESSAGE]; /* the record-mode OPEN being posted */
 static uint8_t g_in[REPRO_SHIM_MAX_MESSAGE];  /* the message being received */
-/* Unsent messages (record-mode OPEN, LOADED), each as u32 size + bytes, in g_backlog[g_backlog_head, g_backlog_tail). */
+/* Unsent messages (record-mode OPEN; LOADED, in at most half of it), each as u32 size + bytes, in
+ * g_backlog[g_backlog_head, g_backlog_tail). */
 static uint8_t g_backlog[kBacklogBytes];
 static size_t g_backlog_head, g_backlog_tail;
 
@@ -420,8 +421,10 @@ static void FlushBacklog(void) {
   if (g_backlog_head == g_backlog_tail) g_backlog_head = g_backlog_tail = 0;
 }
 
-/* Caller holds g_mu. Keeps a copy of the message for later. 0, or -1 when the backlog is full. */
-static int Keep(const uint8_t* msg, uint32_t n) {
+/* Caller holds g_mu. Keeps a copy of the message for later, unless the backlog would then hold
+ * more than `limit` bytes. 0, or -1 when it does not fit. */
+static int Keep(const uint8_t* msg, uint32_t n, size_t limit) {
+  if (g_backlog_tail - g_backlog_head + sizeof(n) + n > limit) return -1;
   if (g_backlog_tail + sizeof(n) + n > sizeof(g_backlog) && g_backlog_head > 0) {
     memmove(g_backlog, g_backlog + g_backlog_head, g_backlog_tail - g_backlog_head);
     g_backlog_tail -= g_backlog_head;
@@ -434,10 +437,10 @@ static int Keep(const uint8_t* msg, uint32_t n) {
   return 0;
 }
 
-/* Caller holds g_mu. Sends a message that wants no answer now, or keeps it for later; never
- * waits. A dead connection is replaced once (reprod may have restarted; if not, the outage is
- * warned about). 0 when sent or kept; -1 when dropped (the backlog is full). */
-static int Post(const uint8_t* msg, uint32_t n) {
+/* Caller holds g_mu. Sends a message that wants no answer now, or keeps it for later (see Keep);
+ * never waits. A dead connection is replaced once (reprod may have restarted; if not, the outage
+ * is warned about). 0 when sent or kept; -1 when dropped. */
+static int Post(const uint8_t* msg, uint32_t n, size_t keep_limit) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (EnsureLink() != 0) break;
     if (!g_hello_answered) Drain(NULL);
@@ -448,7 +451,7 @@ static int Post(const uint8_t* msg, uint32_t n) {
     if (errno == EAGAIN) break;
     CloseLink();
   }
-  return Keep(msg, n);
+  return Keep(msg, n, keep_limit);
 }
 
 /* Caller holds g_mu. Enforce mode: sends the report and waits for the verdict until the
@@ -492,7 +495,7 @@ enum shim_answer shim_link_report(const struct shim_report* r, int wait, char* r
     result = Ask(r, reason, cap);
   } else {
     uint32_t n = EncodeOpen(r, 0, g_post, sizeof(g_post));
-    if (n != 0 && Post(g_post, n) == 0) result = SHIM_ANSWER_SENT;
+    if (n != 0 && Post(g_post, n, kBacklogBytes) == 0) result = SHIM_ANSWER_SENT;
   }
   if (result == SHIM_ANSWER_NONE) atomic_fetch_add_explicit(&g_dropped, 1, memory_order_relaxed);
   pthread_mutex_unlock(&g_mu);
@@ -502,7 +505,8 @@ enum shim_answer shim_link_report(const struct shim_report* r, int wait, char* r
 int shim_link_post(const uint8_t* msg, uint32_t n) {
   if (n == 0 || !shim_link_in_owner()) return -1;
   pthread_mutex_lock(&g_mu);
-  int result = shim_pin_current() != NULL ? Post(msg, n) : -1; /* reprod needs our HELLO first */
+  /* reprod needs our HELLO first; half the backlog stays for dataset opens */
+  int result = shim_pin_current() != NULL ? Post(msg, n, kBacklogBytes / 2) : -1;
   pthread_mutex_unlock(&g_mu);
   return result;
 }

@@ -68,8 +68,9 @@ enum shim_answer shim_link_report(const struct shim_report* report, int wait, ch
                                   size_t cap);
 
 /* Sends a message that wants no answer (LOADED, request_id 0) like a record-mode report: now, or
- * from the backlog later; never waits. 0 when sent or kept; -1 when dropped (no pin known yet,
- * the backlog is full, or a vfork child). The caller keeps `msg`; it is copied when kept. */
+ * from the backlog later, where such messages may fill at most half, the rest staying for dataset
+ * opens; never waits. 0 when sent or kept; -1 when dropped (no pin known yet, no room, or a vfork
+ * child). The caller keeps `msg`; it is copied when kept. */
 int shim_link_post(const uint8_t* msg, uint32_t n);
 
 /* 1 when called from the process that owns the shim state (not a vfork or _Fork child). */
