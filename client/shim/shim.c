@@ -252,9 +252,9 @@ static __attribute__((noinline)) int OpenSlow(const struct shim_pin* pin, enum s
       fd = shim_real_open(fn, AT_FDCWD, p.target.path, flags, mode);
     } else {
       fd = shim_real_open(fn, dirfd, path, flags, mode);
-      if (fd >= 0) shim_loaded_note_open(path); /* near a root, yet outside the datasets */
     }
     saved = errno;
+    if (fd >= 0 && p.action == kPass) shim_loaded_note_open(path); /* outside the datasets */
     if (fd >= 0 && p.report && Check(&p, fd) != 0) {
       close(fd);
       fd = -1;
