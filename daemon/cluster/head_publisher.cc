@@ -67,15 +67,10 @@ bool HeadPublisher::AddMove(const v1::JournalHead& head, const InEtcd& now,
     return false;
   }
   const std::string key = etcd_keys::Head(head.job(), node_);
-  etcdserverpb::Compare* unchanged = txn->add_compare();
-  unchanged->set_key(key);
-  unchanged->set_result(etcdserverpb::Compare::EQUAL);
   if (now.exists) {
-    unchanged->set_target(etcdserverpb::Compare::MOD);
-    unchanged->set_mod_revision(now.mod_revision);
+    CompareUnchanged(key, now.mod_revision, txn);
   } else {
-    unchanged->set_target(etcdserverpb::Compare::CREATE);
-    unchanged->set_create_revision(0);
+    CompareAbsent(key, txn);
   }
   etcdserverpb::PutRequest* put = txn->add_success()->mutable_request_put();
   put->set_key(key);

@@ -24,11 +24,7 @@ absl::Status NodePresence::Register() {
   // Claim the name unless a node with another key holds it; our own earlier registration (a
   // restart within the TTL) is simply replaced.
   etcdserverpb::TxnRequest txn;
-  etcdserverpb::Compare* absent = txn.add_compare();
-  absent->set_key(key);
-  absent->set_target(etcdserverpb::Compare::CREATE);
-  absent->set_result(etcdserverpb::Compare::EQUAL);
-  absent->set_create_revision(0);
+  CompareAbsent(key, &txn);
   etcdserverpb::PutRequest put;
   put.set_key(key);
   put.set_value(etcd_keys::Encode(record_));

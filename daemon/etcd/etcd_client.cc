@@ -202,4 +202,20 @@ absl::StatusOr<etcdserverpb::LeaseRevokeResponse> EtcdClient::LeaseRevoke(
   return Unary("lease revoke", &Channel::lease, &etcdserverpb::Lease::Stub::LeaseRevoke, request);
 }
 
+void CompareAbsent(absl::string_view key, etcdserverpb::TxnRequest* txn) {
+  etcdserverpb::Compare* absent = txn->add_compare();
+  absent->set_key(std::string(key));
+  absent->set_target(etcdserverpb::Compare::CREATE);
+  absent->set_result(etcdserverpb::Compare::EQUAL);
+  absent->set_create_revision(0);
+}
+
+void CompareUnchanged(absl::string_view key, int64_t mod_revision, etcdserverpb::TxnRequest* txn) {
+  etcdserverpb::Compare* unchanged = txn->add_compare();
+  unchanged->set_key(std::string(key));
+  unchanged->set_target(etcdserverpb::Compare::MOD);
+  unchanged->set_result(etcdserverpb::Compare::EQUAL);
+  unchanged->set_mod_revision(mod_revision);
+}
+
 }  // namespace repro

@@ -16,6 +16,7 @@
 #ifndef REPRO_DAEMON_ETCD_ETCD_CLIENT_H_
 #define REPRO_DAEMON_ETCD_ETCD_CLIENT_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -24,6 +25,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
@@ -104,6 +106,13 @@ class EtcdClient {
 
 // True for errors after which another etcd endpoint (or a later try) may succeed.
 bool IsEtcdRetryable(const grpc::Status& status);
+
+// Adds to `txn` the compare "`key` does not exist" (create_revision == 0): the transaction's
+// success branch runs for the first writer of the key only.
+void CompareAbsent(absl::string_view key, etcdserverpb::TxnRequest* txn);
+
+// Adds to `txn` the compare "`key` was last written at `mod_revision`" (compare-and-swap).
+void CompareUnchanged(absl::string_view key, int64_t mod_revision, etcdserverpb::TxnRequest* txn);
 
 }  // namespace repro
 

@@ -25,11 +25,7 @@ std::vector<MirroredPrefix> EtcdPinStore::MirroredPrefixes() {
 absl::StatusOr<EtcdPinStore::Stored> EtcdPinStore::CreateIfAbsent(const std::string& key,
                                                                   const std::string& value) {
   etcdserverpb::TxnRequest txn;
-  etcdserverpb::Compare* absent = txn.add_compare();
-  absent->set_key(key);
-  absent->set_target(etcdserverpb::Compare::CREATE);
-  absent->set_result(etcdserverpb::Compare::EQUAL);
-  absent->set_create_revision(0);
+  CompareAbsent(key, &txn);
   etcdserverpb::PutRequest* put = txn.add_success()->mutable_request_put();
   put->set_key(key);
   put->set_value(value);

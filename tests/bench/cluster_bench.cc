@@ -76,10 +76,7 @@ ConcurrentRun RawTxns(const testing::EtcdCluster& cluster, double seconds) {
   return RunConcurrently(1, seconds, [&](int, uint64_t i) {
     const std::string key = absl::StrCat("/bench/txn-", i);
     etcdserverpb::TxnRequest txn;
-    etcdserverpb::Compare* absent = txn.add_compare();
-    absent->set_key(key);
-    absent->set_target(etcdserverpb::Compare::CREATE);
-    absent->set_create_revision(0);
+    CompareAbsent(key, &txn);
     etcdserverpb::PutRequest* put = txn.add_success()->mutable_request_put();
     put->set_key(key);
     put->set_value(std::string(200, 'p'));  // about a pin's size
