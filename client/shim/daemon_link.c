@@ -108,6 +108,8 @@ void shim_link_init(const struct shim_link_config* config) {
 
 const char* shim_link_socket_path(void) { return g_cfg.socket_path; }
 
+const char* shim_link_exe(void) { return g_cfg.exe; }
+
 int shim_link_in_owner(void) { return (int)getpid() == atomic_load(&g_owner_pid); }
 
 /* What a failed socket call means, for the one warning line (no strerror: it may load locale

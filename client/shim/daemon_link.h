@@ -84,4 +84,7 @@ void shim_link_at_exit(void);
 
 const char* shim_link_socket_path(void);
 
+/* The process's executable (/proc/self/exe, read by shim_link_init), or "" when unknown. */
+const char* shim_link_exe(void);
+
 #endif /* REPRO_CLIENT_SHIM_DAEMON_LINK_H_ */

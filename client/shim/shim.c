@@ -487,12 +487,10 @@ static void AfterForkChild(void) {
   shim_loaded_after_fork_child();
 }
 
-/* A Python interpreter: the executable's name starts with "python" (python3, python3.11). */
+/* A Python interpreter: the executable's name starts with "python" (python3, python3.11). Call
+ * after shim_link_init, which reads the executable. */
 static int IsPython(void) {
-  char exe[SHIM_PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-  if (n <= 0) return 0;
-  exe[n] = '\0';
+  const char* exe = shim_link_exe();
   const char* base = strrchr(exe, '/');
   return strncmp(base != NULL ? base + 1 : exe, "python", 6) == 0;
 }
