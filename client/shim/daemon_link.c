@@ -406,6 +406,7 @@ static uint32_t EncodeOpen(const struct shim_report* r, uint32_t id, uint8_t* bu
     repro_shim_put_u64(&w, REPRO_SHIM_F_CTIME_NS,
                        (uint64_t)((int64_t)st->st_ctim.tv_sec * 1000000000ll + st->st_ctim.tv_nsec));
   }
+  if (r->view_use != 0) repro_shim_put_u64(&w, REPRO_SHIM_F_VIEW_USE, r->view_use);
   return repro_shim_finish(&w);
 }
 

@@ -49,6 +49,7 @@ struct shim_report {
   const char* requested_path;
   const char* opened_path;
   const struct stat* stat; /* NULL when the file was not opened */
+  uint32_t view_use;       /* REPRO_SHIM_VIEW_*: not opened but listed, stat-ed...; 0: opened */
 };
 
 /* Copies `config`. Call once from the constructor. */

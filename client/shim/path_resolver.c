@@ -6,15 +6,18 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "client/shim/fixed_table.h"
+#include "client/shim/shim_protocol.h"
 #include "client/shim/shim_text.h"
 
-/* Seeds of directory keys: absolute spellings, and spellings relative to the working directory
- * (mixed with the directory's own hash). */
+/* Seeds of directory keys: absolute spellings, spellings relative to the working directory
+ * (mixed with the directory's own hash), and (enforce mode) device and inode. */
 #define SHIM_ABS_DIR_SEED 0x6162735f6469725full
 #define SHIM_REL_DIR_SEED 0x72656c5f6469725full
+#define SHIM_INODE_DIR_SEED 0x696e6f64655f6469ull
 /* Longest file name (the kernel's NAME_MAX). */
 #define SHIM_NAME_MAX 255
 /* Symlinks followed in one resolution before giving up (the kernel's limit). */
@@ -23,7 +26,8 @@
 
 static shim_atomic_u64 g_outside_keys[SHIM_OUTSIDE_SLOTS];
 static shim_atomic_u64 g_outside_values[SHIM_OUTSIDE_SLOTS];
-/* Directories (by spelling) found to lie outside every dataset root. */
+/* Directories found to lie outside every dataset root: by spelling in record mode, by device and
+ * inode in enforce mode. */
 static struct shim_table g_outside =
     SHIM_TABLE_INIT(g_outside_keys, g_outside_values, SHIM_OUTSIDE_SLOTS);
 
@@ -58,17 +62,43 @@ static uint64_t RelDirKey(const char* path, size_t len, int whole, uint64_t cwd_
   return shim_hash(path, whole ? len : DirLength(path, len), cwd_seed ^ SHIM_REL_DIR_SEED);
 }
 
+/* The enforce-mode key of a directory: what it is (device and inode), not how it is spelled, so
+ * that a directory replaced by a symlink into a root is a new key. 0 when it cannot be had. */
+static uint64_t InodeKey(const struct stat* st) {
+  uint64_t id[2] = {(uint64_t)st->st_dev, (uint64_t)st->st_ino};
+  return shim_hash((const char*)id, sizeof(id), SHIM_INODE_DIR_SEED);
+}
+
+/* Enforce mode: the directory of `path` (the path itself when `whole`) is known to lie outside
+ * every root. One stat of it (the kernel's, not the shim's wrapper). */
+static int KnownOutsideByInode(const char* path, size_t len, int whole) {
+  char dir[SHIM_PATH_MAX];
+  size_t n = whole ? len : DirLength(path, len);
+  if (n >= sizeof(dir)) return 0;
+  memcpy(dir, path, n);
+  dir[n] = '\0';
+  if (n == 0) strcpy(dir, path[0] == '/' ? "/" : ".");
+  struct stat st;
+  int saved = errno;
+  long r = syscall(SYS_newfstatat, AT_FDCWD, dir, &st, 0);
+  errno = saved;
+  return r == 0 && shim_table_get(&g_outside, InodeKey(&st), NULL);
+}
+
 int shim_quick_check(const struct shim_pin* pin, int dirfd, const char* path, int whole) {
   if (path == NULL || path[0] == '\0') return 0;
   size_t len = strlen(path);
   if (!whole && EndsInDots(path, len)) return 1;
+  const int by_inode = pin->mode == REPRO_SHIM_MODE_ENFORCE;
   if (path[0] == '/') {
     if (shim_pin_find_root(pin, path, len) >= 0) return 1;
+    if (by_inode) return !KnownOutsideByInode(path, len, whole);
     return !shim_table_get(&g_outside, AbsDirKey(path, len, whole), NULL);
   }
   if (dirfd != AT_FDCWD) return 1;
   struct shim_cwd_view cwd;
   if (!shim_cwd_view(&cwd) || shim_pin_find_root(pin, cwd.path, cwd.len) >= 0) return 1;
+  if (by_inode) return !KnownOutsideByInode(path, len, whole);
   uint64_t key = RelDirKey(path, len, whole, cwd.seed);
   if (!shim_cwd_still_valid(&cwd)) return 1;
   return !shim_table_get(&g_outside, key, NULL);
@@ -193,6 +223,18 @@ static long Absolute(int dirfd, const char* path, int whole, char* buf, uint64_t
   return len;
 }
 
+/* Notes that the directory t->path resolved to (spelled `key` in record mode) lies outside every
+ * root. */
+static void RememberOutside(const struct shim_pin* pin, const struct shim_target* t,
+                            uint64_t key) {
+  if (pin->mode == REPRO_SHIM_MODE_ENFORCE) {
+    struct stat st;
+    if (syscall(SYS_newfstatat, AT_FDCWD, t->len > 0 ? t->path : "/", &st, 0) != 0) return;
+    key = InodeKey(&st);
+  }
+  shim_table_put(&g_outside, key, 1);
+}
+
 /* Fills t for a target whose directory resolved to exactly the root of dataset d. */
 static void AtRootLevel(const struct shim_pin* pin, int d, const char* name, size_t n,
                         struct shim_target* t) {
@@ -271,7 +313,7 @@ int shim_resolve(const struct shim_pin* pin, int dirfd, const char* path, int wh
   int d = shim_pin_find_root(pin, t->path, t->len);
   if (d < 0) {
     t->place = SHIM_OUTSIDE;
-    if (key != 0 && w.complete) shim_table_put(&g_outside, key, 1);
+    if (key != 0 && w.complete) RememberOutside(pin, t, key);
     return 0;
   }
   t->dataset = d;

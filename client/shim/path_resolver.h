@@ -17,14 +17,17 @@
  * reached through one added later, since it is not in the manifest). An entry of ROOT that is not
  * a directory (a README) and ROOT itself are left alone.
  *
- * Cost. shim_quick_check makes no syscall and allocates nothing: it compares absolute paths (and
- * the working directory of relative ones) with the roots, and looks the directory up in a
- * lock-free cache of directories already found to lie outside every root. A miss costs one
+ * Cost. shim_quick_check allocates nothing: it compares absolute paths (and the working
+ * directory of relative ones) with the roots, and looks the directory up in a lock-free cache of
+ * directories already found to lie outside every root. In record mode the cache is keyed by the
+ * directory's spelling (no syscall); in enforce mode by its device and inode (one stat of the
+ * directory per call), so that a directory replaced by a symlink into a root is not taken for the
+ * one that was found outside (enforce mode fails closed). A miss costs one
  * readlink per component of that directory, once. An openat() with a directory fd and a relative
  * path costs one readlink of /proc/self/fd/N per call. Limits: a symlink in the last component
  * of a file outside the roots is not followed (it would cost an lstat per open; directories opened
- * with O_DIRECTORY are followed to the end); a directory outside the roots that is turned into a
- * symlink to a root after the process first used it is not noticed.
+ * with O_DIRECTORY are followed to the end); in record mode, a directory outside the roots that is
+ * turned into a symlink to a root after the process first used it is not noticed.
  *
  * Thread-safe.
  */
@@ -60,8 +63,9 @@ int shim_quick_check(const struct shim_pin* pin, int dirfd, const char* path, in
 
 /* Resolves the open of `path` relative to `dirfd` (AT_FDCWD: the working directory); `whole` as
  * for shim_quick_check. Returns 0 with *t filled, or -1 when the path cannot be resolved (too
- * long, a symlink loop, a dirfd that is not a directory of this process): then the open must go
- * ahead untouched. Sets errno freely. */
+ * long, a symlink loop, a dirfd that is not a directory of this process): record mode lets the
+ * call go ahead untouched, enforce mode refuses what libc manages anyway (it may lie under a
+ * root). Sets errno freely. */
 int shim_resolve(const struct shim_pin* pin, int dirfd, const char* path, int whole,
                  struct shim_target* t);
 

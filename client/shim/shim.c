@@ -5,14 +5,24 @@
  * Exports exactly the libc functions it wraps (shim_exports.map): the open family that programs
  * on glibc call through the PLT (open, open64, __open, __open64, openat, openat64, the fortified
  * __open_2, __open64_2, __openat_2, __openat64_2, creat, creat64), stdio's fopen, fopen64, freopen,
- * freopen64 (glibc's fopen opens without going through open's PLT), and chdir/fchdir to track the
- * working directory. Without REPRO_JOB every call goes straight to libc.
+ * freopen64 (glibc's fopen opens without going through open's PLT), and fchdir to track the
+ * working directory; view_wrappers.c adds every other path-taking call (listing, stat, access,
+ * readlink, realpath, chdir, exec) under the same rules. Without REPRO_JOB every call goes
+ * straight to libc.
  *
  * With REPRO_JOB, an open is checked by path_resolver.h: outside the pinned datasets' roots it
- * goes to libc untouched (no syscall, no allocation added); under a root, an alias is rewritten to
- * the pinned version, another version is refused in enforce mode, and the first open of each
- * dataset file is reported to reprod (daemon_link.h), which journals it and, in enforce mode,
- * gives a verdict the open waits for. errno is always what libc left, or EACCES for a refusal.
+ * goes to libc untouched (no allocation added; enforce mode adds one stat of the directory);
+ * under a root, an alias is rewritten to the pinned version, another version is refused in
+ * enforce mode (its directories too: listing it is refused), and the first open of each dataset
+ * file is reported to reprod (daemon_link.h), which journals it and, in enforce mode, gives a
+ * verdict the open waits for. errno is always what libc left, or EACCES for a refusal.
+ *
+ * Enforce mode fails closed: no pin known at start (reprod unreachable, no REPRO_PINNED) -> the
+ * process does not run (exit 126, one line); a pin known but no verdict from reprod -> the
+ * dataset open is refused; a path the shim cannot resolve (too long, too many symlinks) -> a
+ * read libc manages anyway is refused after the fact, a write before; the "outside every root"
+ * cache is keyed by the directory's device and inode, so a directory swapped for a symlink into
+ * a root is looked at again.
  * What the process runs with (loaded libraries, imported Python packages: loaded_report.h) is
  * reported at its first dataset open and at exit.
  *
@@ -38,6 +48,7 @@
 #include "client/shim/pin_table.h"
 #include "client/shim/real_libc.h"
 #include "client/shim/shim_protocol.h"
+#include "client/shim/shim_state.h"
 #include "client/shim/shim_text.h"
 
 #define SHIM_EXPORT __attribute__((visibility("default")))
@@ -49,11 +60,9 @@
 #define SHIM_WRITE_SEED 0x77726974655f6b79ull
 #define SHIM_REFUSED_SEED 0x726566757365646bull
 
-/* Set once by the constructor when REPRO_JOB names a job. */
-static int g_active;
+int g_active; /* shim_state.h */
 static char g_job[160];
-/* Per thread: the shim is at work; calls made meanwhile go straight to libc. */
-static __thread int t_busy __attribute__((tls_model("initial-exec")));
+__thread int t_busy __attribute__((tls_model("initial-exec")));
 
 /* Files this process already reported or got a verdict for: key -> epoch << 8 | state. The epoch
  * changes in fork children, which report their own first opens. */
@@ -62,9 +71,9 @@ static shim_atomic_u64 g_reported_values[SHIM_REPORTED_SLOTS];
 static struct shim_table g_reported =
     SHIM_TABLE_INIT(g_reported_keys, g_reported_values, SHIM_REPORTED_SLOTS);
 static atomic_uint g_epoch = 1;
-enum { kReported = 1, kAllowed = 2, kDenied = 3 };
+enum { kReported = SHIM_REPORTED, kAllowed = SHIM_ALLOWED, kDenied = SHIM_DENIED };
 
-static int Lookup(uint64_t key, int* state) {
+int shim_lookup(uint64_t key, int* state) {
   uint64_t value;
   if (!shim_table_get(&g_reported, key, &value)) return 0;
   if ((value >> 8) != atomic_load_explicit(&g_epoch, memory_order_relaxed)) return 0;
@@ -72,13 +81,15 @@ static int Lookup(uint64_t key, int* state) {
   return 1;
 }
 
-static void Remember(uint64_t key, int state) {
+void shim_remember(uint64_t key, int state) {
   uint64_t epoch = atomic_load_explicit(&g_epoch, memory_order_relaxed);
   shim_table_put(&g_reported, key, (epoch << 8) | (uint64_t)state);
 }
 
-/* What to do with one open under a dataset root. */
-enum action { kPass, kOpenTarget, kRefuse };
+/* What to do with one open under a dataset root. kRefused: refused already (the view rules);
+ * kUnresolved: enforce mode, the shim cannot resolve the path: a read that libc manages anyway is
+ * refused after the fact (it may lie under a root), a write before. */
+enum action { kPass, kOpenTarget, kRefuse, kRefused, kUnresolved };
 
 struct plan {
   enum action action;
@@ -110,8 +121,12 @@ static void Plan(const struct shim_pin* pin, int dirfd, const char* path, int wr
   p->requested = path;
   p->why = NULL;
   struct shim_target* t = &p->target;
-  if (shim_resolve(pin, dirfd, path, directory, t) != 0 || t->place != SHIM_IN_VERSION) return;
   const int enforce = pin->mode == REPRO_SHIM_MODE_ENFORCE;
+  if (shim_resolve(pin, dirfd, path, directory, t) != 0) {
+    if (enforce) p->action = kUnresolved; /* fails closed */
+    return;
+  }
+  if (t->place != SHIM_IN_VERSION) return;
   if (t->redirected) p->flags |= REPRO_SHIM_OPEN_REDIRECTED;
   if (t->other) p->flags |= REPRO_SHIM_OPEN_OTHER_VERSION;
   if (write) {
@@ -125,11 +140,16 @@ static void Plan(const struct shim_pin* pin, int dirfd, const char* path, int wr
     }
     return;
   }
+  if (t->other && (t->version_dir || no_data || IsDirectory(t->path))) {
+    /* Another version's directory, opened to be listed: the view rules (view_wrappers.c). */
+    p->action = shim_view_other(pin, t, path, REPRO_SHIM_VIEW_LIST) == 0 ? kOpenTarget : kRefused;
+    return;
+  }
   if (t->version_dir || no_data) {
     p->action = kOpenTarget; /* a directory: rewritten, nothing to journal */
     return;
   }
-  if (t->other && enforce && !IsDirectory(t->path)) {
+  if (t->other && enforce) {
     p->action = kRefuse;
     p->why = "it belongs to another version";
     p->flags |= REPRO_SHIM_OPEN_REFUSED;
@@ -139,18 +159,18 @@ static void Plan(const struct shim_pin* pin, int dirfd, const char* path, int wr
   p->report = 1;
 }
 
-/* One line on stderr naming the job, the path and the pinned version. */
-static void PrintRefusal(const struct plan* p, const char* why) {
-  const struct shim_dataset* d = &p->pin->datasets[p->target.dataset];
+void shim_print_refusal(const struct shim_pin* pin, const struct shim_target* target,
+                        const char* requested, const char* why) {
+  const struct shim_dataset* d = &pin->datasets[target->dataset];
   struct shim_text t;
   shim_text_init(&t);
   shim_text_add(&t, "repro: job ");
   shim_text_add(&t, g_job);
   shim_text_add(&t, " refused ");
-  shim_text_add(&t, p->requested);
-  if (strcmp(p->requested, p->target.path) != 0) {
+  shim_text_add(&t, requested);
+  if (strcmp(requested, target->path) != 0) {
     shim_text_add(&t, " (");
-    shim_text_add(&t, p->target.path);
+    shim_text_add(&t, target->path);
     shim_text_add(&t, ")");
   }
   shim_text_add(&t, ": ");
@@ -163,6 +183,22 @@ static void PrintRefusal(const struct plan* p, const char* why) {
   shim_text_add(&t, d->pinned_path);
   shim_text_add(&t, ")");
   shim_text_line_to_stderr(&t);
+}
+
+void shim_print_unresolved(const char* requested) {
+  struct shim_text t;
+  shim_text_init(&t);
+  shim_text_add(&t, "repro: job ");
+  shim_text_add(&t, g_job);
+  shim_text_add(&t, " refused a path the shim cannot resolve (too long, or too many symbolic "
+                    "links), which may lie under a pinned dataset root: ");
+  shim_text_add(&t, requested); /* last: a long path is cut, not the reason */
+  shim_text_line_to_stderr(&t);
+}
+
+/* One line on stderr naming the job, the path and the pinned version. */
+static void PrintRefusal(const struct plan* p, const char* why) {
+  shim_print_refusal(p->pin, &p->target, p->requested, why);
 }
 
 static struct shim_report MakeReport(const struct plan* p, const struct stat* st) {
@@ -180,9 +216,9 @@ static void Refuse(const struct plan* p) {
   PrintRefusal(p, p->why);
   uint64_t key = shim_hash(p->target.path, p->target.len, SHIM_REFUSED_SEED);
   int state;
-  if (Lookup(key, &state)) return;
+  if (shim_lookup(key, &state)) return;
   struct shim_report r = MakeReport(p, NULL);
-  if (shim_link_report(&r, 0, NULL, 0) == SHIM_ANSWER_SENT) Remember(key, kReported);
+  if (shim_link_report(&r, 0, NULL, 0) == SHIM_ANSWER_SENT) shim_remember(key, kReported);
 }
 
 /* After `fd` was opened as planned: reports the first open of a regular file and, in enforce
@@ -191,7 +227,7 @@ static int Check(const struct plan* p, int fd) {
   const int write = (p->flags & REPRO_SHIM_OPEN_WRITE) != 0;
   uint64_t key = shim_hash(p->target.path, p->target.len, write ? SHIM_WRITE_SEED : SHIM_READ_SEED);
   int state;
-  if (Lookup(key, &state)) {
+  if (shim_lookup(key, &state)) {
     if (state != kDenied) return 0;
     PrintRefusal(p, "reprod refused this file earlier in this process");
     return -1;
@@ -204,15 +240,15 @@ static int Check(const struct plan* p, int fd) {
   enum shim_answer answer = shim_link_report(&r, wait, reason, sizeof(reason));
   shim_loaded_report(0); /* the first time, or when packages were imported since */
   if (!wait) {
-    if (answer == SHIM_ANSWER_SENT) Remember(key, kReported);
+    if (answer == SHIM_ANSWER_SENT) shim_remember(key, kReported);
     return 0;
   }
   if (answer == SHIM_ANSWER_ALLOW) {
-    Remember(key, kAllowed);
+    shim_remember(key, kAllowed);
     return 0;
   }
   if (answer == SHIM_ANSWER_DENY) {
-    Remember(key, kDenied);
+    shim_remember(key, kDenied);
     PrintRefusal(p, reason[0] != '\0' ? reason : "reprod refused it");
     return -1;
   }
@@ -225,8 +261,7 @@ static int Check(const struct plan* p, int fd) {
   return -1;
 }
 
-/* While no pin is known (reprod was down at start): try to get one, rate-limited. */
-static void PollForPin(void) {
+void shim_poll_for_pin(void) {
   int saved = errno;
   t_busy = 1;
   shim_link_poll();
@@ -243,8 +278,11 @@ static __attribute__((noinline)) int OpenSlow(const struct shim_pin* pin, enum s
   Plan(pin, dirfd, path, IsWrite(flags), (flags & (O_DIRECTORY | O_PATH)) != 0,
        (flags & O_DIRECTORY) != 0, &p);
   int fd = -1;
-  if (p.action == kRefuse) {
-    Refuse(&p);
+  if (p.action == kUnresolved && IsWrite(flags)) {
+    shim_print_unresolved(path);
+    saved = EACCES;
+  } else if (p.action == kRefuse || p.action == kRefused) {
+    if (p.action == kRefuse) Refuse(&p);
     saved = EACCES;
   } else {
     errno = saved;
@@ -255,7 +293,8 @@ static __attribute__((noinline)) int OpenSlow(const struct shim_pin* pin, enum s
     }
     saved = errno;
     if (fd >= 0 && p.action == kPass) shim_loaded_note_open(path); /* outside the datasets */
-    if (fd >= 0 && p.report && Check(&p, fd) != 0) {
+    if (fd >= 0 && ((p.report && Check(&p, fd) != 0) || p.action == kUnresolved)) {
+      if (p.action == kUnresolved) shim_print_unresolved(path);
       close(fd);
       fd = -1;
       saved = EACCES;
@@ -270,7 +309,7 @@ static inline int OpenLike(enum shim_fn fn, int dirfd, const char* path, int fla
   if (g_active && !t_busy) {
     const struct shim_pin* pin = shim_pin_current();
     if (pin == NULL) {
-      PollForPin();
+      shim_poll_for_pin();
     } else if (pin->count > 0 && shim_quick_check(pin, dirfd, path, (flags & O_DIRECTORY) != 0)) {
       return OpenSlow(pin, fn, dirfd, path, flags, mode);
     }
@@ -292,15 +331,20 @@ static __attribute__((noinline)) FILE* FopenSlow(const struct shim_pin* pin, enu
   struct plan p;
   Plan(pin, AT_FDCWD, path, ModesWrite(modes), 0, 0, &p);
   FILE* file = NULL;
-  if (p.action == kRefuse) {
-    Refuse(&p);
+  if (p.action == kUnresolved && ModesWrite(modes)) {
+    shim_print_unresolved(path);
+    saved = EACCES;
+  } else if (p.action == kRefuse || p.action == kRefused) {
+    if (p.action == kRefuse) Refuse(&p);
     saved = EACCES;
   } else {
     errno = saved;
     file = shim_real_fopen(fn, p.action == kOpenTarget ? p.target.path : path, modes, stream);
     saved = errno;
     if (file != NULL && p.action == kPass) shim_loaded_note_open(path);
-    if (file != NULL && p.report && Check(&p, fileno(file)) != 0) {
+    if (file != NULL &&
+        ((p.report && Check(&p, fileno(file)) != 0) || p.action == kUnresolved)) {
+      if (p.action == kUnresolved) shim_print_unresolved(path);
       fclose(file);
       file = NULL;
       saved = EACCES;
@@ -315,7 +359,7 @@ static inline FILE* FopenLike(enum shim_fn fn, const char* path, const char* mod
   if (g_active && !t_busy && path != NULL && modes != NULL) {
     const struct shim_pin* pin = shim_pin_current();
     if (pin == NULL) {
-      PollForPin();
+      shim_poll_for_pin();
     } else if (pin->count > 0 && shim_quick_check(pin, AT_FDCWD, path, 0)) {
       return FopenSlow(pin, fn, path, modes, stream);
     }
@@ -394,8 +438,7 @@ SHIM_EXPORT FILE* freopen64(const char* path, const char* modes, FILE* stream) {
   return FopenLike(SHIM_FN_FREOPEN64, path, modes, stream);
 }
 
-/* After a working-directory change, in the process that owns the shim state only. */
-static void CwdChanged(const char* path) {
+void shim_after_chdir(const char* path) {
   int saved = errno;
   t_busy = 1;
   if (shim_link_in_owner()) shim_cwd_changed(path);
@@ -403,15 +446,10 @@ static void CwdChanged(const char* path) {
   errno = saved;
 }
 
-SHIM_EXPORT int chdir(const char* path) {
-  int r = shim_real_chdir(path);
-  if (r == 0 && g_active && !t_busy) CwdChanged(path);
-  return r;
-}
-
+/* chdir is a view call (view_wrappers.c). */
 SHIM_EXPORT int fchdir(int fd) {
   int r = shim_real_fchdir(fd);
-  if (r == 0 && g_active && !t_busy) CwdChanged(NULL);
+  if (r == 0 && g_active && !t_busy) shim_after_chdir(NULL);
   return r;
 }
 
@@ -531,7 +569,15 @@ __attribute__((constructor)) static void ShimStart(int argc, char** argv, char**
     struct shim_pin* spare = shim_pin_spare();
     if (shim_pin_from_env(spare, pinned, mode) > 0) shim_pin_publish(spare);
   }
-  if (shim_link_start() == 0) ExportPin(shim_pin_current());
+  if (shim_link_start() == 0) {
+    ExportPin(shim_pin_current());
+  } else if (mode == REPRO_SHIM_MODE_ENFORCE && shim_pin_current() == NULL) {
+    /* Enforce mode fails closed: without a pin no path can be told to be a dataset's. */
+    Warn("job ", job,
+         " runs in enforce mode, but no pin is known (reprod cannot be reached and REPRO_PINNED "
+         "is not set, see above): refusing to run rather than read data unchecked");
+    _exit(126);
+  }
   g_active = 1;
 }
 

@@ -47,7 +47,9 @@
  *                            OPEN_FLAGS R (REPRO_SHIM_OPEN_*), REQUESTED_PATH R, OPENED_PATH R
  *                            (absolute, after alias rewriting), DEVICE, INODE, SIZE, MTIME_NS,
  *                            CTIME_NS (fstat of the opened file; absent when it was refused
- *                            before being opened)
+ *                            before being opened), VIEW_USE (the path was not opened for its
+ *                            data but listed, stat-ed, resolved, entered or executed: reprod
+ *                            journals a violation only, never a read)
  *   VERDICT reprod -> shim   answers an OPEN with request_id != 0: VERDICT R (repro.v1.Verdict
  *                            number), ALLOW R (0 or 1), REASON (one line, for refusals)
  *   ERROR   reprod -> shim   answers a HELLO or OPEN that cannot be served: REASON R
@@ -128,6 +130,8 @@ enum repro_shim_tag {
   REPRO_SHIM_F_LIBRARY = 50,
   REPRO_SHIM_F_LIBC_VERSION = 51,
   REPRO_SHIM_F_PACKAGE_DIR = 52,
+  /* OPEN (issue 9): REPRO_SHIM_VIEW_* */
+  REPRO_SHIM_F_VIEW_USE = 70,
 };
 
 /* MODE values. */
@@ -140,6 +144,14 @@ enum repro_shim_tag {
 #define REPRO_SHIM_OPEN_REFUSED 4u       /* the shim refused it itself (enforce mode) */
 #define REPRO_SHIM_OPEN_OTHER_VERSION 8u /* the path is in another registered version */
 #define REPRO_SHIM_OPEN_ALL_FLAGS 15u
+
+/* VIEW_USE values: what was done with a path of another version without opening it. */
+#define REPRO_SHIM_VIEW_STAT 1u     /* stat family, access */
+#define REPRO_SHIM_VIEW_LIST 2u     /* opendir, scandir, a directory opened to be read */
+#define REPRO_SHIM_VIEW_RESOLVE 3u  /* readlink, realpath */
+#define REPRO_SHIM_VIEW_CHDIR 4u    /* chdir */
+#define REPRO_SHIM_VIEW_EXEC 5u     /* execve family */
+#define REPRO_SHIM_VIEW_LAST 5u
 
 /* ---- Encoding ---------------------------------------------------------------------------- */
 

@@ -40,6 +40,7 @@ constexpr Rule kOpenRules[] = {
     {REPRO_SHIM_F_SIZE, Kind::kU64, false, 1},
     {REPRO_SHIM_F_MTIME_NS, Kind::kU64, false, 1},
     {REPRO_SHIM_F_CTIME_NS, Kind::kU64, false, 1},
+    {REPRO_SHIM_F_VIEW_USE, Kind::kU64, false, 1},
 };
 
 constexpr Rule kLoadedRules[] = {
@@ -189,6 +190,12 @@ void ParseOpen(absl::string_view datagram, ParsedShimRequest* parsed) {
   open.size = f.U64(REPRO_SHIM_F_SIZE);
   open.mtime_ns = static_cast<int64_t>(f.U64(REPRO_SHIM_F_MTIME_NS));
   open.ctime_ns = static_cast<int64_t>(f.U64(REPRO_SHIM_F_CTIME_NS));
+  uint64_t view_use = f.U64(REPRO_SHIM_F_VIEW_USE);
+  if (view_use > REPRO_SHIM_VIEW_LAST) {
+    Reject(parsed, ShimReject::kBadValue, absl::StrCat("unknown view use ", view_use));
+    return;
+  }
+  open.view_use = static_cast<uint32_t>(view_use);
 }
 
 bool IsAbsolutePath(absl::string_view path) { return !path.empty() && path[0] == '/'; }

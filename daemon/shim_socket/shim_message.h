@@ -74,6 +74,9 @@ struct ShimOpen {
   uint64_t size = 0;
   int64_t mtime_ns = 0;
   int64_t ctime_ns = 0;
+  // REPRO_SHIM_VIEW_*: the path was listed, stat-ed, resolved, entered or executed, not opened
+  // for its data (0: an open).
+  uint32_t view_use = 0;
 
   bool redirected() const { return (flags & REPRO_SHIM_OPEN_REDIRECTED) != 0; }
   bool write() const { return (flags & REPRO_SHIM_OPEN_WRITE) != 0; }

@@ -68,6 +68,17 @@ std::string DataOnceKey(const ShimOpen& open, const OpenCheck& check,
                       check.relative_path.empty() ? open.opened_path : check.relative_path);
 }
 
+// What a VIEW_USE report says was done with the path.
+absl::string_view ViewUseName(uint32_t use) {
+  switch (use) {
+    case REPRO_SHIM_VIEW_STAT: return "stat-ed";
+    case REPRO_SHIM_VIEW_LIST: return "listed";
+    case REPRO_SHIM_VIEW_RESOLVE: return "resolved";
+    case REPRO_SHIM_VIEW_CHDIR: return "entered (chdir)";
+    default: return "executed";
+  }
+}
+
 std::string PinnedVersionOf(const v1::Pin& pin, absl::string_view dataset) {
   for (const v1::PinnedVersion& v : pin.versions()) {
     if (v.dataset() == dataset) return v.version();
@@ -567,6 +578,13 @@ void ShimServer::CheckOpen(Connection& c, const ShimRequest& request,
   if (open.write()) {
     check.verdict = v1::VERDICT_WRITE;
     check.detail = "opened for writing, and data versions are read-only";
+  } else if (open.view_use != 0) {
+    // Listed, stat-ed, resolved, entered or executed in another version: nothing was read, so
+    // nothing is hashed; the shim reports only such uses of other versions.
+    check.verdict = v1::VERDICT_OTHER_VERSION;
+    check.detail = absl::StrCat("it was ", ViewUseName(open.view_use),
+                                ", and it belongs to another version than the pinned ", open.dataset,
+                                "@", PinnedVersionOf(*c.pin, open.dataset));
   } else {
     check = parts_.checker->Check(*c.pin, open.dataset, open.opened_path);
   }
@@ -576,7 +594,7 @@ void ShimServer::CheckOpen(Connection& c, const ShimRequest& request,
   if (counter != verdicts_.end()) counter->second->Increment();
   const std::string pinned_version = PinnedVersionOf(*c.pin, open.dataset);
 
-  if (!refused && !open.write()) {  // the process reads this file: journal what it got
+  if (!refused && !open.write() && open.view_use == 0) {  // the process reads this file
     JournalItem item;
     v1::DataOpen* data = item.entry.mutable_data_open();
     data->set_dataset(open.dataset);

@@ -46,7 +46,16 @@ TEST(ShimLibraryTest, ExportsExactlyTheWrappedFunctions) {
             (std::set<std::string>{"open", "open64", "__open", "__open64", "openat", "openat64",
                                    "__open_2", "__open64_2", "__openat_2", "__openat64_2", "creat",
                                    "creat64", "fopen", "fopen64", "freopen", "freopen64", "chdir",
-                                   "fchdir"}));
+                                   "fchdir",
+                                   // the view (view_wrappers.c)
+                                   "stat", "stat64", "lstat", "lstat64", "fstatat", "fstatat64",
+                                   "statx", "__xstat", "__xstat64", "__lxstat", "__lxstat64",
+                                   "__fxstatat", "__fxstatat64", "getxattr", "lgetxattr",
+                                   "listxattr", "llistxattr", "access", "faccessat", "euidaccess",
+                                   "eaccess", "readlink", "readlinkat", "__readlink_chk",
+                                   "__readlinkat_chk", "realpath", "__realpath_chk",
+                                   "canonicalize_file_name", "opendir", "scandir", "scandir64",
+                                   "execve", "execv", "execvp", "execvpe"}));
 }
 
 TEST(ShimLibraryTest, CarriesNoCxxRuntime) {
