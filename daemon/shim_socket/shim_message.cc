@@ -413,6 +413,7 @@ std::string EncodeShimOpen(uint32_t request_id, const ShimOpen& open) {
     w.U64(REPRO_SHIM_F_MTIME_NS, static_cast<uint64_t>(open.mtime_ns));
     w.U64(REPRO_SHIM_F_CTIME_NS, static_cast<uint64_t>(open.ctime_ns));
   }
+  if (open.view_use != 0) w.U64(REPRO_SHIM_F_VIEW_USE, open.view_use);
   return w.Finish();
 }
 

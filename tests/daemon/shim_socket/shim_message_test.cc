@@ -87,6 +87,18 @@ TEST(ShimMessageTest, OpenRoundTrip) {
   EXPECT_FALSE(ParseShimRequest(EncodeShimOpen(0, bare)).request.open.has_stat);
 }
 
+TEST(ShimMessageTest, ViewUseRoundTripAndRange) {
+  ShimOpen listed = Open();
+  listed.has_stat = false;
+  listed.view_use = REPRO_SHIM_VIEW_LIST;
+  ParsedShimRequest parsed = ParseShimRequest(EncodeShimOpen(0, listed));
+  ASSERT_EQ(parsed.reject, ShimReject::kNone) << parsed.detail;
+  EXPECT_EQ(parsed.request.open.view_use, REPRO_SHIM_VIEW_LIST);
+  EXPECT_EQ(ParseShimRequest(EncodeShimOpen(0, Open())).request.open.view_use, 0u);
+  listed.view_use = REPRO_SHIM_VIEW_LAST + 1;
+  EXPECT_EQ(Reason(EncodeShimOpen(0, listed)), ShimReject::kBadValue);
+}
+
 TEST(ShimMessageTest, RejectsBrokenFraming) {
   std::string good = EncodeShimHello(1, Hello());
   EXPECT_EQ(Reason(""), ShimReject::kTruncated);

@@ -232,6 +232,32 @@ TEST_F(ShimServerTest, RecordModeJournalsEachFileOncePerJob) {
   }
 }
 
+TEST_F(ShimServerTest, AViewUseOfAnotherVersionIsAViolationNotARead) {
+  std::unique_ptr<ShimSocketClient> client = Hello(ShimMode::kRecord);
+  ShimOpen listed;
+  listed.dataset = "ds";
+  listed.flags = REPRO_SHIM_OPEN_OTHER_VERSION;
+  listed.requested_path = stack_.root() + "/v2";
+  listed.opened_path = stack_.root() + "/v2";
+  listed.view_use = REPRO_SHIM_VIEW_LIST;
+  ASSERT_TRUE(client->Send(EncodeShimOpen(0, listed)));
+  ASSERT_TRUE(client->Send(OpenMsg(0, "v1/a.csv")));  // a read after it, to know it was handled
+  ASSERT_TRUE(stack_.WaitForEntries("job-1", [](const auto& entries) {
+    return CountKind(entries, v1::JournalEntry::kDataOpen) >= 1 &&
+           CountKind(entries, v1::JournalEntry::kViolation) >= 1;
+  }));
+  std::vector<v1::JournalEntry> entries = stack_.Entries("job-1");
+  EXPECT_EQ(CountKind(entries, v1::JournalEntry::kDataOpen), 1);  // v1/a.csv only
+  for (const v1::JournalEntry& e : entries) {
+    if (!e.has_violation()) continue;
+    EXPECT_EQ(e.violation().verdict(), v1::VERDICT_OTHER_VERSION);
+    EXPECT_FALSE(e.violation().refused());
+    EXPECT_EQ(e.violation().path(), stack_.root() + "/v2");
+    EXPECT_EQ(e.violation().detail(),
+              "it was listed, and it belongs to another version than the pinned ds@v1");
+  }
+}
+
 TEST_F(ShimServerTest, HostileDatagramsAreCountedAndServingGoesOn) {
   ShimSocketClient client(Path());
   std::string hello = HelloMsg("job-1", ShimMode::kEnforce);
