@@ -17,7 +17,6 @@
 //    open outside the datasets.
 #include <dlfcn.h>
 #include <fcntl.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,7 +34,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "tests/bench/bench_util.h"
-#include "tests/testutil/reprod_process.h"
+#include "tests/bench/shim_bench_stack.h"
 #include "tests/testutil/temp_dir.h"
 
 ABSL_FLAG(int, files, 2000, "files the loop reads");
@@ -129,7 +128,7 @@ double Median(std::vector<double> v) { return Percentile(std::move(v), 50); }
 
 class ShimBench {
  public:
-  explicit ShimBench(std::string self) : self_(std::move(self)) {}
+  ShimBench() : stack_(dir_.path(), "bench") {}
 
   int Run() {
     const int files = absl::GetFlag(FLAGS_files);
@@ -141,13 +140,7 @@ class ShimBench {
     Shell(absl::StrCat("ln -s v2 ", dir_.Path("ml/bench/latest"), " && mkdir -p ",
                        dir_.Path("work")));
     std::ofstream(dir_.Path("loop.py")) << kLoop;
-    reprod_ = std::make_unique<testing::ReprodProcess>(dir_.Path("node"));
-    if (!reprod_->Start().ok()) {
-      fprintf(stderr, "cannot start reprod:\n%s\n", reprod_->log().c_str());
-      return 1;
-    }
-    Ctl({"version", "add", "bench", "v1", dir_.Path("ml/bench/v1")});
-    Ctl({"version", "add", "bench", "v2", dir_.Path("ml/bench/v2")});
+    stack_.Register();
     printf("shim_bench: %d files x %d KiB, %d passes, median of %d runs; reads through "
            "latest/ -> v2 of a dataset pinned to v1\n",
            files, absl::GetFlag(FLAGS_kib), absl::GetFlag(FLAGS_passes), absl::GetFlag(FLAGS_runs));
@@ -157,44 +150,13 @@ class ShimBench {
   }
 
  private:
-  void Ctl(const std::vector<std::string>& args) {
-    testing::RunResult r = reprod_->Ctl(args);
-    if (r.exit_code != 0) {
-      fprintf(stderr, "reproctl %s: %s\n", args[0].c_str(), r.stderr_text.c_str());
-      exit(1);
-    }
-  }
-
-  // The environment of a process of a new job pinned to bench@v1, under the shim.
   std::map<std::string, std::string> ShimEnv(const std::string& mode) {
-    std::string job = absl::StrCat("bench-", ++jobs_);
-    Ctl({"pin", job, "bench@v1", "--seed", "1"});
-    return {{"LD_PRELOAD", testing::LibPath("libreproshim.so")},
-            {"REPRO_JOB", job},
-            {"REPRO_MODE", mode},
-            {"REPRO_SHIM_SOCKET", reprod_->shim_socket()}};
+    return stack_.ShimEnv(mode);
   }
 
-  // Runs `argv` with `env` added; returns its stdout and its children's CPU time.
   std::string RunTimed(const std::vector<std::string>& argv,
                        const std::map<std::string, std::string>& env, double* cpu) {
-    rusage before{}, after{};
-    getrusage(RUSAGE_CHILDREN, &before);
-    testing::RunOptions options;
-    options.env = env;
-    options.cwd = dir_.Path("work");
-    options.timeout = absl::Minutes(10);
-    testing::RunResult r = testing::RunCommand(argv, options);
-    getrusage(RUSAGE_CHILDREN, &after);
-    if (r.exit_code != 0) {
-      fprintf(stderr, "%s failed (%d):\n%s%s\n", argv[0].c_str(), r.exit_code,
-              r.stdout_text.c_str(), r.stderr_text.c_str());
-      exit(1);
-    }
-    auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
-    *cpu = seconds(after.ru_utime) - seconds(before.ru_utime) + seconds(after.ru_stime) -
-           seconds(before.ru_stime);
-    return r.stdout_text;
+    return ShimBenchStack::Run(argv, env, dir_.Path("work"), cpu);
   }
 
   Sample Loop(const std::vector<std::string>& prefix, const std::string& data,
@@ -271,7 +233,7 @@ class ShimBench {
   // outside}.
   std::vector<double> Latency(const std::string& mode) {
     double cpu;
-    std::string out = RunTimed({self_, "--latency_child=" + dir_.Path("first.txt"),
+    std::string out = RunTimed({SelfPath(), "--latency_child=" + dir_.Path("first.txt"),
                                 "--outside=" + dir_.Path("outside/d0/f0.bin")},
                                ShimEnv(mode), &cpu);
     std::vector<double> ns;
@@ -310,10 +272,8 @@ class ShimBench {
     fflush(stdout);
   }
 
-  const std::string self_;
   testing::TempDir dir_;
-  std::unique_ptr<testing::ReprodProcess> reprod_;
-  int jobs_ = 0;
+  ShimBenchStack stack_;
 };
 
 }  // namespace
@@ -323,8 +283,5 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const std::string child = absl::GetFlag(FLAGS_latency_child);
   if (!child.empty()) return repro::bench::LatencyChild(child, absl::GetFlag(FLAGS_outside));
-  char self[4096];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) return 1;
-  return repro::bench::ShimBench(std::string(self, n)).Run();
+  return repro::bench::ShimBench().Run();
 }

@@ -31,7 +31,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "tests/bench/bench_util.h"
-#include "tests/testutil/reprod_process.h"
+#include "tests/bench/shim_bench_stack.h"
 #include "tests/testutil/temp_dir.h"
 
 ABSL_FLAG(int, files, 2000, "files the Python loop lists and stats");
@@ -114,7 +114,7 @@ double Median(std::vector<double> v) { return Percentile(std::move(v), 50); }
 
 class ViewBench {
  public:
-  explicit ViewBench(std::string self) : self_(std::move(self)) {}
+  ViewBench() : stack_(dir_.path(), "bench") {}
 
   int Run() {
     const int files = absl::GetFlag(FLAGS_files);
@@ -124,13 +124,7 @@ class ViewBench {
     Shell(absl::StrCat("ln -s v2 ", dir_.Path("ml/bench/latest"), " && mkdir -p ",
                        dir_.Path("work")));
     std::ofstream(dir_.Path("loop.py")) << kLoop;
-    reprod_ = std::make_unique<testing::ReprodProcess>(dir_.Path("node"));
-    if (!reprod_->Start().ok()) {
-      fprintf(stderr, "cannot start reprod:\n%s\n", reprod_->log().c_str());
-      return 1;
-    }
-    Ctl({"version", "add", "bench", "v1", dir_.Path("ml/bench/v1")});
-    Ctl({"version", "add", "bench", "v2", dir_.Path("ml/bench/v2")});
+    stack_.Register();
     printf("view_bench: %d files; latest/ -> v2 of a dataset pinned to v1; median of %d runs\n",
            files, absl::GetFlag(FLAGS_runs));
     LatencyFigures();
@@ -139,37 +133,9 @@ class ViewBench {
   }
 
  private:
-  void Ctl(const std::vector<std::string>& args) {
-    testing::RunResult r = reprod_->Ctl(args);
-    if (r.exit_code != 0) {
-      fprintf(stderr, "reproctl %s: %s\n", args[0].c_str(), r.stderr_text.c_str());
-      exit(1);
-    }
-  }
-
-  // The environment of a process of a new job pinned to bench@v1, under the shim.
-  std::map<std::string, std::string> ShimEnv(const std::string& mode) {
-    std::string job = absl::StrCat("view-", ++jobs_);
-    Ctl({"pin", job, "bench@v1", "--seed", "1"});
-    return {{"LD_PRELOAD", testing::LibPath("libreproshim.so")},
-            {"REPRO_JOB", job},
-            {"REPRO_MODE", mode},
-            {"REPRO_SHIM_SOCKET", reprod_->shim_socket()}};
-  }
-
   std::string Run(const std::vector<std::string>& argv,
                   const std::map<std::string, std::string>& env) {
-    testing::RunOptions options;
-    options.env = env;
-    options.cwd = dir_.Path("work");
-    options.timeout = absl::Minutes(10);
-    testing::RunResult r = testing::RunCommand(argv, options);
-    if (r.exit_code != 0) {
-      fprintf(stderr, "%s failed (%d):\n%s%s\n", argv[0].c_str(), r.exit_code,
-              r.stdout_text.c_str(), r.stderr_text.c_str());
-      exit(1);
-    }
-    return r.stdout_text;
+    return ShimBenchStack::Run(argv, env, dir_.Path("work"));
   }
 
   void LatencyFigures() {
@@ -178,7 +144,7 @@ class ViewBench {
     std::map<std::string, std::vector<std::vector<double>>> runs;
     for (int i = 0; i < absl::GetFlag(FLAGS_runs); ++i) {
       for (const char* mode : {"record", "enforce"}) {
-        std::string out = Run({self_, "--latency_child=" + arg}, ShimEnv(mode));
+        std::string out = Run({SelfPath(), "--latency_child=" + arg}, stack_.ShimEnv(mode));
         std::vector<double> ns;
         for (absl::string_view w : absl::StrSplit(absl::StripTrailingAsciiWhitespace(out), ' ')) {
           double v = 0;
@@ -215,8 +181,8 @@ class ViewBench {
     };
     std::vector<Variant> variants = {
         {"bare python", [] { return std::map<std::string, std::string>{}; }, {}},
-        {"shim, record", [&] { return ShimEnv("record"); }, {}},
-        {"shim, enforce", [&] { return ShimEnv("enforce"); }, {}}};
+        {"shim, record", [&] { return stack_.ShimEnv("record"); }, {}},
+        {"shim, enforce", [&] { return stack_.ShimEnv("enforce"); }, {}}};
     for (int i = 0; i <= absl::GetFlag(FLAGS_runs); ++i) {  // run 0 warms up
       for (Variant& v : variants) {
         double seconds = 0;
@@ -236,10 +202,8 @@ class ViewBench {
     fflush(stdout);
   }
 
-  const std::string self_;
   testing::TempDir dir_;
-  std::unique_ptr<testing::ReprodProcess> reprod_;
-  int jobs_ = 0;
+  ShimBenchStack stack_;
 };
 
 }  // namespace
@@ -249,8 +213,5 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const std::string child = absl::GetFlag(FLAGS_latency_child);
   if (!child.empty()) return repro::bench::LatencyChild(child);
-  char self[4096];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) return 1;
-  return repro::bench::ViewBench(std::string(self, n)).Run();
+  return repro::bench::ViewBench().Run();
 }
