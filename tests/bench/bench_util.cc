@@ -11,6 +11,8 @@
 #include <random>
 #include <thread>
 
+#include <time.h>
+
 namespace repro::bench {
 
 double TimeSeconds(const std::function<void()>& fn) {
@@ -89,6 +91,14 @@ void Report(const std::string& name, double value, const std::string& unit, doub
     printf("%-44s %12.3f %s\n", name.c_str(), value, unit.c_str());
   }
   fflush(stdout);
+}
+
+double Median(std::vector<double> values) { return Percentile(std::move(values), 50); }
+
+double NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
 }
 
 }  // namespace repro::bench

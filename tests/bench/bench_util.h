@@ -21,6 +21,11 @@ void MakeFiles(const std::string& dir, int count, uint64_t size, uint64_t seed);
 
 // Sorted latencies -> the p-th percentile (0..100).
 double Percentile(std::vector<double> values, double p);
+// Percentile(values, 50).
+double Median(std::vector<double> values);
+
+// CLOCK_MONOTONIC in nanoseconds (no allocation, for timing loops of single calls).
+double NowNs();
 
 struct ConcurrentRun {
   double per_second = 0;

@@ -67,12 +67,6 @@ constexpr int kRounds = 50;
 
 using OpenFn = int (*)(const char*, int, ...);
 
-double NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
-}
-
 // Mean ns of open()+close() over paths[begin, end) with `open_fn`.
 double TimeOpens(OpenFn open_fn, const std::vector<std::string>& paths, size_t begin, size_t end) {
   double start = NowNs();
@@ -123,8 +117,6 @@ struct Sample {
   double loop = 0;  // the loop's own wall time, seconds
   double cpu = 0;   // the process's user+sys time, seconds
 };
-
-double Median(std::vector<double> v) { return Percentile(std::move(v), 50); }
 
 class ShimBench {
  public:

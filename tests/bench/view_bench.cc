@@ -56,12 +56,6 @@ constexpr char kPython[] = "/usr/bin/python3";
 constexpr int kBatch = 200;
 constexpr int kRounds = 50;
 
-double NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
-}
-
 using StatFn = int (*)(const char*, struct stat*);
 using OpendirFn = DIR* (*)(const char*);
 
@@ -109,8 +103,6 @@ int LatencyChild(const std::string& arg) {
   printf("%.0f %.0f %.0f %.0f\n", ns[0], ns[2], ns[1], ns[3]);
   return 0;
 }
-
-double Median(std::vector<double> v) { return Percentile(std::move(v), 50); }
 
 class ViewBench {
  public:

@@ -103,26 +103,25 @@ static const char* TypeName(mode_t mode) {
   return S_ISDIR(mode) ? "dir" : S_ISREG(mode) ? "file" : S_ISLNK(mode) ? "link" : "other";
 }
 
-static void ShowStat(int r, const struct stat* st) {
+/* "OK <type> <size> <inode> <mtime ns>" after a stat call that returned r. */
+static void ShowAttrs(int r, mode_t mode, long long size, unsigned long long ino,
+                      long long mtime_ns) {
   if (r != 0) {
     Fail(errno);
     return;
   }
-  printf("OK %s %lld %llu %lld\n", TypeName(st->st_mode), (long long)st->st_size,
-         (unsigned long long)st->st_ino,
-         (long long)st->st_mtim.tv_sec * 1000000000ll + st->st_mtim.tv_nsec);
+  printf("OK %s %lld %llu %lld\n", TypeName(mode), size, ino, mtime_ns);
   fflush(stdout);
 }
 
+static void ShowStat(int r, const struct stat* st) {
+  ShowAttrs(r, st->st_mode, (long long)st->st_size, (unsigned long long)st->st_ino,
+            (long long)st->st_mtim.tv_sec * 1000000000ll + st->st_mtim.tv_nsec);
+}
+
 static void ShowStatx(int r, const struct statx* st) {
-  if (r != 0) {
-    Fail(errno);
-    return;
-  }
-  printf("OK %s %lld %llu %lld\n", TypeName(st->stx_mode), (long long)st->stx_size,
-         (unsigned long long)st->stx_ino,
-         (long long)st->stx_mtime.tv_sec * 1000000000ll + st->stx_mtime.tv_nsec);
-  fflush(stdout);
+  ShowAttrs(r, st->stx_mode, (long long)st->stx_size, (unsigned long long)st->stx_ino,
+            (long long)st->stx_mtime.tv_sec * 1000000000ll + st->stx_mtime.tv_nsec);
 }
 
 static void ShowText(const char* text) {
