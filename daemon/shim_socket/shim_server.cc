@@ -582,9 +582,10 @@ void ShimServer::CheckOpen(Connection& c, const ShimRequest& request,
     // Listed, stat-ed, resolved, entered or executed in another version: nothing was read, so
     // nothing is hashed; the shim reports only such uses of other versions.
     check.verdict = v1::VERDICT_OTHER_VERSION;
-    check.detail = absl::StrCat("it was ", ViewUseName(open.view_use),
-                                ", and it belongs to another version than the pinned ", open.dataset,
-                                "@", PinnedVersionOf(*c.pin, open.dataset));
+    check.detail =
+        absl::StrCat("it was ", ViewUseName(open.view_use),
+                     ", and it belongs to another version than the pinned ", open.dataset, "@",
+                     PinnedVersionOf(*c.pin, open.dataset));
   } else {
     check = parts_.checker->Check(*c.pin, open.dataset, open.opened_path);
   }

@@ -44,7 +44,8 @@ namespace {
 
 constexpr char kLoop[] = R"(import os, sys, time
 root = sys.argv[1]
-names = [os.path.join(d, n) for d in sorted(os.listdir(root)) for n in os.listdir(os.path.join(root, d))]
+names = [os.path.join(d, n)
+         for d in sorted(os.listdir(root)) for n in os.listdir(os.path.join(root, d))]
 start = time.perf_counter()
 for name in names:
     os.listdir(os.path.join(root, os.path.dirname(name)))

@@ -187,15 +187,16 @@ static int RunView(const char* cmd, const char* a, const char* b) {
   struct stat st;
   struct statx sx;
   char buf[4096];
+  struct stat64 st64; /* struct stat's layout on 64-bit Linux */
   if (strcmp(cmd, "stat") == 0) { ShowStat(stat(a, &st), &st); return 2; }
-  if (strcmp(cmd, "stat64") == 0) { struct stat64 s; int r = stat64(a, &s); ShowStat(r, (struct stat*)&s); return 2; }
+  if (strcmp(cmd, "stat64") == 0) { ShowStat(stat64(a, &st64), (struct stat*)&st64); return 2; }
   if (strcmp(cmd, "lstat") == 0) { ShowStat(lstat(a, &st), &st); return 2; }
-  if (strcmp(cmd, "lstat64") == 0) { struct stat64 s; int r = lstat64(a, &s); ShowStat(r, (struct stat*)&s); return 2; }
+  if (strcmp(cmd, "lstat64") == 0) { ShowStat(lstat64(a, &st64), (struct stat*)&st64); return 2; }
   if (strcmp(cmd, "xstat") == 0) { ShowStat(__xstat(1, a, &st), &st); return 2; }
   if (strcmp(cmd, "lxstat") == 0) { ShowStat(__lxstat(1, a, &st), &st); return 2; }
-  if (strcmp(cmd, "statx") == 0) { ShowStatx(statx(AT_FDCWD, a, 0, STATX_BASIC_STATS, &sx), &sx); return 2; }
-  if (strcmp(cmd, "lstatx") == 0) {
-    ShowStatx(statx(AT_FDCWD, a, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &sx), &sx);
+  if (strcmp(cmd, "statx") == 0 || strcmp(cmd, "lstatx") == 0) {
+    int flags = cmd[0] == 'l' ? AT_SYMLINK_NOFOLLOW : 0;
+    ShowStatx(statx(AT_FDCWD, a, flags, STATX_BASIC_STATS, &sx), &sx);
     return 2;
   }
   if (strcmp(cmd, "fstatat") == 0) {
