@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <utility>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/pinned_env.h"
 #include "common/status_macros.h"
 #include "daemon/admission/json_util.h"
 #include "daemon/admission/labels.h"
@@ -70,6 +72,44 @@ json EnvVar(absl::string_view name, absl::string_view value) {
   return {{"name", std::string(name)}, {"value", std::string(value)}};
 }
 
+// `host_path` with the alias it goes through replaced by the pinned version of the root it is
+// under, or "" when it goes through no alias (see the header).
+std::string PinnedHostPath(const std::string& host_path, const PinnedData& pinned) {
+  const std::filesystem::path path = std::filesystem::path(host_path).lexically_normal();
+  if (!path.is_absolute()) return "";
+  for (const v1::PinnedVersion& v : pinned.pin.versions()) {
+    const std::filesystem::path below = path.lexically_relative(v.root());
+    if (below.empty() || *below.begin() == "." || *below.begin() == "..") continue;
+    const std::string name = below.begin()->string();
+    const std::string pinned_name = std::filesystem::path(v.path()).filename().string();
+    bool registered = name == pinned_name;
+    for (const v1::VersionInfo& other : pinned.registered) {
+      registered |= other.root() == v.root() &&
+                    std::filesystem::path(other.path()).filename().string() == name;
+    }
+    if (registered) return "";
+    std::filesystem::path out(v.path());
+    for (auto it = std::next(below.begin()); it != below.end(); ++it) {
+      if (!it->empty()) out /= *it;
+    }
+    return out.string();
+  }
+  return "";
+}
+
+// Appends to `patch` the replacement of each hostPath volume that goes through an alias.
+void PatchVolumes(const json& spec, const PinnedData& pinned, json* patch) {
+  const json* volumes = Find(spec, {"volumes"});
+  if (volumes == nullptr || !volumes->is_array()) return;
+  for (size_t i = 0; i < volumes->size(); ++i) {
+    const std::string* host_path = FindString((*volumes)[i], {"hostPath", "path"});
+    if (host_path == nullptr) continue;
+    if (std::string to = PinnedHostPath(*host_path, pinned); !to.empty()) {
+      patch->push_back(Op("replace", absl::StrCat("/spec/volumes/", i, "/hostPath/path"), to));
+    }
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<ShimInjector> ShimInjector::Create(ShimInjectorOptions options) {
@@ -90,7 +130,7 @@ absl::StatusOr<ShimInjector> ShimInjector::Create(ShimInjectorOptions options) {
   return ShimInjector(std::move(options), dir);
 }
 
-absl::StatusOr<json> ShimInjector::Patch(const json& pod) const {
+absl::StatusOr<json> ShimInjector::Patch(const json& pod, const PinnedData& pinned) const {
   const std::string* job = Label(pod, kJobLabel);
   if (job == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("the Pod has no ", kJobLabel, " label"));
@@ -129,9 +169,11 @@ absl::StatusOr<json> ShimInjector::Patch(const json& pod) const {
       {{"name", kSocketVolume}, {"mountPath", socket_dir_}, {"readOnly", true}}};
 
   json patch = json::array();
+  PatchVolumes(*spec, pinned, &patch);
   RETURN_IF_ERROR(AddMissing(*spec, "/spec", "volumes", volumes, SameName, &patch));
   RETURN_IF_ERROR(AddMissing(*spec, "/spec", "initContainers", {init_container}, SameName, &patch));
   const bool indexed = Annotation(pod, kCompletionIndexAnnotation) != nullptr;
+  const std::string pinned_env = PinnedEnvValue(pinned.pin);
   for (size_t i = 0; i < containers->size(); ++i) {
     const json& container = (*containers)[i];
     const std::string path = absl::StrCat("/spec/containers/", i);
@@ -140,13 +182,14 @@ absl::StatusOr<json> ShimInjector::Patch(const json& pod) const {
     }
     RETURN_IF_ERROR(
         AddMissing(container, path, "volumeMounts", mounts, SameNameOrMountPath, &patch));
-    RETURN_IF_ERROR(PatchEnv(container, path, *job, mode, indexed, &patch));
+    RETURN_IF_ERROR(PatchEnv(container, path, *job, mode, pinned_env, indexed, &patch));
   }
   return patch;
 }
 
 absl::Status ShimInjector::PatchEnv(const json& container, const std::string& path,
-                                    const std::string& job, const std::string& mode, bool indexed,
+                                    const std::string& job, const std::string& mode,
+                                    const std::string& pinned_env, bool indexed,
                                     json* patch) const {
   const std::string env_path = absl::StrCat(path, "/env");
   const json* env = Find(container, {"env"});
@@ -186,7 +229,8 @@ absl::Status ShimInjector::PatchEnv(const json& container, const std::string& pa
   // The variables the webhook owns: set, or replaced when they say something else.
   for (const auto& [name, value] : {std::pair<std::string, std::string>{"REPRO_JOB", job},
                                     {"REPRO_SHIM_SOCKET", options_.shim_socket},
-                                    {"REPRO_MODE", mode}}) {
+                                    {"REPRO_MODE", mode},
+                                    {kPinnedEnvVariable, pinned_env}}) {
     json want = EnvVar(name, value);
     if (auto [theirs, at] = entry(name); theirs == nullptr) {
       appended.push_back(std::move(want));
