@@ -108,6 +108,21 @@ class IsolateTest : public ShimJobTest {
                         "== v2\n", others_visible ? Content("v2", "a.csv") : "absent\n");
   }
 
+  // `r` ran kScript and saw the view (exit 7 is the script's own).
+  void ExpectScriptSaw(const RunResult& r, bool others_visible) {
+    EXPECT_EQ(r.exit_code, 7) << r.stderr_text;
+    EXPECT_EQ(r.stdout_text, Expected(others_visible)) << r.stderr_text;
+    EXPECT_THAT(r.stderr_text, HasSubstr("isolated)"));
+  }
+
+  // The shim, still in the job, journaled coreutils' read of latest/sub/b.csv as v1's.
+  void ExpectShimJournaledTheRead(const std::string& job) {
+    std::map<std::string, v1::DataOpen> opens = WaitForOpens(job, 1);
+    ASSERT_EQ(opens.count("sub/b.csv"), 1u);
+    EXPECT_EQ(opens["sub/b.csv"].verdict(), v1::VERDICT_MATCH);
+    EXPECT_EQ(opens["sub/b.csv"].opened_path(), Root() + "/v1/sub/b.csv");
+  }
+
   // The real root is untouched by the job's view.
   void ExpectHostViewUnchanged() {
     EXPECT_EQ(std::filesystem::read_symlink(Root() + "/latest"), "v3");
@@ -121,25 +136,16 @@ class IsolateTest : public ShimJobTest {
 TEST_F(IsolateTest, EnforceAsRootShowsOnlyThePinnedVersion) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root";
   Pin("job-root");
-  RunResult r = RunIsolated("job-root", "enforce", /*as_user=*/false);
-  EXPECT_EQ(r.exit_code, 7) << r.stderr_text;
-  EXPECT_EQ(r.stdout_text, Expected(/*others_visible=*/false)) << r.stderr_text;
-  EXPECT_THAT(r.stderr_text, HasSubstr("isolated"));
-  // The shim still sees the dynamically linked cat in the job.
-  std::map<std::string, v1::DataOpen> opens = WaitForOpens("job-root", 1);
-  ASSERT_EQ(opens.count("sub/b.csv"), 1u);
-  EXPECT_EQ(opens["sub/b.csv"].verdict(), v1::VERDICT_MATCH);
+  ExpectScriptSaw(RunIsolated("job-root", "enforce", /*as_user=*/false), /*others_visible=*/false);
+  ExpectShimJournaledTheRead("job-root");
   ExpectHostViewUnchanged();
 }
 
 TEST_F(IsolateTest, EnforceAsOrdinaryUserThroughAUserNamespace) {
   Pin("job-user");
-  RunResult r = RunIsolated("job-user", "enforce", /*as_user=*/geteuid() == 0);
-  EXPECT_EQ(r.exit_code, 7) << r.stderr_text;
-  EXPECT_EQ(r.stdout_text, Expected(/*others_visible=*/false)) << r.stderr_text;
-  std::map<std::string, v1::DataOpen> opens = WaitForOpens("job-user", 1);
-  ASSERT_EQ(opens.count("sub/b.csv"), 1u);
-  EXPECT_EQ(opens["sub/b.csv"].verdict(), v1::VERDICT_MATCH);
+  ExpectScriptSaw(RunIsolated("job-user", "enforce", /*as_user=*/geteuid() == 0),
+                  /*others_visible=*/false);
+  ExpectShimJournaledTheRead("job-user");
   if (geteuid() == 0) {
     std::vector<v1::ProcessStart> starts = Starts("job-user");
     ASSERT_FALSE(starts.empty());
@@ -150,12 +156,11 @@ TEST_F(IsolateTest, EnforceAsOrdinaryUserThroughAUserNamespace) {
 
 TEST_F(IsolateTest, RecordModeKeepsTheOtherVersionsVisible) {
   Pin("job-record");
-  RunResult r = RunIsolated("job-record", "record", /*as_user=*/geteuid() == 0);
-  EXPECT_EQ(r.exit_code, 7) << r.stderr_text;
-  EXPECT_EQ(r.stdout_text, Expected(/*others_visible=*/true)) << r.stderr_text;
+  ExpectScriptSaw(RunIsolated("job-record", "record", /*as_user=*/geteuid() == 0),
+                  /*others_visible=*/true);
   if (geteuid() == 0) {
-    RunResult as_root = RunIsolated("job-record", "record", /*as_user=*/false);
-    EXPECT_EQ(as_root.stdout_text, Expected(/*others_visible=*/true)) << as_root.stderr_text;
+    ExpectScriptSaw(RunIsolated("job-record", "record", /*as_user=*/false),
+                    /*others_visible=*/true);
   }
   ExpectHostViewUnchanged();
 }

@@ -11,25 +11,18 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-v1::PinnedVersion Pinned(const std::string& dataset, const std::string& version,
-                         const std::string& root) {
-  v1::PinnedVersion v;
+// A PinnedVersion or a VersionInfo of DATASET@VERSION at ROOT/VERSION.
+template <typename Version>
+Version At(const std::string& dataset, const std::string& version, const std::string& root) {
+  Version v;
   v.set_dataset(dataset);
   v.set_version(version);
   v.set_root(root);
   v.set_path(root + "/" + version);
   return v;
 }
-
-v1::VersionInfo Registered(const std::string& dataset, const std::string& version,
-                           const std::string& root) {
-  v1::VersionInfo v;
-  v.set_dataset(dataset);
-  v.set_version(version);
-  v.set_root(root);
-  v.set_path(root + "/" + version);
-  return v;
-}
+constexpr auto Pinned = At<v1::PinnedVersion>;
+constexpr auto Registered = At<v1::VersionInfo>;
 
 TEST(PlanIsolationTest, EachPinnedRootWithItsOtherVersions) {
   v1::Pin pin;
