@@ -103,8 +103,8 @@ AdmissionVerdict AdmissionWebhook::MutateVerdict(const AdmissionRequest& request
       pinned_ != nullptr ? pinned_(job) : absl::NotFoundError("no pin lookup");
   if (absl::IsNotFound(pinned.status())) pinned = PinnedData();
   if (!pinned.ok()) {
-    return AdmissionVerdict::Refuse(absl::StrCat(request.Describe(), ": cannot read the pin of job ",
-                                                 job, ": ", pinned.status().message()));
+    return AdmissionVerdict::Refuse(absl::StrCat(
+        request.Describe(), ": cannot read the pin of job ", job, ": ", pinned.status().message()));
   }
   absl::StatusOr<nlohmann::json> patch = injector_.Patch(request.object, *pinned);
   if (!patch.ok()) {

@@ -32,7 +32,6 @@
 #define REPRO_DAEMON_ADMISSION_SHIM_INJECTOR_H_
 
 #include <string>
-
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -50,8 +49,8 @@ struct ShimInjectorOptions {
 
 // What the injector knows of a Pod's job.
 struct PinnedData {
-  v1::Pin pin;                             // empty when the job is not pinned
-  std::vector<v1::VersionInfo> registered; // registered versions of the pinned datasets
+  v1::Pin pin;                              // empty when the job is not pinned
+  std::vector<v1::VersionInfo> registered;  // registered versions of the pinned datasets
 };
 
 // Immutable after Create(); thread-safe.

@@ -208,7 +208,8 @@ absl::Status Reprod::StartWebhook() {
     PinnedData data;
     ASSIGN_OR_RETURN(data.pin, pins_->Get(job));
     for (const v1::PinnedVersion& v : data.pin.versions()) {
-      ASSIGN_OR_RETURN(std::vector<v1::VersionInfo> versions, pin_store_->ListVersions(v.dataset()));
+      ASSIGN_OR_RETURN(std::vector<v1::VersionInfo> versions,
+                       pin_store_->ListVersions(v.dataset()));
       data.registered.insert(data.registered.end(), versions.begin(), versions.end());
     }
     return data;

@@ -62,9 +62,23 @@ class IsolateTest : public ShimJobTest {
     bin_ = dir_.Path("bin");
     std::filesystem::create_directories(bin_);
     for (const std::string& file : {BinPath("reproctl"), LibPath("libreproshim.so")}) {
-      std::filesystem::copy_file(file, bin_ + "/" + std::filesystem::path(file).filename().string());
+      std::filesystem::copy_file(file,
+                                 bin_ + "/" + std::filesystem::path(file).filename().string());
     }
-    ASSERT_EQ(chmod(dir_.path().c_str(), 0755), 0);
+    // Whatever the umask: the data, the binaries and the directories of the sockets.
+    namespace fs = std::filesystem;
+    const fs::perms rx = fs::perms::others_read | fs::perms::others_exec;
+    for (const std::string& dir : {dir_.path(), dir_.Path("node")}) {
+      fs::permissions(dir, rx, fs::perm_options::add);
+    }
+    for (const std::string& tree : {dir_.Path("ml"), bin_, work_}) {
+      fs::permissions(tree, rx, fs::perm_options::add);
+      for (const fs::directory_entry& e : fs::recursive_directory_iterator(tree)) {
+        if (e.is_symlink()) continue;
+        fs::permissions(e.path(), e.is_directory() ? rx : fs::perms::others_read,
+                        fs::perm_options::add);
+      }
+    }
     ASSERT_EQ(chmod(reprod_->grpc_socket().c_str(), 0666), 0);
   }
 
@@ -72,8 +86,9 @@ class IsolateTest : public ShimJobTest {
   // the command.
   std::vector<std::string> RunCommandLine(const std::string& job, const std::string& mode,
                                           const std::vector<std::string>& tail) {
-    std::vector<std::string> argv = {bin_ + "/reproctl", "--addr", reprod_->addr(), "run",
-                                     "--job", job, "--mode", mode, "--isolate", "--"};
+    std::vector<std::string> argv = {
+        bin_ + "/reproctl", "--addr", reprod_->addr(), "run", "--job", job,
+        "--mode",           mode,     "--isolate",     "--"};
     argv.insert(argv.end(), tail.begin(), tail.end());
     return argv;
   }
@@ -89,23 +104,26 @@ class IsolateTest : public ShimJobTest {
                                  absl::StrCat("--regid=", kNobody), "--clear-groups", "--"});
     }
     RunOptions options;
-    options.unset_env = {"REPRO_PINNED", "REPRO_RANK_SEED", "REPRO_SHIM_SOCKET", "LD_PRELOAD",
-                         "REPRO_JOB", "REPRO_SHIM_LIB"};
+    options.unset_env = {"REPRO_PINNED", "REPRO_RANK_SEED", "REPRO_SHIM_SOCKET",
+                         "LD_PRELOAD",   "REPRO_JOB",       "REPRO_SHIM_LIB"};
     options.cwd = cwd.empty() ? work_ : cwd;
     options.env = env;
     return RunCommand(argv, options);
   }
 
-  // What kScript prints when the job sees v1 under every alias; `others` is what the root holds
-  // besides README, current, latest and v1.
+  // What kScript prints when the job sees v1 under every alias, with or without the other
+  // versions v2 and v3 beside it.
   std::string Expected(bool others_visible) {
-    return absl::StrCat("== cat\n", Content("v1", "a.csv"),                     //
-                        "== ls\na.csv\nsub\nx.bin\ny.bin\n",                     //
-                        "== sha256sum\n", absl::BytesToHexString(Sha256Of(Content("v1", "x.bin"))), "  latest/x.bin\n",
-                        "== root\nREADME\ncurrent\nlatest\nv1\n", others_visible ? "v2\nv3\n" : "",
-                        "== readlink\nv1\n",                                     //
-                        "== current\n", Content("v1", "a.csv"),                  //
-                        "== v2\n", others_visible ? Content("v2", "a.csv") : "absent\n");
+    const std::string sha256 = absl::BytesToHexString(Sha256Of(Content("v1", "x.bin")));
+    std::string out = absl::StrCat("== cat\n", Content("v1", "a.csv"));
+    absl::StrAppend(&out, "== ls\na.csv\nsub\nx.bin\ny.bin\n");
+    absl::StrAppend(&out, "== sha256sum\n", sha256, "  latest/x.bin\n");
+    absl::StrAppend(&out, "== root\nREADME\ncurrent\nlatest\nv1\n",
+                    others_visible ? "v2\nv3\n" : "");
+    absl::StrAppend(&out, "== readlink\nv1\n");
+    absl::StrAppend(&out, "== current\n", Content("v1", "a.csv"));
+    absl::StrAppend(&out, "== v2\n", others_visible ? Content("v2", "a.csv") : "absent\n");
+    return out;
   }
 
   // `r` ran kScript and saw the view (exit 7 is the script's own).
@@ -169,9 +187,9 @@ TEST_F(IsolateTest, RecordModeKeepsTheOtherVersionsVisible) {
 // started in $PWD as the view shows it.
 TEST_F(IsolateTest, AWorkingDirectoryUnderAnAliasIsEnteredThroughTheView) {
   Pin("job-cwd");
-  RunResult r = RunIsolated("job-cwd", "enforce", /*as_user=*/geteuid() == 0,
-                            {kBusybox, "cat", "a.csv"}, Root() + "/latest",
-                            {{"PWD", Root() + "/latest"}});
+  RunResult r =
+      RunIsolated("job-cwd", "enforce", /*as_user=*/geteuid() == 0, {kBusybox, "cat", "a.csv"},
+                  Root() + "/latest", {{"PWD", Root() + "/latest"}});
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
   EXPECT_EQ(r.stdout_text, Content("v1", "a.csv")) << r.stderr_text;
 }

@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   if (pid == 0) {
     if (unshare(CLONE_NEWUSER) != 0) die("unshare(CLONE_NEWUSER)");
     if (write(to_parent[1], &byte, 1) != 1) die("write");
-    if (read(to_child[0], &byte, 1) != 1) _exit(125);  /* the parent failed */
+    if (read(to_child[0], &byte, 1) != 1) _exit(125); /* the parent failed */
     write_file("/proc/sys/user/max_user_namespaces", "0");
     if (setgroups(0, NULL) != 0) die("setgroups");
     if (setresgid(gid, gid, gid) != 0) die("setresgid");

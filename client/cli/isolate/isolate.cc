@@ -9,10 +9,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <memory>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -98,8 +98,7 @@ EntryKind Classify(int root_fd, const IsolatedRoot& root, const std::string& nam
   struct stat st;
   if (fstatat(root_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return EntryKind::kThrough;
   if (S_ISDIR(st.st_mode)) return EntryKind::kDirAlias;
-  if (S_ISLNK(st.st_mode) && fstatat(root_fd, name.c_str(), &st, 0) == 0 &&
-      S_ISDIR(st.st_mode)) {
+  if (S_ISLNK(st.st_mode) && fstatat(root_fd, name.c_str(), &st, 0) == 0 && S_ISDIR(st.st_mode)) {
     return EntryKind::kLinkAlias;
   }
   return EntryKind::kThrough;
@@ -208,8 +207,7 @@ absl::Status MountRoot(const IsolatedRoot& root, bool enforce, bool user_ns) {
   // The tmpfs looks like the root: its mode, and its owner where the namespace maps it.
   std::string options = absl::StrFormat("mode=%o", st.st_mode & 07777);
   if (!user_ns) absl::StrAppend(&options, ",uid=", st.st_uid, ",gid=", st.st_gid);
-  if (mount("repro-view", root.root.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) !=
-      0) {
+  if (mount("repro-view", root.root.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) != 0) {
     return Errno(absl::StrCat("cannot mount the view over ", root.root));
   }
   const std::string real = absl::StrCat("/proc/self/fd/", root_fd.get());

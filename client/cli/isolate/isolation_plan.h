@@ -32,10 +32,10 @@ struct IsolatedRoot {
 struct IsolationPlan {
   // enforce: the other registered versions are absent from the view; record: they stay visible.
   bool enforce = false;
-  std::vector<IsolatedRoot> roots;  // sorted by path, so an enclosing root is mounted first
-  std::vector<std::string> env;     // the command's environment, "K=V"
-  std::vector<std::string> command; // argv of the command; command[0] is looked up in PATH
-  std::string announce;             // printed on stderr once the view is built ("": nothing)
+  std::vector<IsolatedRoot> roots;   // sorted by path, so an enclosing root is mounted first
+  std::vector<std::string> env;      // the command's environment, "K=V"
+  std::vector<std::string> command;  // argv of the command; command[0] is looked up in PATH
+  std::string announce;              // printed on stderr once the view is built ("": nothing)
 };
 
 // The roots of `pin`, each with the names of the other versions in `registered` (every

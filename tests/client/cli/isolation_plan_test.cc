@@ -29,8 +29,8 @@ TEST(PlanIsolationTest, EachPinnedRootWithItsOtherVersions) {
   *pin.add_versions() = Pinned("clicks", "c1", "/data/clicks");
   *pin.add_versions() = Pinned("ctr", "v1", "/data/ctr");
   std::vector<v1::VersionInfo> registered = {
-      Registered("ctr", "v2", "/data/ctr"),      Registered("ctr", "v1", "/data/ctr"),
-      Registered("ctr", "v0", "/data/ctr"),      Registered("clicks", "c1", "/data/clicks"),
+      Registered("ctr", "v2", "/data/ctr"),     Registered("ctr", "v1", "/data/ctr"),
+      Registered("ctr", "v0", "/data/ctr"),     Registered("clicks", "c1", "/data/clicks"),
       Registered("other", "o1", "/data/other"),  // not pinned: not in the plan
   };
   absl::StatusOr<IsolationPlan> plan = PlanIsolation(pin, registered, /*enforce=*/true);
@@ -59,8 +59,7 @@ TEST(PlanIsolationTest, RefusesAVersionOutsideItsRoot) {
   v1::PinnedVersion v = Pinned("a", "v1", "/data/a");
   v.set_path("/elsewhere/v1");
   *pin.add_versions() = v;
-  EXPECT_EQ(PlanIsolation(pin, {}, false).status().code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(PlanIsolation(pin, {}, false).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST(IsolationPlanWordsTest, RoundTrip) {
@@ -88,8 +87,8 @@ TEST(IsolationPlanWordsTest, RejectsMalformedWords) {
            {},
            {"enforce"},
            {"maybe", "", "--env", "0", "--", "true"},
-           {"enforce", "", "--env", "0", "--"},                       // no command
-           {"enforce", "", "--env", "5", "A=1", "--", "true"},        // count past the end
+           {"enforce", "", "--env", "0", "--"},                 // no command
+           {"enforce", "", "--env", "5", "A=1", "--", "true"},  // count past the end
            {"enforce", "", "--root", "relative", "v1", "0", "--env", "0", "--", "true"},
            {"enforce", "", "--root", "/r", "../up", "0", "--env", "0", "--", "true"},
            {"enforce", "", "--root", "/r", "v1", "1", "a/b", "--env", "0", "--", "true"},

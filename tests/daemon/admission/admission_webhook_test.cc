@@ -29,18 +29,17 @@ class AdmissionWebhookTest : public ::testing::Test {
                if (job != "pinned") response.set_reason(absl::StrCat("job ", job, " has no pin"));
                return absl::StatusOr<v1::AdmitResponse>(response);
              },
-         .pinned =
-             [](absl::string_view job) -> absl::StatusOr<PinnedData> {
-               if (job == "store-down") return absl::UnavailableError("etcd is unreachable");
-               if (job != "pinned") return absl::NotFoundError("no pin");
-               PinnedData data;
-               v1::PinnedVersion* v = data.pin.add_versions();
-               v->set_dataset("ctr");
-               v->set_version("v1");
-               v->set_root("/ml/ctr");
-               v->set_path("/ml/ctr/v1");
-               return data;
-             },
+         .pinned = [](absl::string_view job) -> absl::StatusOr<PinnedData> {
+           if (job == "store-down") return absl::UnavailableError("etcd is unreachable");
+           if (job != "pinned") return absl::NotFoundError("no pin");
+           PinnedData data;
+           v1::PinnedVersion* v = data.pin.add_versions();
+           v->set_dataset("ctr");
+           v->set_version("v1");
+           v->set_root("/ml/ctr");
+           v->set_path("/ml/ctr/v1");
+           return data;
+         },
          .shim_image = "repro:test",
          .metrics = &metrics_});
     ASSERT_TRUE(webhook.ok()) << webhook.status();

@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testutil/admission_reviews.h"
@@ -202,8 +201,8 @@ TEST_F(ShimInjectorTest, PointsHostPathVolumesThroughAnAliasAtThePinnedVersion) 
       {"/ml/ctr/latest", "/ml/ctr/v1"},
       {"/ml/ctr/current/train/", "/ml/ctr/v1/train"},
       {"/ml/clicks/latest/", "/ml/clicks/c3"},
-      {"/ml/ctr", "/ml/ctr"},                  // the root: its aliases are unknown here
-      {"/ml/ctr/v2", "/ml/ctr/v2"},            // another registered version: the shim rules
+      {"/ml/ctr", "/ml/ctr"},                    // the root: its aliases are unknown here
+      {"/ml/ctr/v2", "/ml/ctr/v2"},              // another registered version: the shim rules
       {"/ml/ctr/v1/train", "/ml/ctr/v1/train"},  // already the pinned one
       {"/ml/ctr/../ctr2/latest", "/ml/ctr/../ctr2/latest"},
       {"/ml/ctrx/latest", "/ml/ctrx/latest"},
@@ -272,7 +271,8 @@ TEST_F(ShimInjectorTest, RefusesPodsItCannotInject) {
               HasSubstr("no repro.dev/job label"));
   json bad_mode = TrainingPod("j");
   bad_mode["metadata"]["annotations"]["repro.dev/mode"] = "ENFORCE";
-  EXPECT_THAT(injector_.Patch(bad_mode, pinned_).status().message(), HasSubstr("must be \"record\" or"));
+  EXPECT_THAT(injector_.Patch(bad_mode, pinned_).status().message(),
+              HasSubstr("must be \"record\" or"));
   json bad_containers = TrainingPod("j");
   bad_containers["spec"]["containers"] = "c";
   EXPECT_THAT(injector_.Patch(bad_containers, pinned_).status().message(),
