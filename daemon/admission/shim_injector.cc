@@ -72,40 +72,83 @@ json EnvVar(absl::string_view name, absl::string_view value) {
   return {{"name", std::string(name)}, {"value", std::string(value)}};
 }
 
+// `path` lexically normal, without a trailing slash.
+std::string NormalPath(const std::string& path) {
+  std::string out = std::filesystem::path(path).lexically_normal().string();
+  if (out.size() > 1 && out.back() == '/') out.pop_back();
+  return out;
+}
+
 // `host_path` with the alias it goes through replaced by the pinned version of the root it is
 // under, or "" when it goes through no alias (see the header).
 std::string PinnedHostPath(const std::string& host_path, const PinnedData& pinned) {
-  const std::filesystem::path path = std::filesystem::path(host_path).lexically_normal();
+  const std::filesystem::path path(NormalPath(host_path));
   if (!path.is_absolute()) return "";
   for (const v1::PinnedVersion& v : pinned.pin.versions()) {
     const std::filesystem::path below = path.lexically_relative(v.root());
     if (below.empty() || *below.begin() == "." || *below.begin() == "..") continue;
     const std::string name = below.begin()->string();
-    const std::string pinned_name = std::filesystem::path(v.path()).filename().string();
-    bool registered = name == pinned_name;
+    bool registered = name == std::filesystem::path(v.path()).filename().string();
     for (const v1::VersionInfo& other : pinned.registered) {
       registered |= other.root() == v.root() &&
                     std::filesystem::path(other.path()).filename().string() == name;
     }
     if (registered) return "";
     std::filesystem::path out(v.path());
-    for (auto it = std::next(below.begin()); it != below.end(); ++it) {
-      if (!it->empty()) out /= *it;
-    }
+    for (auto it = std::next(below.begin()); it != below.end(); ++it) out /= *it;
     return out.string();
   }
   return "";
 }
 
-// Appends to `patch` the replacement of each hostPath volume that goes through an alias.
-void PatchVolumes(const json& spec, const PinnedData& pinned, json* patch) {
+// A hostPath volume that PatchVolumes points at the pinned version.
+struct MovedVolume {
+  std::string name;
+  std::string alias_path;   // its hostPath before, normal
+  std::string pinned_path;  // after
+};
+
+// Appends to `patch` the replacement of each hostPath volume that goes through an alias, and
+// returns those volumes.
+std::vector<MovedVolume> PatchVolumes(const json& spec, const PinnedData& pinned, json* patch) {
+  std::vector<MovedVolume> moved;
   const json* volumes = Find(spec, {"volumes"});
-  if (volumes == nullptr || !volumes->is_array()) return;
+  if (volumes == nullptr || !volumes->is_array()) return moved;
   for (size_t i = 0; i < volumes->size(); ++i) {
+    const std::string* name = FindString((*volumes)[i], {"name"});
     const std::string* host_path = FindString((*volumes)[i], {"hostPath", "path"});
-    if (host_path == nullptr) continue;
+    if (name == nullptr || host_path == nullptr) continue;
     if (std::string to = PinnedHostPath(*host_path, pinned); !to.empty()) {
       patch->push_back(Op("replace", absl::StrCat("/spec/volumes/", i, "/hostPath/path"), to));
+      moved.push_back({*name, NormalPath(*host_path), to});
+    }
+  }
+  return moved;
+}
+
+// Appends to `patch` a read-only mount at the pinned path of each moved volume that the container
+// at `path` mounts whole at its alias path (the host's path, as the shim expects roots to be):
+// the shim sends reads through the alias there.
+void AddPinnedMounts(const json& container, const std::string& path,
+                     const std::vector<MovedVolume>& moved, json* patch) {
+  const json* mounts = Find(container, {"volumeMounts"});
+  if (mounts == nullptr || !mounts->is_array()) return;
+  for (const MovedVolume& volume : moved) {
+    bool at_alias = false;
+    bool at_pinned = false;
+    for (const json& mount : *mounts) {
+      const std::string* name = FindString(mount, {"name"});
+      const std::string* mount_path = FindString(mount, {"mountPath"});
+      if (mount_path == nullptr) continue;
+      const std::string at = NormalPath(*mount_path);
+      at_alias |= name != nullptr && *name == volume.name && at == volume.alias_path &&
+                  Find(mount, {"subPath"}) == nullptr;
+      at_pinned |= at == volume.pinned_path;
+    }
+    if (at_alias && !at_pinned) {
+      patch->push_back(
+          Op("add", absl::StrCat(path, "/volumeMounts/-"),
+             {{"name", volume.name}, {"mountPath", volume.pinned_path}, {"readOnly", true}}));
     }
   }
 }
@@ -169,7 +212,7 @@ absl::StatusOr<json> ShimInjector::Patch(const json& pod, const PinnedData& pinn
       {{"name", kSocketVolume}, {"mountPath", socket_dir_}, {"readOnly", true}}};
 
   json patch = json::array();
-  PatchVolumes(*spec, pinned, &patch);
+  const std::vector<MovedVolume> moved = PatchVolumes(*spec, pinned, &patch);
   RETURN_IF_ERROR(AddMissing(*spec, "/spec", "volumes", volumes, SameName, &patch));
   RETURN_IF_ERROR(AddMissing(*spec, "/spec", "initContainers", {init_container}, SameName, &patch));
   const bool indexed = Annotation(pod, kCompletionIndexAnnotation) != nullptr;
@@ -182,6 +225,7 @@ absl::StatusOr<json> ShimInjector::Patch(const json& pod, const PinnedData& pinn
     }
     RETURN_IF_ERROR(
         AddMissing(container, path, "volumeMounts", mounts, SameNameOrMountPath, &patch));
+    AddPinnedMounts(container, path, moved, &patch);
     RETURN_IF_ERROR(PatchEnv(container, path, *job, mode, pinned_env, indexed, &patch));
   }
   return patch;

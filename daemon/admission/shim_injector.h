@@ -24,8 +24,10 @@
 // - a hostPath volume that reaches a pinned dataset root through an alias (ROOT/latest[/sub],
 //   any name under the root that is neither the pinned version nor another registered one) is
 //   pointed at the pinned version (ROOT/v1[/sub]) instead, the view `reproctl run --isolate`
-//   gives; a hostPath of the root itself or of another version is left alone (the webhook cannot
-//   list the node's directories, and the shim rules on other versions).
+//   gives; a container mounting it whole at the alias path also gets it, read-only, at the pinned
+//   path, where the shim sends reads through the alias. A hostPath of the root itself or of
+//   another version is left alone (the webhook cannot list the node's directories, and the shim
+//   rules on other versions).
 // Everything else in the Pod is left as it is: patches only add, or replace the values above.
 // The patch of an injected Pod is empty, so the webhook is idempotent and safe to reinvoke.
 #ifndef REPRO_DAEMON_ADMISSION_SHIM_INJECTOR_H_

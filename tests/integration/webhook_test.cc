@@ -200,6 +200,8 @@ TEST_F(WebhookTest, MutateInjectsTheShimOnceKeepingThePodsOwnSpec) {
   const std::string root = std::filesystem::canonical(dir_.Path("ml/users")).string();
   pod["spec"]["volumes"].push_back(
       {{"name", "users"}, {"hostPath", {{"path", root + "/latest"}, {"type", "Directory"}}}});
+  pod["spec"]["containers"][0]["volumeMounts"].push_back(
+      {{"name", "users"}, {"mountPath", root + "/latest"}});
   json answer = Review("/mutate", pod)["response"];
   EXPECT_EQ(answer["allowed"], true);
   absl::StatusOr<json> patch = PatchOf({{"response", answer}});
@@ -220,6 +222,10 @@ TEST_F(WebhookTest, MutateInjectsTheShimOnceKeepingThePodsOwnSpec) {
   EXPECT_EQ(trainer["env"][1], json::parse(R"({"name": "LD_PRELOAD",
       "value": "/opt/repro/libreproshim.so:/usr/lib/libtcmalloc.so.4"})"));
   EXPECT_EQ(trainer["volumeMounts"][0], pod["spec"]["containers"][0]["volumeMounts"][0]);
+  // Mounted at the alias path, the volume is also where the shim sends reads through the alias.
+  EXPECT_THAT(trainer["volumeMounts"].dump(),
+              HasSubstr(absl::StrCat(R"({"mountPath":")", root,
+                                     R"(/v1","name":"users","readOnly":true})")));
   for (const json& container : spec["containers"]) {
     std::map<std::string, std::string> env;
     for (const json& var : container["env"]) env[var["name"]] = var.value("value", "");

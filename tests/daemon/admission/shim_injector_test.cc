@@ -210,12 +210,25 @@ TEST_F(ShimInjectorTest, PointsHostPathVolumesThroughAnAliasAtThePinnedVersion) 
   for (size_t i = 0; i < cases.size(); ++i) {
     volumes.push_back({{"name", absl::StrCat("d", i)}, {"hostPath", {{"path", cases[i].first}}}});
   }
+  // d0 mounted at its own (alias) path, d1 elsewhere.
+  json& mounts = pod["spec"]["containers"][0]["volumeMounts"];
+  mounts.push_back({{"name", "d0"}, {"mountPath", "/ml/ctr/latest/"}});
+  mounts.push_back({{"name", "d1"}, {"mountPath", "/data"}});
   const json injected = Inject(pod);
   for (size_t i = 0; i < cases.size(); ++i) {
     EXPECT_EQ(Named(injected["spec"]["volumes"], absl::StrCat("d", i))["hostPath"]["path"],
               cases[i].second)
         << cases[i].first;
   }
+  // The shim rewrites reads of /ml/ctr/latest/x to /ml/ctr/v1/x: that path is there too.
+  const json& injected_mounts = injected["spec"]["containers"][0]["volumeMounts"];
+  json d0_mounts = json::array();
+  for (const json& mount : injected_mounts) {
+    if (mount["name"] == "d0") d0_mounts.push_back(mount);
+  }
+  EXPECT_EQ(d0_mounts, json::parse(R"([{"name": "d0", "mountPath": "/ml/ctr/latest/"},
+      {"name": "d0", "mountPath": "/ml/ctr/v1", "readOnly": true}])"));
+  EXPECT_EQ(injected_mounts.size(), mounts.size() + 3);  // d0 at v1, the shim, the socket
 }
 
 TEST_F(ShimInjectorTest, KeepsAPreloadThatComesFromAConfigMap) {
