@@ -171,8 +171,11 @@ absl::Status PlaceEntry(const IsolatedRoot& root, bool enforce, int root_fd,
       }
       if (S_ISLNK(st.st_mode)) {
         char link[4096];
-        ssize_t n = readlinkat(root_fd, entry.name.c_str(), link, sizeof(link) - 1);
+        ssize_t n = readlinkat(root_fd, entry.name.c_str(), link, sizeof(link));
         if (n < 0) return Errno(absl::StrCat("cannot read the symlink ", target));
+        if (n == ssize_t(sizeof(link))) {
+          return absl::OutOfRangeError(absl::StrCat("the symlink ", target, " is too long"));
+        }
         link[n] = '\0';
         if (symlink(link, target.c_str()) != 0) return Errno(absl::StrCat("cannot make ", target));
         return absl::OkStatus();
