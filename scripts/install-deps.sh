@@ -8,7 +8,7 @@ packages=(
   build-essential cmake pkg-config git ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev librocksdb-dev libssl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev
-  openssl coreutils procps strace
+  openssl coreutils procps strace busybox-static
   etcd-server etcd-client
   python3 python3-numpy python3-torch python3-jsonpatch python3-yaml
 )

@@ -43,6 +43,10 @@ constexpr FlagSpec kCommandFlags[] = {
      "changed files"},
     {"pin", FlagKind::kList, "DATASET@VERSION",
      "pin the job first (repeat, or separate with commas, for several datasets)"},
+    {"isolate", FlagKind::kBool, "",
+     "run CMD in a private mount namespace where each pinned dataset root shows only the pinned "
+     "version (under every alias; other versions absent in enforce mode), so that programs the "
+     "shim cannot see read it too; needs root or user namespaces"},
 };
 
 // One entry per verb: name, usage, summary, own flags, operand count (min, max), handler, and
@@ -87,10 +91,11 @@ std::vector<Command>* MakeCommands() {
        "the run's provenance as one JSON document, to keep beside the model",
        {}, 1, 1, RunExport},
       {"run",
-       "run --job JOB [--mode record|enforce] [--pin DATASET@VERSION...] [--seed N] -- CMD...",
+       "run --job JOB [--mode record|enforce] [--pin DATASET@VERSION...] [--seed N] [--isolate] "
+       "-- CMD...",
        "pin if asked, then run CMD under the shim: it reads the pinned data, its opens are "
        "journaled",
-       {"job", "mode", "pin", "seed"}, 0, 0, RunRun, /*needs_daemon=*/true,
+       {"job", "mode", "pin", "seed", "isolate"}, 0, 0, RunRun, /*needs_daemon=*/true,
        /*takes_command_line=*/true},
       {"node", "node",
        "this node's name, mode, public key and host",

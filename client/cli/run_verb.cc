@@ -5,22 +5,26 @@
 // The command gets LD_PRELOAD=libreproshim.so and REPRO_JOB, REPRO_MODE, REPRO_SEED,
 // PYTHONHASHSEED, REPRO_SHIM_SOCKET (reprod's, unless already set) and REPRO_PINNED (the pinned
 // version directories, which let the shim hold on to the pin while reprod is unreachable).
+//
+// With --isolate, reproctl re-executes itself (kIsolatedExecVerb) with the isolation plan: the
+// fresh single-threaded image enters the private mount namespace (isolate/isolate.h), which a
+// process running gRPC's threads cannot, and then becomes the command, keeping reproctl's pid.
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "client/cli/exec_command.h"
 #include "client/cli/format.h"
+#include "client/cli/isolate/isolation_plan.h"
 #include "client/cli/requests.h"
 #include "client/cli/verbs.h"
 #include "common/names.h"
+#include "common/pinned_env.h"
 
 extern char** environ;
 
@@ -59,17 +63,6 @@ absl::StatusOr<std::string> FindShim() {
   return absl::NotFoundError(absl::StrCat("cannot find ", kShimName, " (looked in ",
                                           absl::StrJoin(candidates, ", "),
                                           "); set REPRO_SHIM_LIB"));
-}
-
-// REPRO_PINNED: "DATASET@VERSION=/version/dir" joined by ':' (directories holding ':' are left
-// out; the shim then learns them from reprod).
-std::string PinnedDirectories(const v1::Pin& pin) {
-  std::vector<std::string> parts;
-  for (const v1::PinnedVersion& v : pin.versions()) {
-    if (absl::StrContains(v.path(), ':')) continue;
-    parts.push_back(absl::StrCat(v.dataset(), "@", v.version(), "=", v.path()));
-  }
-  return absl::StrJoin(parts, ":");
 }
 
 // The process environment with `set` applied and `unset` removed, as "K=V" strings.
@@ -128,6 +121,27 @@ absl::StatusOr<v1::Pin> JobPin(Invocation& inv, const std::string& job) {
   return response.pin();
 }
 
+// The command line that re-executes reproctl as the isolating half of `run --isolate` for
+// `command` with environment `env`, printing `announce` once isolated: the plan made from `pin`
+// and every registered version.
+absl::StatusOr<std::vector<std::string>> IsolatedExecArgv(Invocation& inv, const v1::Pin& pin,
+                                                          bool enforce,
+                                                          const std::vector<std::string>& env,
+                                                          const std::vector<std::string>& command,
+                                                          const std::string& announce) {
+  ASSIGN_OR_RETURN(v1::ListVersionsResponse versions,
+                   inv.client().Call(kListVersions, v1::ListVersionsRequest()));
+  const std::vector<v1::VersionInfo> registered(versions.versions().begin(),
+                                                versions.versions().end());
+  ASSIGN_OR_RETURN(IsolationPlan plan, PlanIsolation(pin, registered, enforce));
+  plan.env = env;
+  plan.command = command;
+  plan.announce = announce;
+  std::vector<std::string> argv = {"/proc/self/exe", kIsolatedExecVerb};
+  for (std::string& word : EncodeIsolationPlan(plan)) argv.push_back(std::move(word));
+  return argv;
+}
+
 std::string Describe(const v1::Pin& pin) {
   std::vector<std::string> versions;
   for (const v1::PinnedVersion& v : pin.versions()) {
@@ -155,7 +169,7 @@ absl::StatusOr<ExitCode> RunRun(Invocation& inv) {
       {"REPRO_MODE", mode},
       {"REPRO_SEED", std::to_string(pin.seed())},
       {"PYTHONHASHSEED", std::to_string(pin.seed() % (uint64_t{1} << 32))},
-      {"REPRO_PINNED", PinnedDirectories(pin)},
+      {kPinnedEnvVariable, PinnedEnvValue(pin)},
   };
   const char* socket = getenv("REPRO_SHIM_SOCKET");
   if (socket == nullptr || socket[0] == '\0') {
@@ -166,21 +180,22 @@ absl::StatusOr<ExitCode> RunRun(Invocation& inv) {
   std::vector<std::string> env = CommandEnvironment(set, {"REPRO_RANK_SEED"});
 
   const std::vector<std::string>& command = inv.command_line();
-  inv.output().err() << "reproctl: running " << QuoteIfNeeded(command[0]) << " as job " << *job
-                     << " (" << Describe(pin) << ", " << mode << " mode)\n";
-  inv.output().err().flush();
+  const bool isolate = inv.args().Bool("isolate");
+  const std::string announce =
+      absl::StrCat("reproctl: running ", QuoteIfNeeded(command[0]), " as job ", *job, " (",
+                   Describe(pin), ", ", mode, " mode", isolate ? ", isolated" : "", ")");
   inv.output().Flush();
-
-  std::vector<char*> argv, envp;
-  for (const std::string& arg : command) argv.push_back(const_cast<char*>(arg.c_str()));
-  argv.push_back(nullptr);
-  for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-  execvpe(argv[0], argv.data(), envp.data());
-  const int err = errno;
-  inv.output().err() << "reproctl: cannot run " << QuoteIfNeeded(command[0]) << ": "
-                     << strerror(err) << '\n';
-  return static_cast<ExitCode>(err == ENOENT ? 127 : 126);  // the shell's codes
+  if (!isolate) {
+    inv.output().err() << announce << '\n';
+    inv.output().err().flush();
+    return static_cast<ExitCode>(ExecCommand(command, env, inv.output().err()));
+  }
+  // The isolating half announces the command once the view is built, and runs with reproctl's
+  // own environment (not under the shim); the command's travels in the plan.
+  ASSIGN_OR_RETURN(std::vector<std::string> isolated,
+                   IsolatedExecArgv(inv, pin, mode == "enforce", env, command, announce));
+  return static_cast<ExitCode>(
+      ExecCommand(isolated, CommandEnvironment({}, {}), inv.output().err()));
 }
 
 }  // namespace repro::cli

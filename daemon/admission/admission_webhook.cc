@@ -37,7 +37,9 @@ absl::StatusOr<std::unique_ptr<AdmissionWebhook>> AdmissionWebhook::Create(
 }
 
 AdmissionWebhook::AdmissionWebhook(AdmissionWebhookOptions options, ShimInjector injector)
-    : policy_(std::move(options.admit)), injector_(std::move(injector)) {
+    : policy_(std::move(options.admit)),
+      injector_(std::move(injector)),
+      pinned_(std::move(options.pinned)) {
   Metrics* metrics = options.metrics != nullptr ? options.metrics : &private_metrics_;
   for (int endpoint : {kValidate, kMutate}) {
     for (int result = 0; result < kResultCount; ++result) {
@@ -96,7 +98,15 @@ AdmissionVerdict AdmissionWebhook::MutateVerdict(const AdmissionRequest& request
       Label(request.object, kJobLabel) == nullptr) {
     return AdmissionVerdict::Allow();
   }
-  absl::StatusOr<nlohmann::json> patch = injector_.Patch(request.object);
+  const std::string& job = *Label(request.object, kJobLabel);
+  absl::StatusOr<PinnedData> pinned =
+      pinned_ != nullptr ? pinned_(job) : absl::NotFoundError("no pin lookup");
+  if (absl::IsNotFound(pinned.status())) pinned = PinnedData();
+  if (!pinned.ok()) {
+    return AdmissionVerdict::Refuse(absl::StrCat(
+        request.Describe(), ": cannot read the pin of job ", job, ": ", pinned.status().message()));
+  }
+  absl::StatusOr<nlohmann::json> patch = injector_.Patch(request.object, *pinned);
   if (!patch.ok()) {
     return AdmissionVerdict::Refuse(
         absl::StrCat(request.Describe(), ": ", patch.status().message()));

@@ -6,6 +6,9 @@
 //                    AdmissionWebhook::Create({.admit = [&](absl::string_view job) {
 //                                                return pins.Admit(job);
 //                                              },
+//                                              .pinned = [&](absl::string_view job) {
+//                                                return PinnedDataOf(job);
+//                                              },
 //                                              .shim_image = "repro:0.1.0",
 //                                              .metrics = &metrics}));
 //   HttpServerOptions options;  // name "webhook", TLS files, listen address
@@ -17,7 +20,9 @@
 // reason, logged (warning) and counted; a body above kMaxReviewBytes gets the server's 413 (also
 // counted, in repro_http_requests_total{server="webhook",code="413"}). Every other review is
 // answered 200 with an AdmissionReview whose response echoes the request's uid. /mutate never
-// changes an unlabelled Pod, anything but a Pod CREATE, or an injected Pod. Refusals are logged
+// changes an unlabelled Pod, anything but a Pod CREATE, or an injected Pod; it refuses a labelled
+// Pod whose job's pin cannot be read (an unpinned job gets an empty REPRO_PINNED; /validate
+// judges it). Refusals are logged
 // (info) with the object and the reason. Counted in
 // repro_admission_reviews_total{webhook="validate"|"mutate",
 //                               result="allowed"|"patched"|"refused"|"malformed"}.
@@ -25,6 +30,7 @@
 #define REPRO_DAEMON_ADMISSION_ADMISSION_WEBHOOK_H_
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +46,9 @@ namespace repro {
 struct AdmissionWebhookOptions {
   // Answers whether a job may run (PinRegistry::Admit).
   Admitter admit;
+  // The pin of a job and the registered versions of its datasets, for /mutate (ShimInjector::
+  // Patch). NOT_FOUND: the job is not pinned. Null: every job counts as unpinned.
+  std::function<absl::StatusOr<PinnedData>(absl::string_view job)> pinned;
   // See ShimInjectorOptions.
   std::string shim_image;
   std::string shim_socket = "/run/reprod/shim.sock";
@@ -80,6 +89,7 @@ class AdmissionWebhook {
   Metrics private_metrics_;  // when no Metrics was given
   const AdmissionPolicy policy_;
   const ShimInjector injector_;
+  const std::function<absl::StatusOr<PinnedData>(absl::string_view job)> pinned_;
   // repro_admission_reviews_total by endpoint and result (validate has no kPatched).
   std::array<std::array<Counter*, kResultCount>, 2> reviews_{};
 };

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <utility>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/pinned_env.h"
 #include "common/status_macros.h"
 #include "daemon/admission/json_util.h"
 #include "daemon/admission/labels.h"
@@ -70,6 +72,87 @@ json EnvVar(absl::string_view name, absl::string_view value) {
   return {{"name", std::string(name)}, {"value", std::string(value)}};
 }
 
+// `path` lexically normal, without a trailing slash.
+std::string NormalPath(const std::string& path) {
+  std::string out = std::filesystem::path(path).lexically_normal().string();
+  if (out.size() > 1 && out.back() == '/') out.pop_back();
+  return out;
+}
+
+// `host_path` with the alias it goes through replaced by the pinned version of the root it is
+// under, or "" when it goes through no alias (see the header).
+std::string PinnedHostPath(const std::string& host_path, const PinnedData& pinned) {
+  const std::filesystem::path path(NormalPath(host_path));
+  if (!path.is_absolute()) return "";
+  for (const v1::PinnedVersion& v : pinned.pin.versions()) {
+    const std::filesystem::path below = path.lexically_relative(v.root());
+    if (below.empty() || *below.begin() == "." || *below.begin() == "..") continue;
+    const std::string name = below.begin()->string();
+    bool registered = name == std::filesystem::path(v.path()).filename().string();
+    for (const v1::VersionInfo& other : pinned.registered) {
+      registered |= other.root() == v.root() &&
+                    std::filesystem::path(other.path()).filename().string() == name;
+    }
+    if (registered) return "";
+    std::filesystem::path out(v.path());
+    for (auto it = std::next(below.begin()); it != below.end(); ++it) out /= *it;
+    return out.string();
+  }
+  return "";
+}
+
+// A hostPath volume that PatchVolumes points at the pinned version.
+struct MovedVolume {
+  std::string name;
+  std::string alias_path;   // its hostPath before, normal
+  std::string pinned_path;  // after
+};
+
+// Appends to `patch` the replacement of each hostPath volume that goes through an alias, and
+// returns those volumes.
+std::vector<MovedVolume> PatchVolumes(const json& spec, const PinnedData& pinned, json* patch) {
+  std::vector<MovedVolume> moved;
+  const json* volumes = Find(spec, {"volumes"});
+  if (volumes == nullptr || !volumes->is_array()) return moved;
+  for (size_t i = 0; i < volumes->size(); ++i) {
+    const std::string* name = FindString((*volumes)[i], {"name"});
+    const std::string* host_path = FindString((*volumes)[i], {"hostPath", "path"});
+    if (name == nullptr || host_path == nullptr) continue;
+    if (std::string to = PinnedHostPath(*host_path, pinned); !to.empty()) {
+      patch->push_back(Op("replace", absl::StrCat("/spec/volumes/", i, "/hostPath/path"), to));
+      moved.push_back({*name, NormalPath(*host_path), to});
+    }
+  }
+  return moved;
+}
+
+// Appends to `patch` a read-only mount at the pinned path of each moved volume that the container
+// at `path` mounts whole at its alias path (the host's path, as the shim expects roots to be):
+// the shim sends reads through the alias there.
+void AddPinnedMounts(const json& container, const std::string& path,
+                     const std::vector<MovedVolume>& moved, json* patch) {
+  const json* mounts = Find(container, {"volumeMounts"});
+  if (mounts == nullptr || !mounts->is_array()) return;
+  for (const MovedVolume& volume : moved) {
+    bool at_alias = false;
+    bool at_pinned = false;
+    for (const json& mount : *mounts) {
+      const std::string* name = FindString(mount, {"name"});
+      const std::string* mount_path = FindString(mount, {"mountPath"});
+      if (mount_path == nullptr) continue;
+      const std::string at = NormalPath(*mount_path);
+      at_alias |= name != nullptr && *name == volume.name && at == volume.alias_path &&
+                  Find(mount, {"subPath"}) == nullptr;
+      at_pinned |= at == volume.pinned_path;
+    }
+    if (at_alias && !at_pinned) {
+      patch->push_back(
+          Op("add", absl::StrCat(path, "/volumeMounts/-"),
+             {{"name", volume.name}, {"mountPath", volume.pinned_path}, {"readOnly", true}}));
+    }
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<ShimInjector> ShimInjector::Create(ShimInjectorOptions options) {
@@ -90,7 +173,7 @@ absl::StatusOr<ShimInjector> ShimInjector::Create(ShimInjectorOptions options) {
   return ShimInjector(std::move(options), dir);
 }
 
-absl::StatusOr<json> ShimInjector::Patch(const json& pod) const {
+absl::StatusOr<json> ShimInjector::Patch(const json& pod, const PinnedData& pinned) const {
   const std::string* job = Label(pod, kJobLabel);
   if (job == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("the Pod has no ", kJobLabel, " label"));
@@ -129,9 +212,11 @@ absl::StatusOr<json> ShimInjector::Patch(const json& pod) const {
       {{"name", kSocketVolume}, {"mountPath", socket_dir_}, {"readOnly", true}}};
 
   json patch = json::array();
+  const std::vector<MovedVolume> moved = PatchVolumes(*spec, pinned, &patch);
   RETURN_IF_ERROR(AddMissing(*spec, "/spec", "volumes", volumes, SameName, &patch));
   RETURN_IF_ERROR(AddMissing(*spec, "/spec", "initContainers", {init_container}, SameName, &patch));
   const bool indexed = Annotation(pod, kCompletionIndexAnnotation) != nullptr;
+  const std::string pinned_env = PinnedEnvValue(pinned.pin);
   for (size_t i = 0; i < containers->size(); ++i) {
     const json& container = (*containers)[i];
     const std::string path = absl::StrCat("/spec/containers/", i);
@@ -140,13 +225,15 @@ absl::StatusOr<json> ShimInjector::Patch(const json& pod) const {
     }
     RETURN_IF_ERROR(
         AddMissing(container, path, "volumeMounts", mounts, SameNameOrMountPath, &patch));
-    RETURN_IF_ERROR(PatchEnv(container, path, *job, mode, indexed, &patch));
+    AddPinnedMounts(container, path, moved, &patch);
+    RETURN_IF_ERROR(PatchEnv(container, path, *job, mode, pinned_env, indexed, &patch));
   }
   return patch;
 }
 
 absl::Status ShimInjector::PatchEnv(const json& container, const std::string& path,
-                                    const std::string& job, const std::string& mode, bool indexed,
+                                    const std::string& job, const std::string& mode,
+                                    const std::string& pinned_env, bool indexed,
                                     json* patch) const {
   const std::string env_path = absl::StrCat(path, "/env");
   const json* env = Find(container, {"env"});
@@ -186,7 +273,8 @@ absl::Status ShimInjector::PatchEnv(const json& container, const std::string& pa
   // The variables the webhook owns: set, or replaced when they say something else.
   for (const auto& [name, value] : {std::pair<std::string, std::string>{"REPRO_JOB", job},
                                     {"REPRO_SHIM_SOCKET", options_.shim_socket},
-                                    {"REPRO_MODE", mode}}) {
+                                    {"REPRO_MODE", mode},
+                                    {kPinnedEnvVariable, pinned_env}}) {
     json want = EnvVar(name, value);
     if (auto [theirs, at] = entry(name); theirs == nullptr) {
       appended.push_back(std::move(want));

@@ -204,6 +204,16 @@ absl::Status Reprod::StartWebhook() {
   }
   AdmissionWebhookOptions webhook;
   webhook.admit = [this](absl::string_view job) { return pins_->Admit(job); };
+  webhook.pinned = [this](absl::string_view job) -> absl::StatusOr<PinnedData> {
+    PinnedData data;
+    ASSIGN_OR_RETURN(data.pin, pins_->Get(job));
+    for (const v1::PinnedVersion& v : data.pin.versions()) {
+      ASSIGN_OR_RETURN(std::vector<v1::VersionInfo> versions,
+                       pin_store_->ListVersions(v.dataset()));
+      data.registered.insert(data.registered.end(), versions.begin(), versions.end());
+    }
+    return data;
+  };
   webhook.shim_image = config_.webhook_shim_image.empty()
                            ? std::string("repro:" REPRO_VERSION)
                            : config_.webhook_shim_image;

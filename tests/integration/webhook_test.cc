@@ -1,6 +1,7 @@
 // The admission webhook of the real reprod binary over real HTTPS (a CA and a server certificate
 // made with the openssl command line), against real pins made with the real reproctl; the
 // patches /mutate returns are applied by python3-jsonpatch.
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -194,7 +195,13 @@ TEST_F(WebhookTest, MalformedAndOversizedReviewsGetCleanErrors) {
 }
 
 TEST_F(WebhookTest, MutateInjectsTheShimOnceKeepingThePodsOwnSpec) {
-  const json pod = TrainingPod("train-42");
+  json pod = TrainingPod("train-42");
+  // A volume of the dataset through its alias: the Pod gets the pinned version there.
+  const std::string root = std::filesystem::canonical(dir_.Path("ml/users")).string();
+  pod["spec"]["volumes"].push_back(
+      {{"name", "users"}, {"hostPath", {{"path", root + "/latest"}, {"type", "Directory"}}}});
+  pod["spec"]["containers"][0]["volumeMounts"].push_back(
+      {{"name", "users"}, {"mountPath", root + "/latest"}});
   json answer = Review("/mutate", pod)["response"];
   EXPECT_EQ(answer["allowed"], true);
   absl::StatusOr<json> patch = PatchOf({{"response", answer}});
@@ -208,18 +215,24 @@ TEST_F(WebhookTest, MutateInjectsTheShimOnceKeepingThePodsOwnSpec) {
   EXPECT_EQ(spec["initContainers"][0], pod["spec"]["initContainers"][0]);
   EXPECT_EQ(spec["initContainers"][1]["image"], "registry.example/repro:itest");
   EXPECT_EQ(spec["volumes"][0], pod["spec"]["volumes"][0]);
-  EXPECT_EQ(spec["volumes"].size(), 3u);
+  EXPECT_EQ(spec["volumes"].size(), 4u);
+  EXPECT_EQ(spec["volumes"][1]["hostPath"]["path"], root + "/v1");
   const json& trainer = spec["containers"][0];
   EXPECT_EQ(trainer["env"][0], pod["spec"]["containers"][0]["env"][0]);
   EXPECT_EQ(trainer["env"][1], json::parse(R"({"name": "LD_PRELOAD",
       "value": "/opt/repro/libreproshim.so:/usr/lib/libtcmalloc.so.4"})"));
   EXPECT_EQ(trainer["volumeMounts"][0], pod["spec"]["containers"][0]["volumeMounts"][0]);
+  // Mounted at the alias path, the volume is also where the shim sends reads through the alias.
+  EXPECT_THAT(trainer["volumeMounts"].dump(),
+              HasSubstr(absl::StrCat(R"({"mountPath":")", root,
+                                     R"(/v1","name":"users","readOnly":true})")));
   for (const json& container : spec["containers"]) {
     std::map<std::string, std::string> env;
     for (const json& var : container["env"]) env[var["name"]] = var.value("value", "");
     EXPECT_EQ(env["REPRO_JOB"], "train-42");
     EXPECT_EQ(env["REPRO_SHIM_SOCKET"], "/run/reprod/shim.sock");
     EXPECT_EQ(env["REPRO_MODE"], "record");
+    EXPECT_EQ(env["REPRO_PINNED"], "users@v1=" + root + "/v1");  // reprod may be out of reach
     EXPECT_THAT(env["LD_PRELOAD"], HasSubstr("/opt/repro/libreproshim.so"));
   }
 

@@ -29,6 +29,17 @@ class AdmissionWebhookTest : public ::testing::Test {
                if (job != "pinned") response.set_reason(absl::StrCat("job ", job, " has no pin"));
                return absl::StatusOr<v1::AdmitResponse>(response);
              },
+         .pinned = [](absl::string_view job) -> absl::StatusOr<PinnedData> {
+           if (job == "store-down") return absl::UnavailableError("etcd is unreachable");
+           if (job != "pinned") return absl::NotFoundError("no pin");
+           PinnedData data;
+           v1::PinnedVersion* v = data.pin.add_versions();
+           v->set_dataset("ctr");
+           v->set_version("v1");
+           v->set_root("/ml/ctr");
+           v->set_path("/ml/ctr/v1");
+           return data;
+         },
          .shim_image = "repro:test",
          .metrics = &metrics_});
     ASSERT_TRUE(webhook.ok()) << webhook.status();
@@ -99,6 +110,18 @@ TEST_F(AdmissionWebhookTest, MutatePatchesLabelledPodsOnly) {
   }
   EXPECT_EQ(Reviews("mutate", "patched"), 2u);
   EXPECT_EQ(Reviews("mutate", "allowed"), 4u);
+}
+
+TEST_F(AdmissionWebhookTest, MutateHandsThePinnedVersionsOrRefusesWhenItCannotReadThem) {
+  std::string patch = PatchOf(Review("/mutate", TrainingPod("pinned")))->dump();
+  EXPECT_THAT(patch, HasSubstr(R"({"name":"REPRO_PINNED","value":"ctr@v1=/ml/ctr/v1"})"));
+  patch = PatchOf(Review("/mutate", TrainingPod("nope")))->dump();
+  EXPECT_THAT(patch, HasSubstr(R"({"name":"REPRO_PINNED","value":""})"));
+  json review = Review("/mutate", TrainingPod("store-down"));
+  EXPECT_EQ(review["response"]["allowed"], false);
+  EXPECT_THAT(review["response"]["status"]["message"].get<std::string>(),
+              HasSubstr("cannot read the pin of job store-down: etcd is unreachable"));
+  EXPECT_EQ(Reviews("mutate", "refused"), 1u);
 }
 
 TEST_F(AdmissionWebhookTest, MutateRefusesAPodItCannotInject) {

@@ -2,7 +2,10 @@
 #include "daemon/admission/shim_injector.h"
 
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testutil/admission_reviews.h"
@@ -21,14 +24,14 @@ class ShimInjectorTest : public ::testing::Test {
  protected:
   // Patches `pod`, applies the patch, and checks that a second look changes nothing.
   json Inject(const json& pod) {
-    absl::StatusOr<json> patch = injector_.Patch(pod);
+    absl::StatusOr<json> patch = injector_.Patch(pod, pinned_);
     EXPECT_TRUE(patch.ok()) << patch.status();
     if (!patch.ok()) return pod;
     EXPECT_FALSE(patch->empty());
     absl::StatusOr<json> injected = ApplyJsonPatch(pod, *patch);
     EXPECT_TRUE(injected.ok()) << injected.status() << "\npatch: " << patch->dump();
     if (!injected.ok()) return pod;
-    absl::StatusOr<json> again = injector_.Patch(*injected);
+    absl::StatusOr<json> again = injector_.Patch(*injected, pinned_);
     EXPECT_TRUE(again.ok()) << again.status();
     EXPECT_EQ(*again, json::array()) << "not idempotent";
     return *injected;
@@ -81,7 +84,29 @@ class ShimInjectorTest : public ::testing::Test {
     return pod;
   }
 
+  // ctr@v1 (ctr also has v0 and v2) and clicks@c3, both under /ml.
+  static PinnedData Pinned() {
+    PinnedData data;
+    for (const auto& [dataset, version] :
+         {std::pair<std::string, std::string>{"ctr", "v1"}, {"clicks", "c3"}}) {
+      v1::PinnedVersion* v = data.pin.add_versions();
+      v->set_dataset(dataset);
+      v->set_version(version);
+      v->set_root("/ml/" + dataset);
+      v->set_path("/ml/" + dataset + "/" + version);
+    }
+    for (const char* version : {"v0", "v1", "v2"}) {
+      v1::VersionInfo& info = data.registered.emplace_back();
+      info.set_dataset("ctr");
+      info.set_version(version);
+      info.set_root("/ml/ctr");
+      info.set_path(std::string("/ml/ctr/") + version);
+    }
+    return data;
+  }
+
   ShimInjector injector_ = *ShimInjector::Create({.image = "registry.example/repro:0.1.0"});
+  PinnedData pinned_ = Pinned();
 };
 
 TEST_F(ShimInjectorTest, InjectsTheShimAndKeepsThePodsOwnSpec) {
@@ -134,7 +159,9 @@ TEST_F(ShimInjectorTest, InjectsIntoAPodWithNoEnvVolumesOrInitContainers) {
             json::parse(R"([{"name": "LD_PRELOAD", "value": "/opt/repro/libreproshim.so"},
                             {"name": "REPRO_JOB", "value": "j"},
                             {"name": "REPRO_SHIM_SOCKET", "value": "/run/reprod/shim.sock"},
-                            {"name": "REPRO_MODE", "value": "enforce"}])"));
+                            {"name": "REPRO_MODE", "value": "enforce"},
+                            {"name": "REPRO_PINNED",
+                             "value": "ctr@v1=/ml/ctr/v1:clicks@c3=/ml/clicks/c3"}])"));
   EXPECT_EQ(container["volumeMounts"].size(), 2u);
 }
 
@@ -150,6 +177,58 @@ TEST_F(ShimInjectorTest, ReplacesStaleValuesOfItsOwnVariables) {
   // Already preloaded (ld.so also separates with blanks): left alone.
   EXPECT_EQ(sidecar["env"][2]["value"], "/opt/repro/libreproshim.so /usr/lib/libjemalloc.so");
   EXPECT_EQ(Env(sidecar, "REPRO_SHIM_SOCKET")["value"], "/run/reprod/shim.sock");
+}
+
+TEST_F(ShimInjectorTest, HandsEveryContainerThePinnedVersions) {
+  json pod = TrainingPod("train-42");
+  pod["spec"]["containers"][1]["env"] =
+      json::parse(R"([{"name": "REPRO_PINNED", "value": "ctr@v2=/ml/ctr/v2"}])");
+  const json injected = Inject(pod);
+  for (const json& container : injected["spec"]["containers"]) {
+    EXPECT_EQ(Env(container, "REPRO_PINNED")["value"], "ctr@v1=/ml/ctr/v1:clicks@c3=/ml/clicks/c3");
+  }
+  // A job without a pin gets an empty value (/validate judges the Pod), never a stale one.
+  pinned_ = PinnedData();
+  const json unpinned = Inject(pod);
+  EXPECT_EQ(Env(unpinned["spec"]["containers"][0], "REPRO_PINNED")["value"], "");
+  EXPECT_EQ(Env(unpinned["spec"]["containers"][1], "REPRO_PINNED")["value"], "");
+}
+
+TEST_F(ShimInjectorTest, PointsHostPathVolumesThroughAnAliasAtThePinnedVersion) {
+  json pod = TrainingPod("train-42");
+  json& volumes = pod["spec"]["volumes"];
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"/ml/ctr/latest", "/ml/ctr/v1"},
+      {"/ml/ctr/current/train/", "/ml/ctr/v1/train"},
+      {"/ml/clicks/latest/", "/ml/clicks/c3"},
+      {"/ml/ctr", "/ml/ctr"},                    // the root: its aliases are unknown here
+      {"/ml/ctr/v2", "/ml/ctr/v2"},              // another registered version: the shim rules
+      {"/ml/ctr/v1/train", "/ml/ctr/v1/train"},  // already the pinned one
+      {"/ml/ctr/../ctr2/latest", "/ml/ctr/../ctr2/latest"},
+      {"/ml/ctrx/latest", "/ml/ctrx/latest"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    volumes.push_back({{"name", absl::StrCat("d", i)}, {"hostPath", {{"path", cases[i].first}}}});
+  }
+  // d0 mounted at its own (alias) path, d1 elsewhere.
+  json& mounts = pod["spec"]["containers"][0]["volumeMounts"];
+  mounts.push_back({{"name", "d0"}, {"mountPath", "/ml/ctr/latest/"}});
+  mounts.push_back({{"name", "d1"}, {"mountPath", "/data"}});
+  const json injected = Inject(pod);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    EXPECT_EQ(Named(injected["spec"]["volumes"], absl::StrCat("d", i))["hostPath"]["path"],
+              cases[i].second)
+        << cases[i].first;
+  }
+  // The shim rewrites reads of /ml/ctr/latest/x to /ml/ctr/v1/x: that path is there too.
+  const json& injected_mounts = injected["spec"]["containers"][0]["volumeMounts"];
+  json d0_mounts = json::array();
+  for (const json& mount : injected_mounts) {
+    if (mount["name"] == "d0") d0_mounts.push_back(mount);
+  }
+  EXPECT_EQ(d0_mounts, json::parse(R"([{"name": "d0", "mountPath": "/ml/ctr/latest/"},
+      {"name": "d0", "mountPath": "/ml/ctr/v1", "readOnly": true}])"));
+  EXPECT_EQ(injected_mounts.size(), mounts.size() + 3);  // d0 at v1, the shim, the socket
 }
 
 TEST_F(ShimInjectorTest, KeepsAPreloadThatComesFromAConfigMap) {
@@ -193,7 +272,7 @@ TEST_F(ShimInjectorTest, MountsTheDirectoryOfAConfiguredSocket) {
       ShimInjector::Create({.image = "repro:1", .shim_socket = "/var/run/repro/s.sock"});
   ASSERT_TRUE(injector.ok()) << injector.status();
   EXPECT_EQ(injector->socket_dir(), "/var/run/repro");
-  absl::StatusOr<json> patch = injector->Patch(TrainingPod("j"));
+  absl::StatusOr<json> patch = injector->Patch(TrainingPod("j"), pinned_);
   ASSERT_TRUE(patch.ok());
   EXPECT_THAT(patch->dump(), HasSubstr(R"({"path":"/var/run/repro","type":"DirectoryOrCreate"})"));
   EXPECT_THAT(patch->dump(),
@@ -201,22 +280,23 @@ TEST_F(ShimInjectorTest, MountsTheDirectoryOfAConfiguredSocket) {
 }
 
 TEST_F(ShimInjectorTest, RefusesPodsItCannotInject) {
-  EXPECT_THAT(injector_.Patch(TrainingPod("")).status().message(),
+  EXPECT_THAT(injector_.Patch(TrainingPod(""), pinned_).status().message(),
               HasSubstr("no repro.dev/job label"));
   json bad_mode = TrainingPod("j");
   bad_mode["metadata"]["annotations"]["repro.dev/mode"] = "ENFORCE";
-  EXPECT_THAT(injector_.Patch(bad_mode).status().message(), HasSubstr("must be \"record\" or"));
+  EXPECT_THAT(injector_.Patch(bad_mode, pinned_).status().message(),
+              HasSubstr("must be \"record\" or"));
   json bad_containers = TrainingPod("j");
   bad_containers["spec"]["containers"] = "c";
-  EXPECT_THAT(injector_.Patch(bad_containers).status().message(),
+  EXPECT_THAT(injector_.Patch(bad_containers, pinned_).status().message(),
               HasSubstr("/spec/containers is not a list"));
   json bad_env = TrainingPod("j");
   bad_env["spec"]["containers"][0]["env"] = {{"A", "1"}};
-  EXPECT_THAT(injector_.Patch(bad_env).status().message(),
+  EXPECT_THAT(injector_.Patch(bad_env, pinned_).status().message(),
               HasSubstr("/spec/containers/0/env is not a list"));
   json bad_volumes = TrainingPod("j");
   bad_volumes["spec"]["volumes"] = 3;
-  EXPECT_THAT(injector_.Patch(bad_volumes).status().message(),
+  EXPECT_THAT(injector_.Patch(bad_volumes, pinned_).status().message(),
               HasSubstr("/spec/volumes is not a list"));
 }
 
