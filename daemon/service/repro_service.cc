@@ -1,8 +1,8 @@
 #include "daemon/service/repro_service.h"
 
 #include "absl/strings/str_cat.h"
-#include "common/grpc_status.h"
 #include "client/cli/provenance.h"
+#include "common/grpc_status.h"
 #include "common/names.h"
 #include "common/status_macros.h"
 #include "spdlog/spdlog.h"
