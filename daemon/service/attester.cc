@@ -31,9 +31,10 @@ absl::StatusOr<cli::StatementOptions> CheckSubjects(
     }
     ASSIGN_OR_RETURN(HashedFile hashed, HashFile(fs, s.path(), /*cache=*/nullptr));
     if (hashed.sha256 != s.sha256()) {
+      // Never the file's real digest: reprod reads files its callers may not be able to read.
       return absl::FailedPreconditionError(absl::StrCat(
-          "subject ", s.path(), " has SHA-256 ", HexDigest(hashed.sha256), " on this node, not ",
-          HexDigest(s.sha256()), " as claimed"));
+          "subject ", s.path(), " does not have the claimed SHA-256 ", HexDigest(s.sha256()),
+          " on this node (changed since it was hashed?)"));
     }
     options.subjects.push_back({s.name(), s.sha256()});
   }
