@@ -58,8 +58,9 @@ nlohmann::ordered_json InTotoStatement(const v1::Provenance& p, const StatementO
 nlohmann::ordered_json RuntimeTraceStatement(const v1::Provenance& p,
                                              const StatementOptions& options);
 
-// OpenLineage START and COMPLETE RunEvents (in that order) for the job's run. `producer` is the
-// URI of the software that made them.
+// OpenLineage START and COMPLETE RunEvents (in that order) for the job's run: the pinned versions
+// as inputs (version facet, plus a `repro` facet with the manifest digest); the run id is a UUID
+// derived from the job name, the same in every export of the job.
 std::vector<nlohmann::ordered_json> OpenLineageEvents(const v1::Provenance& p);
 
 // The byproducts that prove which journal the statement covers: one per node head. The node's
