@@ -11,6 +11,8 @@ packages=(
   openssl coreutils procps strace busybox-static
   etcd-server etcd-client
   python3 python3-numpy python3-torch python3-jsonpatch python3-yaml
+  python3-jsonschema python3-securesystemslib systemd
+  slurm-wlm slurmctld slurmd slurm-client munge libslurm-dev
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(reprozip)

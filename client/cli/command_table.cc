@@ -47,6 +47,14 @@ constexpr FlagSpec kCommandFlags[] = {
      "run CMD in a private mount namespace where each pinned dataset root shows only the pinned "
      "version (under every alias; other versions absent in enforce mode), so that programs the "
      "shim cannot see read it too; needs root or user namespaces"},
+    {"format", FlagKind::kValue, "repro|in-toto|runtime-trace|openlineage",
+     "repro (default): repro's document; in-toto: SLSA Provenance v1 statement; runtime-trace: "
+     "every file read; openlineage: START and COMPLETE RunEvents"},
+    {"sign", FlagKind::kBool, "", "have reprod sign the statement with its node key (DSSE)"},
+    {"subject", FlagKind::kList, "GLOB",
+     "files the job wrote that the statement is about, e.g. 'ckpt/*.pt' (repeatable)"},
+    {"public_key", FlagKind::kList, "HEX",
+     "trust this raw Ed25519 key (64 hex digits; repeatable); default: the node's key"},
 };
 
 // One entry per verb: name, usage, summary, own flags, operand count (min, max), handler, and
@@ -87,9 +95,12 @@ std::vector<Command>* MakeCommands() {
       {"diff", "diff JOB_A JOB_B",
        "what differs between two runs: data, seeds, libraries, GPU, ... (exit 1 if anything)",
        {}, 2, 2, RunDiff},
-      {"export", "export JOB",
+      {"export", "export JOB [--format FORMAT] [--sign] [--subject GLOB...]",
        "the run's provenance as one JSON document, to keep beside the model",
-       {}, 1, 1, RunExport},
+       {"format", "sign", "subject"}, 1, 1, RunExport},
+      {"verify-export", "verify-export FILE [--public_key HEX...]",
+       "check a signed export (DSSE envelope): signature and statement (exit 4 if bad)",
+       {"public_key"}, 1, 1, RunVerifyExport},
       {"run",
        "run --job JOB [--mode record|enforce] [--pin DATASET@VERSION...] [--seed N] [--isolate] "
        "-- CMD...",

@@ -77,6 +77,16 @@ std::string SummarizeProcess(const v1::ProcessStart& p) {
   s.Field("pid", p.pid()).Field("rank", p.rank()).Field("rank_seed", p.rank_seed());
   s.TextIfSet("mode", p.mode());
   if (p.parent_pid() != 0) s.Field("parent_pid", p.parent_pid());
+  const v1::LauncherIdentity& l = p.launcher();
+  s.TextIfSet("torchelastic_run_id", l.torchelastic_run_id());
+  s.TextIfSet("restart", l.torchelastic_restart_count());
+  s.TextIfSet("local_rank", l.local_rank());
+  s.TextIfSet("world_size", l.world_size());
+  s.TextIfSet("group_rank", l.group_rank());
+  s.TextIfSet("slurm_job", l.slurm_job_id());
+  s.TextIfSet("slurm_step", l.slurm_step_id());
+  s.TextIfSet("pod", l.pod_name().empty() ? "" : absl::StrCat(l.pod_namespace(), "/", l.pod_name()));
+  s.TextIfSet("pod_uid", l.pod_uid());
   s.TextIfSet("exe", p.exe());
   std::string argv = absl::StrJoin(p.argv(), " ");
   if (argv.size() > kMaxArgvChars) argv = absl::StrCat(argv.substr(0, kMaxArgvChars), "...");

@@ -20,6 +20,7 @@ constexpr Rule kRules[] = {
     {"*", absl::StatusCode::kNotFound, kExitNotFound},
     {"Pin", absl::StatusCode::kFailedPrecondition, kExitConflict},
     {"RegisterVersion", absl::StatusCode::kAlreadyExists, kExitConflict},
+    {"SignAttestation", absl::StatusCode::kDataLoss, kExitTampered},
 };
 
 }  // namespace

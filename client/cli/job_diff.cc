@@ -156,6 +156,25 @@ Values FactValues(const v1::Provenance& p) {
   return out;
 }
 
+// Per rank, each attempt its processes were launched as: torchrun's run id and restart count,
+// the world size, the Slurm job.step, the Pod. An elastic restart adds an attempt.
+Values LaunchValues(const v1::Provenance& p) {
+  Tally tally;
+  for (const v1::ProvenanceLaunch& launch : p.launches()) {
+    const v1::LauncherIdentity& l = launch.launcher();
+    std::string restart =
+        l.torchelastic_restart_count().empty() ? "" : "restart=" + l.torchelastic_restart_count();
+    std::string run = l.torchelastic_run_id().empty() ? "" : "run=" + l.torchelastic_run_id();
+    std::string world = l.world_size().empty() ? "" : "world=" + l.world_size();
+    std::string slurm = l.slurm_job_id().empty()
+                            ? ""
+                            : absl::StrCat("slurm=", l.slurm_job_id(), ".", OrDash(l.slurm_step_id()));
+    std::string pod = l.pod_name().empty() ? "" : absl::StrCat("pod=", l.pod_namespace(), "/", l.pod_name());
+    tally.Add(absl::StrCat("rank ", launch.rank()), Joined({run, restart, world, slurm, pod}));
+  }
+  return tally.Render();
+}
+
 struct Group {
   absl::string_view name;
   Values (*values)(const v1::Provenance&);
@@ -165,6 +184,7 @@ constexpr Group kGroups[] = {
     {"data", DataValues},        {"files", FileValues},        {"seeds", SeedValues},
     {"programs", ProgramValues}, {"libraries", LibraryValues}, {"python_packages", PackageValues},
     {"gpu", GpuValues},          {"host", HostValues},         {"facts", FactValues},
+    {"launches", LaunchValues},
 };
 
 v1::Difference MakeDifference(const std::string& key, absl::string_view change,

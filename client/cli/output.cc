@@ -3,7 +3,8 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/util/json_util.h"
+#include "client/cli/hex_json.h"
+#include "common/status_macros.h"
 
 namespace repro::cli {
 
@@ -26,12 +27,7 @@ absl::Status Output::WriteJson(const google::protobuf::Message& message, bool in
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = indented;
   options.always_print_primitive_fields = true;
-  std::string json;
-  auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
-  if (!status.ok()) {
-    return absl::InternalError(
-        absl::StrCat("cannot write ", message.GetTypeName(), " as JSON: ", status.ToString()));
-  }
+  ASSIGN_OR_RETURN(std::string json, MessageToHexJson(message, options));
   if (!json.empty() && json.back() == '\n') json.pop_back();  // indented output ends in one
   *out_ << json << '\n';
   return absl::OkStatus();

@@ -29,7 +29,8 @@ class Output {
   bool json() const { return format_ == OutputFormat::kJson; }
 
   // Writes `message` as one line of JSON in the protobuf JSON mapping (lowerCamelCase names,
-  // 64-bit integers as strings, bytes as base64, fields with default values included).
+  // 64-bit integers as strings, fields with default values included), except that bytes
+  // (digests, hashes, keys, signatures) are lowercase hex (hex_json.h).
   // INTERNAL if the message cannot be converted.
   absl::Status Json(const google::protobuf::Message& message);
   // Writes `message` like Json(), but indented over several lines: a document for people and

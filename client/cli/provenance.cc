@@ -2,6 +2,8 @@
 
 #include "client/cli/entry_text.h"
 #include "common/sha256.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 
 namespace repro::cli {
 namespace {
@@ -75,7 +77,7 @@ void ProvenanceBuilder::Add(const v1::JournalEntry& entry, absl::string_view has
       }
       break;
     case v1::JournalEntry::kProcessStart:
-      AddProcess(entry.process_start());
+      AddProcess(entry.process_start(), entry.node());
       break;
     case v1::JournalEntry::kDataOpen:
       AddOpen(entry.data_open());
@@ -104,9 +106,24 @@ void ProvenanceBuilder::Add(const v1::JournalEntry& entry, absl::string_view has
   }
 }
 
-void ProvenanceBuilder::AddProcess(const v1::ProcessStart& process) {
+void ProvenanceBuilder::AddProcess(const v1::ProcessStart& process, const std::string& node) {
   rank_seeds_.emplace(process.rank(), process.rank_seed());
   if (!process.exe().empty()) programs_.emplace(process.exe(), HexDigest(process.exe_sha256()));
+  if (process.launcher().ByteSizeLong() == 0) return;  // not started by a known launcher
+  std::string identity;
+  google::protobuf::io::StringOutputStream stream(&identity);
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);
+  process.launcher().SerializeToCodedStream(&coded);
+  coded.Trim();
+  auto [it, added] = launches_.try_emplace({identity, process.rank()});
+  v1::ProvenanceLaunch& launch = it->second;
+  if (added) {
+    *launch.mutable_launcher() = process.launcher();
+    launch.set_rank(process.rank());
+    launch.set_node(node);
+  }
+  launch.set_processes(launch.processes() + 1);
 }
 
 void ProvenanceBuilder::AddOpen(const v1::DataOpen& open) {
@@ -205,6 +222,7 @@ v1::Provenance ProvenanceBuilder::Build() const {
     package->set_location(location);
   }
   for (const auto& [node, host] : hosts_) *out.add_hosts() = host.value;
+  for (const auto& [key, launch] : launches_) *out.add_launches() = launch;
   for (const auto& [key, fact] : facts_) {
     v1::Fact* f = out.add_facts();
     f->set_key(key);

@@ -70,7 +70,7 @@ class ProvenanceBuilder {
   void AddOpen(const v1::DataOpen& open);
   void AddViolation(const v1::Violation& violation);
   void AddLibraries(const v1::LibrariesLoaded& loaded);
-  void AddProcess(const v1::ProcessStart& process);
+  void AddProcess(const v1::ProcessStart& process, const std::string& node);
 
   const std::string job_;
   std::optional<v1::Pin> pin_;
@@ -95,6 +95,8 @@ class ProvenanceBuilder {
   std::set<std::tuple<std::string, std::string, std::string>> packages_;  // name, version, location
   std::map<std::string, Latest<v1::HostFacts>> hosts_;                    // by node
   std::map<std::string, Latest<std::string>> facts_;                      // by key
+  // launcher identity (deterministic bytes), rank -> that attempt of that rank.
+  std::map<std::pair<std::string, int64_t>, v1::ProvenanceLaunch> launches_;
 };
 
 }  // namespace repro::cli

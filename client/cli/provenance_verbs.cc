@@ -1,10 +1,19 @@
-// diff and export: a job's provenance (provenance.h), compared with another job's or printed as
-// one JSON document.
+// diff and export: a job's provenance (provenance.h), compared with another job's or printed in
+// one of the export formats (attestation.h), signed by reprod on request; verify-export checks a
+// signed one.
+#include <fstream>
+#include <iterator>
+
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "client/cli/attestation.h"
 #include "client/cli/diff_text.h"
+#include "client/cli/dsse.h"
 #include "client/cli/job_diff.h"
 #include "client/cli/provenance.h"
+#include "client/cli/subjects.h"
 #include "client/cli/verbs.h"
+#include "common/ed25519_verify.h"
 #include "common/names.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -43,6 +52,50 @@ absl::StatusOr<v1::Provenance> FetchProvenance(ReproClient& client, const std::s
   return builder.Build();
 }
 
+// Prints a JSON document: indented for people, one line with --output json.
+void PrintJson(Output& out, const nlohmann::ordered_json& document) {
+  out.Text(absl::StrCat(out.json() ? document.dump() : document.dump(2), "\n"));
+}
+
+// Has reprod build and sign the statement (the node key never leaves it) and prints the DSSE
+// envelope as one line. DATA_LOSS (exit 4) when the journal is not intact.
+absl::StatusOr<ExitCode> ExportSigned(Invocation& inv, const std::string& job,
+                                      ExportFormat format, const std::vector<SubjectFile>& subjects) {
+  v1::SignAttestationRequest request;
+  request.set_job(job);
+  request.set_format(format == ExportFormat::kInToto ? "in-toto" : "runtime-trace");
+  for (const SubjectFile& s : subjects) {
+    v1::AttestationSubject* subject = request.add_subjects();
+    subject->set_name(s.name);
+    subject->set_path(s.path);
+    subject->set_sha256(s.sha256);
+  }
+  ASSIGN_OR_RETURN(v1::SignAttestationResponse response,
+                   inv.client().Call(kSignAttestation, request, CallLength::kLong));
+  inv.output().Text(absl::StrCat(response.envelope(), "\n"));
+  return kExitOk;
+}
+
+// What a verified envelope holds, in one line; DATA_LOSS when no signature verifies with `keys`,
+// INVALID_ARGUMENT when the payload is not an in-toto Statement v1.
+absl::StatusOr<std::string> CheckEnvelope(const DsseEnvelope& envelope,
+                                          const std::vector<std::string>& keys) {
+  if (envelope.payload_type != kInTotoPayloadType) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("payloadType is \"", envelope.payload_type, "\", not ", kInTotoPayloadType));
+  }
+  RETURN_IF_ERROR(VerifyEnvelope(envelope, keys));
+  nlohmann::json statement = nlohmann::json::parse(envelope.payload, nullptr, false);
+  if (statement.is_discarded() || !statement.is_object() ||
+      statement.value("_type", "") != kStatementType || !statement.contains("predicate") ||
+      !statement["subject"].is_array()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the signed payload is not an in-toto Statement v1 (", kStatementType, ")"));
+  }
+  return absl::StrCat("signature OK; in-toto statement ", statement.value("predicateType", "?"),
+                      " about ", statement["subject"].size(), " subject(s)");
+}
+
 }  // namespace
 
 absl::StatusOr<ExitCode> RunDiff(Invocation& inv) {
@@ -68,16 +121,71 @@ absl::StatusOr<ExitCode> RunDiff(Invocation& inv) {
 absl::StatusOr<ExitCode> RunExport(Invocation& inv) {
   const std::string& job = inv.operands()[0];
   RETURN_IF_ERROR(ValidateJobId(job));
+  ASSIGN_OR_RETURN(ExportFormat format,
+                   ParseExportFormat(inv.args().Value("format").value_or("repro")));
+  const bool sign = inv.args().Bool("sign");
+  const std::vector<std::string> globs = inv.args().Values("subject");
+  if ((sign || !globs.empty()) && !IsStatement(format)) {
+    return inv.UsageError("--sign and --subject need --format in-toto or runtime-trace");
+  }
+  ASSIGN_OR_RETURN(std::vector<SubjectFile> subjects, ExpandSubjects(globs));
+  Output& out = inv.output();
+  if (sign) return ExportSigned(inv, job, format, subjects);
+
   ASSIGN_OR_RETURN(v1::Provenance provenance, FetchProvenance(inv.client(), job, /*verify=*/true));
   *provenance.mutable_exported_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
-  Output& out = inv.output();
-  RETURN_IF_ERROR(out.json() ? out.Json(provenance) : out.JsonDocument(provenance));
+  StatementOptions options;
+  for (const SubjectFile& s : subjects) options.subjects.push_back({s.name, s.sha256});
+  switch (format) {
+    case ExportFormat::kRepro:
+      RETURN_IF_ERROR(out.json() ? out.Json(provenance) : out.JsonDocument(provenance));
+      break;
+    case ExportFormat::kInToto:
+      PrintJson(out, InTotoStatement(provenance, options));
+      break;
+    case ExportFormat::kRuntimeTrace:
+      PrintJson(out, RuntimeTraceStatement(provenance, options));
+      break;
+    case ExportFormat::kOpenLineage:
+      for (const nlohmann::ordered_json& event : OpenLineageEvents(provenance)) {
+        PrintJson(out, event);
+      }
+      break;
+  }
   if (!provenance.journal_intact()) {
     out.err() << "reproctl: the journal of job " << job
               << " is not intact (the document says so); run `reproctl verify " << job
               << "` for where it breaks\n";
     return kExitTampered;
   }
+  return kExitOk;
+}
+
+absl::StatusOr<ExitCode> RunVerifyExport(Invocation& inv) {
+  const std::string& file = inv.operands()[0];
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", file));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  absl::StatusOr<DsseEnvelope> envelope = ParseEnvelope(text);
+  std::vector<std::string> keys;
+  for (const std::string& hex : inv.args().Values("public_key")) {
+    std::string raw = absl::HexStringToBytes(hex);
+    if (hex.size() != 2 * kEd25519PublicKeySize || absl::BytesToHexString(raw) != hex) {
+      return inv.UsageError(absl::StrCat("--public_key must be 64 lowercase hex digits, not ", hex));
+    }
+    keys.push_back(std::move(raw));
+  }
+  if (keys.empty()) {  // trust the key of the node reproctl talks to
+    ASSIGN_OR_RETURN(v1::NodeInfo node, inv.client().Call(kGetNodeInfo, v1::GetNodeInfoRequest()));
+    keys.push_back(node.public_key());
+  }
+  absl::StatusOr<std::string> verdict =
+      envelope.ok() ? CheckEnvelope(*envelope, keys) : envelope.status();
+  if (!verdict.ok()) {
+    inv.output().err() << "reproctl: " << file << ": " << verdict.status().message() << "\n";
+    return kExitTampered;
+  }
+  inv.output().Text(absl::StrCat(file, ": ", *verdict, "\n"));
   return kExitOk;
 }
 

@@ -64,6 +64,8 @@ inline constexpr UnaryRpc<v1::VerifyJournalRequest, v1::VerifyJournalResponse> k
     "VerifyJournal", &Stub::VerifyJournal};
 inline constexpr UnaryRpc<v1::GetNodeInfoRequest, v1::NodeInfo> kGetNodeInfo{"GetNodeInfo",
                                                                              &Stub::GetNodeInfo};
+inline constexpr UnaryRpc<v1::SignAttestationRequest, v1::SignAttestationResponse>
+    kSignAttestation{"SignAttestation", &Stub::SignAttestation};
 
 inline constexpr absl::Duration kDefaultTimeout = absl::Seconds(30);
 

@@ -29,6 +29,7 @@ absl::StatusOr<ExitCode> RunNode(Invocation& inv);
 // provenance_verbs.cc
 absl::StatusOr<ExitCode> RunDiff(Invocation& inv);
 absl::StatusOr<ExitCode> RunExport(Invocation& inv);
+absl::StatusOr<ExitCode> RunVerifyExport(Invocation& inv);
 
 // run_verb.cc
 absl::StatusOr<ExitCode> RunRun(Invocation& inv);

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -44,6 +45,10 @@ static struct {
   char** argv;
   char exe[SHIM_PATH_MAX];
 } g_cfg;
+
+/* "NAME=VALUE" of each launcher variable set at start (REPRO_SHIM_LAUNCHER_VARS), for HELLO. */
+static char g_launcher[REPRO_SHIM_MAX_LAUNCHER_VARS][REPRO_SHIM_MAX_LAUNCHER_VAR];
+static int g_launcher_count;
 
 /* Everything below g_mu is guarded by it. */
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -92,6 +97,27 @@ static void CopyString(char* dst, size_t cap, const char* src) {
   dst[n] = '\0';
 }
 
+/* Copies the launcher variables of the environment (read once: getenv races with setenv in
+ * other threads later). A value too long for REPRO_SHIM_MAX_LAUNCHER_VAR is left out. */
+static void ReadLauncherVars(void) {
+  static const char* const kNames[] = {
+#define REPRO_LAUNCHER_NAME(name) name,
+      REPRO_SHIM_LAUNCHER_VARS(REPRO_LAUNCHER_NAME)
+#undef REPRO_LAUNCHER_NAME
+  };
+  g_launcher_count = 0;
+  for (size_t i = 0; i < sizeof(kNames) / sizeof(kNames[0]); ++i) {
+    const char* value = getenv(kNames[i]);
+    if (value == NULL) continue;
+    size_t name_len = strlen(kNames[i]), value_len = strlen(value);
+    if (name_len + 1 + value_len >= REPRO_SHIM_MAX_LAUNCHER_VAR) continue;
+    char* out = g_launcher[g_launcher_count++];
+    memcpy(out, kNames[i], name_len);
+    out[name_len] = '=';
+    memcpy(out + name_len + 1, value, value_len + 1);
+  }
+}
+
 void shim_link_init(const struct shim_link_config* config) {
   CopyString(g_cfg.job, sizeof(g_cfg.job), config->job);
   CopyString(g_cfg.socket_path, sizeof(g_cfg.socket_path), config->socket_path);
@@ -104,6 +130,7 @@ void shim_link_init(const struct shim_link_config* config) {
   g_cfg.exe[n > 0 ? n : 0] = '\0';
   atomic_store(&g_owner_pid, (int)getpid());
   g_nonce = NewNonce();
+  ReadLauncherVars();
 }
 
 const char* shim_link_socket_path(void) { return g_cfg.socket_path; }
@@ -202,6 +229,9 @@ static int SendHello(void) {
   repro_shim_put_u64(&w, REPRO_SHIM_F_MODE, (uint64_t)g_cfg.mode);
   size_t exe_len = strlen(g_cfg.exe);
   if (exe_len > 0) repro_shim_put_str(&w, REPRO_SHIM_F_EXE, g_cfg.exe, exe_len);
+  for (int i = 0; i < g_launcher_count; ++i) {
+    repro_shim_put_str(&w, REPRO_SHIM_F_LAUNCHER_VAR, g_launcher[i], strlen(g_launcher[i]));
+  }
   for (int i = 0; i < g_cfg.argc && i < REPRO_SHIM_MAX_ARGS && g_cfg.argv != NULL; ++i) {
     const char* arg = g_cfg.argv[i];
     if (arg == NULL) break;

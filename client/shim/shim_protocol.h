@@ -37,7 +37,9 @@
  *
  *   HELLO   shim -> reprod   JOB R, RANK R, PID R (claimed, informational), PARENT_PID (after
  *                            fork), NONCE R (random per process: a reconnecting process is
- *                            journaled once), MODE R, EXE, ARG*
+ *                            journaled once), MODE R, EXE, ARG*, LAUNCHER_VAR* (issue 12:
+ *                            "NAME=VALUE" of each REPRO_SHIM_LAUNCHER_VARS variable set in the
+ *                            process's environment at start, each name at most once)
  *   PIN     reprod -> shim   answers HELLO: SEED R, RANK_SEED R, MODE R, DATASET*; each DATASET
  *                            holds NAME R, ROOT R (absolute, symlink-free), PINNED_DIR R (directory
  *                            name of the pinned version inside ROOT), VERSION R (its version name),
@@ -132,7 +134,18 @@ enum repro_shim_tag {
   REPRO_SHIM_F_PACKAGE_DIR = 52,
   /* OPEN (issue 9): REPRO_SHIM_VIEW_* */
   REPRO_SHIM_F_VIEW_USE = 70,
+  /* HELLO, added for issue 12 (launcher identity) */
+  REPRO_SHIM_F_LAUNCHER_VAR = 28,
 };
+
+/* The launcher variables a HELLO may report (issue 12): torchrun's, Slurm's, and the Pod's
+ * downward-API values that the webhook injects. X-macro: X(name) for each. */
+#define REPRO_SHIM_LAUNCHER_VARS(X)                                                        \
+  X("TORCHELASTIC_RUN_ID") X("TORCHELASTIC_RESTART_COUNT") X("LOCAL_RANK") X("WORLD_SIZE") \
+  X("GROUP_RANK") X("SLURM_JOB_ID") X("SLURM_STEP_ID") X("REPRO_POD_NAME")                 \
+  X("REPRO_POD_NAMESPACE") X("REPRO_POD_UID")
+#define REPRO_SHIM_MAX_LAUNCHER_VARS 10
+#define REPRO_SHIM_MAX_LAUNCHER_VAR 256 /* bytes of one "NAME=VALUE"; longer ones are not sent */
 
 /* MODE values. */
 #define REPRO_SHIM_MODE_RECORD 1

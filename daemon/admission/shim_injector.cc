@@ -153,6 +153,12 @@ void AddPinnedMounts(const json& container, const std::string& path,
   }
 }
 
+// A variable the kubelet fills from the Pod's own metadata (downward API), e.g. "metadata.uid".
+json FieldRefVar(absl::string_view name, absl::string_view field_path) {
+  return {{"name", std::string(name)},
+          {"valueFrom", {{"fieldRef", {{"fieldPath", std::string(field_path)}}}}}};
+}
+
 }  // namespace
 
 absl::StatusOr<ShimInjector> ShimInjector::Create(ShimInjectorOptions options) {
@@ -270,12 +276,14 @@ absl::Status ShimInjector::PatchEnv(const json& container, const std::string& pa
     }
   }
 
-  // The variables the webhook owns: set, or replaced when they say something else.
-  for (const auto& [name, value] : {std::pair<std::string, std::string>{"REPRO_JOB", job},
-                                    {"REPRO_SHIM_SOCKET", options_.shim_socket},
-                                    {"REPRO_MODE", mode},
-                                    {kPinnedEnvVariable, pinned_env}}) {
-    json want = EnvVar(name, value);
+  // The variables the webhook owns: set, or replaced when they say something else. The Pod's
+  // name, namespace and uid (downward API) identify the launcher in each process start.
+  for (json want : {EnvVar("REPRO_JOB", job), EnvVar("REPRO_SHIM_SOCKET", options_.shim_socket),
+                    EnvVar("REPRO_MODE", mode), EnvVar(kPinnedEnvVariable, pinned_env),
+                    FieldRefVar("REPRO_POD_NAME", "metadata.name"),
+                    FieldRefVar("REPRO_POD_NAMESPACE", "metadata.namespace"),
+                    FieldRefVar("REPRO_POD_UID", "metadata.uid")}) {
+    const std::string name = want["name"];
     if (auto [theirs, at] = entry(name); theirs == nullptr) {
       appended.push_back(std::move(want));
     } else if (*theirs != want) {

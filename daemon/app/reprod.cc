@@ -105,6 +105,8 @@ absl::Status Reprod::Init() {
   parts.journal = journal_.get();
   parts.cluster = cluster_.get();
   parts.node_info = [this] { return NodeInfo(); };
+  parts.node_key = key_.get();
+  parts.fs = DefaultFileSystem();
   service_ = std::make_unique<ReproService>(std::move(parts));
 
   if (mirror_ != nullptr && !mirror_->WaitUntilCurrent(kEtcdStartWait)) {

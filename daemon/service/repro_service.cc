@@ -1,6 +1,7 @@
 #include "daemon/service/repro_service.h"
 
 #include "absl/strings/str_cat.h"
+#include "client/cli/provenance.h"
 #include "common/grpc_status.h"
 #include "common/names.h"
 #include "common/status_macros.h"
@@ -30,6 +31,11 @@ grpc::Status Answer(absl::StatusOr<std::vector<T>> result,
 }
 
 }  // namespace
+
+ReproService::ReproService(ReproServiceParts parts)
+    : parts_(std::move(parts)),
+      attester_([this](const std::string& job) { return CollectProvenance(job); },
+                parts_.node_key, parts_.fs, parts_.journal == nullptr ? "" : parts_.journal->node()) {}
 
 grpc::Status ReproService::RegisterVersion(
     grpc::ServerContext* context, const v1::RegisterVersionRequest* request,
@@ -135,7 +141,7 @@ absl::Status ReproService::StreamJournal(grpc::ServerContext* context,
     if (page.size() == kReplayPageSize) continue;
     if (!request.follow()) return absl::OkStatus();
     while (!parts_.journal->WaitForEntriesAfter(request.job(), after, kFollowPoll)) {
-      if (context->IsCancelled()) return absl::OkStatus();
+      if (context == nullptr || context->IsCancelled()) return absl::OkStatus();
       if (shutting_down_) {
         return absl::UnavailableError(
             absl::StrCat("reprod on node ", parts_.journal->node(), " is shutting down"));
@@ -144,18 +150,56 @@ absl::Status ReproService::StreamJournal(grpc::ServerContext* context,
   }
 }
 
-grpc::Status ReproService::Replay(grpc::ServerContext* context, const v1::ReplayRequest* request,
-                                  grpc::ServerWriter<v1::ReplayResponse>* writer) {
-  ClusterJournals::Emit emit = [writer](const v1::ReplayResponse& r) { return writer->Write(r); };
-  if (parts_.cluster == nullptr || request->local_only()) {
-    return ToGrpcStatus(StreamJournal(context, *request, emit));
+absl::Status ReproService::ReplayParts(grpc::ServerContext* context,
+                                       const v1::ReplayRequest& request,
+                                       const ClusterJournals::Emit& emit) {
+  if (parts_.cluster == nullptr || request.local_only()) {
+    return StreamJournal(context, request, emit);
   }
-  return ToGrpcStatus(parts_.cluster->Replay(
-      *request, emit,
+  return parts_.cluster->Replay(
+      request, emit,
       [this, context](const v1::ReplayRequest& part, const ClusterJournals::Emit& part_emit) {
         return StreamJournal(context, part, part_emit);
       },
-      [this, context] { return context->IsCancelled() || shutting_down_; }));
+      [this, context] {
+        return (context != nullptr && context->IsCancelled()) || shutting_down_;
+      });
+}
+
+grpc::Status ReproService::Replay(grpc::ServerContext* context, const v1::ReplayRequest* request,
+                                  grpc::ServerWriter<v1::ReplayResponse>* writer) {
+  ClusterJournals::Emit emit = [writer](const v1::ReplayResponse& r) { return writer->Write(r); };
+  return ToGrpcStatus(ReplayParts(context, *request, emit));
+}
+
+absl::StatusOr<v1::Provenance> ReproService::CollectProvenance(const std::string& job) {
+  cli::ProvenanceBuilder builder(job);
+  ASSIGN_OR_RETURN(v1::Pin pin, parts_.pins->Get(job));
+  builder.SetPin(pin);
+  v1::VerifyJournalRequest verify;
+  verify.set_job(job);
+  ASSIGN_OR_RETURN(v1::VerifyJournalResponse verified,
+                   parts_.cluster != nullptr ? parts_.cluster->Verify(verify)
+                                             : parts_.auditor->Verify(verify));
+  builder.SetVerified(verified);
+  v1::ReplayRequest replay;
+  replay.set_job(job);
+  RETURN_IF_ERROR(ReplayParts(/*context=*/nullptr, replay, [&builder](const v1::ReplayResponse& r) {
+    builder.Add(r.entry(), r.hash());
+    return true;
+  }));
+  return builder.Build();
+}
+
+grpc::Status ReproService::SignAttestation(grpc::ServerContext*,
+                                           const v1::SignAttestationRequest* request,
+                                           v1::SignAttestationResponse* response) {
+  if (parts_.node_key == nullptr || parts_.fs == nullptr) {
+    return ToGrpcStatus(absl::UnimplementedError("this reprod has no node key to sign with"));
+  }
+  absl::StatusOr<v1::SignAttestationResponse> result = attester_.Sign(*request);
+  if (result.ok()) spdlog::info("signed a {} statement for job {}", request->format(), request->job());
+  return Answer(std::move(result), response);
 }
 
 grpc::Status ReproService::VerifyJournal(grpc::ServerContext*,

@@ -8,11 +8,14 @@
 #include <functional>
 
 #include "daemon/cluster/cluster_journals.h"
+#include "daemon/os/file_system.h"
 #include "daemon/registry/auditor.h"
 #include "daemon/registry/fact_recorder.h"
 #include "daemon/registry/pin_registry.h"
 #include "daemon/registry/version_registry.h"
+#include "daemon/service/attester.h"
 #include "daemon/store/journal.h"
+#include "daemon/store/node_key.h"
 #include "repro/v1/repro.grpc.pb.h"
 
 namespace repro {
@@ -28,12 +31,15 @@ struct ReproServiceParts {
   // Null in embedded mode.
   ClusterJournals* cluster = nullptr;
   std::function<absl::StatusOr<v1::NodeInfo>()> node_info;
+  // Signs attestations (SignAttestation); subjects are re-hashed through `fs`.
+  const NodeKey* node_key = nullptr;
+  FileSystem* fs = nullptr;
 };
 
 // Thread-safe (gRPC calls methods from many threads).
 class ReproService final : public v1::Repro::Service {
  public:
-  explicit ReproService(ReproServiceParts parts) : parts_(std::move(parts)) {}
+  explicit ReproService(ReproServiceParts parts);
 
   // Ends streaming calls (Replay with follow) promptly; call before shutting the server down.
   void BeginShutdown() { shutting_down_ = true; }
@@ -62,6 +68,9 @@ class ReproService final : public v1::Repro::Service {
                              v1::VerifyJournalResponse* response) override;
   grpc::Status GetNodeInfo(grpc::ServerContext* context, const v1::GetNodeInfoRequest* request,
                            v1::NodeInfo* response) override;
+  grpc::Status SignAttestation(grpc::ServerContext* context,
+                               const v1::SignAttestationRequest* request,
+                               v1::SignAttestationResponse* response) override;
 
  private:
   // Streams this node's entries of `job` after `after_seq` to `emit`; with `follow`, waits for
@@ -69,7 +78,15 @@ class ReproService final : public v1::Repro::Service {
   absl::Status StreamJournal(grpc::ServerContext* context, const v1::ReplayRequest& request,
                              const ClusterJournals::Emit& emit);
 
+  // Every node's part of the job's journal (cluster mode, unless local_only), as Replay serves it.
+  absl::Status ReplayParts(grpc::ServerContext* context, const v1::ReplayRequest& request,
+                           const ClusterJournals::Emit& emit);
+  // The job's provenance as `reproctl export` would build it: pin, verified heads, and the
+  // entries they sign.
+  absl::StatusOr<v1::Provenance> CollectProvenance(const std::string& job);
+
   const ReproServiceParts parts_;
+  const Attester attester_;
   std::atomic<bool> shutting_down_{false};
 };
 

@@ -1,9 +1,11 @@
 #include "daemon/shim_socket/shim_message.h"
 
 #include <algorithm>
+#include <iterator>
 #include <map>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/names.h"
 
@@ -28,7 +30,30 @@ constexpr Rule kHelloRules[] = {
     {REPRO_SHIM_F_MODE, Kind::kU64, true, 1},
     {REPRO_SHIM_F_EXE, Kind::kString, false, 1},
     {REPRO_SHIM_F_ARG, Kind::kString, false, REPRO_SHIM_MAX_ARGS},
+    {REPRO_SHIM_F_LAUNCHER_VAR, Kind::kString, false, REPRO_SHIM_MAX_LAUNCHER_VARS},
 };
+
+// Reads LAUNCHER_VAR fields ("NAME=VALUE") into `launcher`. False, with `detail`, for a name
+// that is not in REPRO_SHIM_LAUNCHER_VARS, a repeated name or a field without '='.
+bool ReadLauncherVars(const std::vector<std::string>& fields,
+                      std::map<std::string, std::string>* launcher, std::string* detail) {
+  static const absl::string_view kNames[] = {
+#define REPRO_LAUNCHER_NAME(name) name,
+      REPRO_SHIM_LAUNCHER_VARS(REPRO_LAUNCHER_NAME)
+#undef REPRO_LAUNCHER_NAME
+  };
+  for (const std::string& field : fields) {
+    size_t eq = field.find('=');
+    std::string name = field.substr(0, eq);
+    bool known = std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames);
+    if (eq == std::string::npos || !known || !launcher->emplace(name, field.substr(eq + 1)).second) {
+      *detail = absl::StrCat("launcher variable \"", absl::CHexEscape(name.substr(0, 64)),
+                             "\" is unknown, repeated or has no value");
+      return false;
+    }
+  }
+  return true;
+}
 
 constexpr Rule kOpenRules[] = {
     {REPRO_SHIM_F_DATASET_NAME, Kind::kString, true, 1},
@@ -149,6 +174,9 @@ void ParseHello(absl::string_view datagram, ParsedShimRequest* parsed) {
   hello.mode = mode == REPRO_SHIM_MODE_ENFORCE ? ShimMode::kEnforce : ShimMode::kRecord;
   hello.exe = f.String(REPRO_SHIM_F_EXE);
   hello.argv = f.Strings(REPRO_SHIM_F_ARG);
+  if (!ReadLauncherVars(f.Strings(REPRO_SHIM_F_LAUNCHER_VAR), &hello.launcher, &parsed->detail)) {
+    parsed->reject = ShimReject::kBadValue;
+  }
 }
 
 void ParseOpen(absl::string_view datagram, ParsedShimRequest* parsed) {
@@ -397,6 +425,9 @@ std::string EncodeShimHello(uint32_t request_id, const ShimHello& hello) {
   w.U64(REPRO_SHIM_F_MODE, WireMode(hello.mode));
   if (!hello.exe.empty()) w.Str(REPRO_SHIM_F_EXE, hello.exe);
   for (const std::string& arg : hello.argv) w.Str(REPRO_SHIM_F_ARG, arg);
+  for (const auto& [name, value] : hello.launcher) {
+    w.Str(REPRO_SHIM_F_LAUNCHER_VAR, absl::StrCat(name, "=", value));
+  }
   return w.Finish();
 }
 

@@ -15,6 +15,7 @@
 #define REPRO_DAEMON_SHIM_SOCKET_SHIM_MESSAGE_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,8 @@ struct ShimHello {
   ShimMode mode = ShimMode::kRecord;
   std::string exe;
   std::vector<std::string> argv;
+  // Launcher variables (REPRO_SHIM_LAUNCHER_VARS) as NAME -> VALUE; each known name at most once.
+  std::map<std::string, std::string> launcher;
 };
 
 struct ShimOpen {

@@ -498,6 +498,32 @@ ShimPinReply ShimServer::PinReply(const v1::Pin& pin, const ShimHello& hello) {
   return reply;
 }
 
+namespace {
+
+// The launcher identity from a HELLO's launcher variables (validated by the parser).
+v1::LauncherIdentity LauncherIdentityOf(const std::map<std::string, std::string>& vars) {
+  v1::LauncherIdentity out;
+  const std::pair<const char*, void (v1::LauncherIdentity::*)(const std::string&)> kFields[] = {
+      {"TORCHELASTIC_RUN_ID", &v1::LauncherIdentity::set_torchelastic_run_id},
+      {"TORCHELASTIC_RESTART_COUNT", &v1::LauncherIdentity::set_torchelastic_restart_count},
+      {"LOCAL_RANK", &v1::LauncherIdentity::set_local_rank},
+      {"WORLD_SIZE", &v1::LauncherIdentity::set_world_size},
+      {"GROUP_RANK", &v1::LauncherIdentity::set_group_rank},
+      {"SLURM_JOB_ID", &v1::LauncherIdentity::set_slurm_job_id},
+      {"SLURM_STEP_ID", &v1::LauncherIdentity::set_slurm_step_id},
+      {"REPRO_POD_NAME", &v1::LauncherIdentity::set_pod_name},
+      {"REPRO_POD_NAMESPACE", &v1::LauncherIdentity::set_pod_namespace},
+      {"REPRO_POD_UID", &v1::LauncherIdentity::set_pod_uid},
+  };
+  for (const auto& [name, setter] : kFields) {
+    auto it = vars.find(name);
+    if (it != vars.end()) (out.*setter)(JournalText(it->second));
+  }
+  return out;
+}
+
+}  // namespace
+
 v1::ProcessStart ShimServer::ProcessStartOf(const Connection& c, const ShimHello& hello) {
   v1::ProcessStart start;
   start.set_pid(c.peer.pid);
@@ -507,6 +533,7 @@ v1::ProcessStart ShimServer::ProcessStartOf(const Connection& c, const ShimHello
   start.set_rank_seed(c.rank_seed);
   start.set_mode(std::string(ShimModeName(c.mode)));
   start.set_parent_pid(static_cast<int32_t>(hello.parent_pid));
+  if (!hello.launcher.empty()) *start.mutable_launcher() = LauncherIdentityOf(hello.launcher);
   std::string exe = ExecutableOf(c.peer.pid);  // the kernel's word over the process's
   if (exe.empty()) exe = hello.exe;
   start.set_exe(JournalText(exe));

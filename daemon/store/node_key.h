@@ -11,13 +11,12 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/ed25519_verify.h"
 
 typedef struct evp_pkey_st EVP_PKEY;
 
 namespace repro {
 
-inline constexpr size_t kEd25519PublicKeySize = 32;
-inline constexpr size_t kEd25519SignatureSize = 64;
 
 // Thread-safe after construction (Sign may run on many threads).
 class NodeKey {

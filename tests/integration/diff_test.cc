@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "client/cli/hex_json.h"
 #include "common/sha256.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
@@ -35,7 +36,7 @@ constexpr char kH100[] = "Fake H100 80GB HBM3";
 template <typename Message>
 Message ParseJson(const std::string& json) {
   Message message;
-  auto status = google::protobuf::util::JsonStringToMessage(json, &message);
+  absl::Status status = cli::HexJsonToMessage(json, &message);  // digests are hex
   EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << json;
   return message;
 }
@@ -183,7 +184,7 @@ TEST_F(DiffTest, IdenticalRunsMatch) {
   v1::JobDiff diff = Diff("job-a", "job-b", 0);
   EXPECT_TRUE(diff.same());
   EXPECT_THAT(Changes(diff), IsEmpty());
-  EXPECT_EQ(diff.groups_size(), 9);
+  EXPECT_EQ(diff.groups_size(), 10);
   RunResult text = Ctl({"diff", "job-a", "job-b"});
   EXPECT_EQ(text.exit_code, 0);
   EXPECT_THAT(text.stdout_text, HasSubstr("job-a and job-b match"));

@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "client/cli/hex_json.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -71,8 +72,7 @@ std::vector<Message> JsonLines(const std::string& out) {
   std::vector<Message> messages;
   for (absl::string_view line : absl::StrSplit(out, '\n', absl::SkipEmpty())) {
     Message message;
-    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(std::string(line), &message).ok())
-        << line;
+    EXPECT_TRUE(HexJsonToMessage(std::string(line), &message).ok()) << line;
     messages.push_back(message);
   }
   EXPECT_TRUE(out.empty() || out.back() == '\n');
@@ -507,7 +507,8 @@ TEST_F(CliTest, Node) {
   std::vector<v1::NodeInfo> lines = JsonLines<v1::NodeInfo>(json.out);
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(lines[0].node(), "node-a");
-  EXPECT_THAT(json.out, HasSubstr("\"publicKey\":"));
+  EXPECT_THAT(json.out, HasSubstr("\"publicKey\":\"" + std::string(64, 'e') + "\""));  // hex
+  EXPECT_EQ(lines[0].public_key(), fake().node.public_key());
 
   fake().node.Clear();  // odd, empty reply: printed, no crash
   EXPECT_EQ(Run({"node"}).code, 0);
@@ -595,7 +596,7 @@ TEST_F(CliTest, DiffOfTwoRunsWithTheSameRecordMatches) {
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_TRUE(lines[0].same());
   EXPECT_EQ(lines[0].job_b(), "k");
-  EXPECT_EQ(lines[0].groups_size(), 9);
+  EXPECT_EQ(lines[0].groups_size(), 10);
 }
 
 TEST_F(CliTest, DiffAndExportOfAnUnknownJobExitFive) {

@@ -89,7 +89,7 @@ TEST(JobDiffTest, IdenticalRunsMatchInEveryGroup) {
   std::vector<std::string> names;
   for (const v1::DiffGroup& group : diff.groups()) names.push_back(group.name());
   EXPECT_THAT(names, ElementsAre("data", "files", "seeds", "programs", "libraries",
-                                 "python_packages", "gpu", "host", "facts"));
+                                 "python_packages", "gpu", "host", "facts", "launches"));
   EXPECT_EQ(names, DiffGroupNames());
   EXPECT_THAT(Changes(diff), IsEmpty());
 }
@@ -319,7 +319,7 @@ TEST(DiffTextTest, MatchSaysWhatWasCompared) {
   RunSpec a;
   EXPECT_EQ(FormatJobDiff(DiffJobs(a.Provenance(), a.Provenance())),
             "job and job match (compared: data versions, files read, seeds, programs, libraries, "
-            "python packages, gpu, host, custom facts)\n");
+            "python packages, gpu, host, custom facts, launches)\n");
 }
 
 TEST(DiffTextTest, ShortenDigests) {

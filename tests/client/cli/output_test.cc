@@ -1,12 +1,14 @@
 #include "client/cli/output.h"
 
+#include "client/cli/hex_json.h"
+
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "repro/v1/repro.pb.h"
 
@@ -47,16 +49,33 @@ TEST(OutputTest, JsonIsOneLineWithProtobufNames) {
   EXPECT_THAT(line, HasSubstr("\"likeJob\":\"old\""));                // lowerCamelCase names
   EXPECT_THAT(line, HasSubstr("\"seed\":\"18446744073709551615\""));  // 64-bit as string
   EXPECT_THAT(line, HasSubstr("\"createdAt\":\"2025-01-08T10:00:00Z\""));
-  EXPECT_THAT(line, HasSubstr("\"digest\":\"//////////////////////////////////////////8=\""));
+  EXPECT_THAT(line, HasSubstr(absl::StrCat("\"digest\":\"", std::string(64, 'f'), "\"")));  // hex
   EXPECT_THAT(line, HasSubstr("\"created\":false"));  // defaults are printed for scripts
   EXPECT_THAT(line, Not(HasSubstr("like_job")));
   EXPECT_THAT(line, Not(HasSubstr(" ")));
 
-  // It parses back to the same message.
+  // It parses back to the same message (HexJsonToMessage reads the hex digests).
   v1::PinResponse parsed;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(line, &parsed).ok());
+  ASSERT_TRUE(HexJsonToMessage(line, &parsed).ok());
   EXPECT_EQ(parsed.SerializeAsString(), response.SerializeAsString());
+  EXPECT_EQ(HexJsonToMessage(absl::StrCat(R"({"pin":{"versions":[{"digest":"xyz0"}]}})"), &parsed)
+                .code(),
+            absl::StatusCode::kInvalidArgument);  // not hex
   EXPECT_EQ(err.str(), "");
+}
+
+TEST(OutputTest, BytesInRepeatedAndNestedMessagesAreHexToo) {
+  std::ostringstream out, err;
+  Output output(OutputFormat::kJson, &out, &err);
+  v1::ReplayResponse response;
+  response.set_hash(std::string("\x00\x01\xab", 3));
+  v1::LibrariesLoaded* loaded = response.mutable_entry()->mutable_libraries();
+  loaded->add_libraries()->set_sha256(std::string("\xde\xad", 2));
+  loaded->add_libraries()->set_sha256(std::string("\xbe\xef", 2));
+  ASSERT_TRUE(output.Json(response).ok());
+  EXPECT_THAT(out.str(), HasSubstr("\"hash\":\"0001ab\""));
+  EXPECT_THAT(out.str(), HasSubstr("\"sha256\":\"dead\""));
+  EXPECT_THAT(out.str(), HasSubstr("\"sha256\":\"beef\""));
 }
 
 TEST(OutputTest, TextGoesOutAsIs) {

@@ -1,6 +1,7 @@
 // ProvenanceBuilder on synthetic journals holding every entry kind, on one node and several.
 #include "client/cli/provenance.h"
 
+#include "absl/strings/str_cat.h"
 #include "client/cli/entry_text.h"
 #include "common/sha256.h"
 #include "gmock/gmock.h"
@@ -137,6 +138,34 @@ TEST(ProvenanceTest, SeveralNodesMakeOneProvenance) {
   EXPECT_EQ(p.programs_size(), 1);
   EXPECT_EQ(p.files_size(), 1);
   EXPECT_THAT(FactList(p), ElementsAre("epoch=2"));
+}
+
+TEST(ProvenanceTest, EachElasticAttemptOfEachRankIsOneLaunch) {
+  JournalFixture journal("job-1");
+  v1::Pin pin = MakePin("job-1", {{"users", "v1"}}, 9);
+  journal.Add("node-a", PinApplied(pin));
+  journal.Add("node-a", Process(0, 70, "/usr/bin/python3.11", 'e'));  // no launcher: no launch
+  for (const char* restart : {"0", "1"}) {
+    for (int rank : {0, 1}) {
+      for (int process = 0; process < 2; ++process) {  // e.g. a DataLoader worker forked
+        v1::JournalEntry start = Process(rank, 70 + rank, "/usr/bin/python3.11", 'e');
+        v1::LauncherIdentity* l = start.mutable_process_start()->mutable_launcher();
+        l->set_torchelastic_run_id("elastic-7");
+        l->set_torchelastic_restart_count(restart);
+        l->set_world_size("2");
+        journal.Add(rank == 0 ? "node-a" : "node-b", start);
+      }
+    }
+  }
+  v1::Provenance p = journal.Provenance(pin);
+  ASSERT_EQ(p.launches_size(), 4);
+  std::vector<std::string> launches;
+  for (const v1::ProvenanceLaunch& launch : p.launches()) {
+    launches.push_back(absl::StrCat(launch.launcher().torchelastic_restart_count(), "/",
+                                    launch.rank(), "/", launch.processes(), "/", launch.node()));
+  }
+  EXPECT_THAT(launches, ElementsAre("0/0/2/node-a", "0/1/2/node-b", "1/0/2/node-a",
+                                    "1/1/2/node-b"));
 }
 
 TEST(ProvenanceTest, LastFactIsBySeqOnOneNodeEvenWhenItsClockWentBack) {

@@ -133,6 +133,9 @@ TEST_F(ShimInjectorTest, InjectsTheShimAndKeepsThePodsOwnSpec) {
     EXPECT_EQ(Env(container, "REPRO_SHIM_SOCKET")["value"], "/run/reprod/shim.sock");
     EXPECT_EQ(Env(container, "REPRO_MODE")["value"], "record");
     EXPECT_EQ(Env(container, "REPRO_RANK"), nullptr);  // not an Indexed Job
+    // The launcher identity each process start journals (downward API).
+    EXPECT_EQ(Env(container, "REPRO_POD_UID")["valueFrom"]["fieldRef"]["fieldPath"],
+              "metadata.uid");
     EXPECT_EQ(Named(container["volumeMounts"], "repro-shim")["mountPath"], "/opt/repro");
     EXPECT_EQ(Named(container["volumeMounts"], "repro-run")["mountPath"], "/run/reprod");
     EXPECT_EQ(Named(container["volumeMounts"], "repro-run")["readOnly"], true);
@@ -161,7 +164,13 @@ TEST_F(ShimInjectorTest, InjectsIntoAPodWithNoEnvVolumesOrInitContainers) {
                             {"name": "REPRO_SHIM_SOCKET", "value": "/run/reprod/shim.sock"},
                             {"name": "REPRO_MODE", "value": "enforce"},
                             {"name": "REPRO_PINNED",
-                             "value": "ctr@v1=/ml/ctr/v1:clicks@c3=/ml/clicks/c3"}])"));
+                             "value": "ctr@v1=/ml/ctr/v1:clicks@c3=/ml/clicks/c3"},
+                            {"name": "REPRO_POD_NAME",
+                             "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                            {"name": "REPRO_POD_NAMESPACE",
+                             "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                            {"name": "REPRO_POD_UID",
+                             "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}])"));
   EXPECT_EQ(container["volumeMounts"].size(), 2u);
 }
 

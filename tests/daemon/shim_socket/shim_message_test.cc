@@ -56,6 +56,18 @@ std::string Raw(uint16_t type, const std::function<void(repro_shim_writer*)>& fi
   return buf;
 }
 
+// A HELLO with its required fields, then what `extra` writes.
+std::string RawHello(const std::function<void(repro_shim_writer*)>& extra) {
+  return Raw(REPRO_SHIM_HELLO, [&](repro_shim_writer* w) {
+    repro_shim_put_str(w, REPRO_SHIM_F_JOB, "job-1", 5);
+    repro_shim_put_u64(w, REPRO_SHIM_F_RANK, 0);
+    repro_shim_put_u64(w, REPRO_SHIM_F_PID, 10);
+    repro_shim_put_u64(w, REPRO_SHIM_F_NONCE, 1);
+    repro_shim_put_u64(w, REPRO_SHIM_F_MODE, REPRO_SHIM_MODE_RECORD);
+    extra(w);
+  });
+}
+
 TEST(ShimMessageTest, HelloRoundTrip) {
   ParsedShimRequest parsed = ParseShimRequest(EncodeShimHello(7, Hello()));
   ASSERT_EQ(parsed.reject, ShimReject::kNone) << parsed.detail;
@@ -70,6 +82,30 @@ TEST(ShimMessageTest, HelloRoundTrip) {
   EXPECT_EQ(h.mode, ShimMode::kEnforce);
   EXPECT_EQ(h.exe, "/usr/bin/python3.11");
   EXPECT_EQ(h.argv, Hello().argv);
+}
+
+TEST(ShimMessageTest, HelloCarriesTheLauncherIdentity) {
+  ShimHello hello = Hello();
+  hello.launcher = {{"TORCHELASTIC_RUN_ID", "elastic-7"},
+                    {"TORCHELASTIC_RESTART_COUNT", "1"},
+                    {"SLURM_JOB_ID", "4242"},
+                    {"REPRO_POD_UID", "5f0c6e2a-0000-4000-8000-000000000001"}};
+  ParsedShimRequest parsed = ParseShimRequest(EncodeShimHello(7, hello));
+  ASSERT_EQ(parsed.reject, ShimReject::kNone) << parsed.detail;
+  EXPECT_EQ(parsed.request.hello.launcher, hello.launcher);
+
+  auto with = [](std::vector<std::string> vars) {
+    return RawHello([&](repro_shim_writer* w) {
+      for (const std::string& v : vars) {
+        repro_shim_put_str(w, REPRO_SHIM_F_LAUNCHER_VAR, v.data(), v.size());
+      }
+    });
+  };
+  EXPECT_EQ(Reason(with({"LOCAL_RANK=1", "WORLD_SIZE=8", "GROUP_RANK=0"})), ShimReject::kNone);
+  EXPECT_EQ(Reason(with({"LOCAL_RANK="})), ShimReject::kNone);  // set but empty
+  EXPECT_EQ(Reason(with({"PATH=/usr/bin"})), ShimReject::kBadValue);  // not a launcher variable
+  EXPECT_EQ(Reason(with({"LOCAL_RANK=1", "LOCAL_RANK=2"})), ShimReject::kBadValue);
+  EXPECT_EQ(Reason(with({"LOCAL_RANK"})), ShimReject::kBadValue);
 }
 
 TEST(ShimMessageTest, OpenRoundTrip) {
@@ -126,16 +162,7 @@ TEST(ShimMessageTest, RejectsBrokenFields) {
   std::string overlong = good;
   overlong[REPRO_SHIM_HEADER_SIZE + 6] = 0x7f;  // first field's size runs past the end
   EXPECT_EQ(Reason(overlong), ShimReject::kMalformedField);
-  auto hello_with = [](const std::function<void(repro_shim_writer*)>& extra) {
-    return Raw(REPRO_SHIM_HELLO, [&](repro_shim_writer* w) {
-      repro_shim_put_str(w, REPRO_SHIM_F_JOB, "job-1", 5);
-      repro_shim_put_u64(w, REPRO_SHIM_F_RANK, 0);
-      repro_shim_put_u64(w, REPRO_SHIM_F_PID, 10);
-      repro_shim_put_u64(w, REPRO_SHIM_F_NONCE, 1);
-      repro_shim_put_u64(w, REPRO_SHIM_F_MODE, REPRO_SHIM_MODE_RECORD);
-      extra(w);
-    });
-  };
+  auto hello_with = RawHello;
   EXPECT_EQ(Reason(hello_with([](repro_shim_writer*) {})), ShimReject::kNone);
   EXPECT_EQ(Reason(hello_with([](repro_shim_writer* w) { repro_shim_put_u64(w, 999, 1); })),
             ShimReject::kUnknownField);
