@@ -95,6 +95,7 @@ class ProvenanceBuilder {
   std::set<std::tuple<std::string, std::string, std::string>> packages_;  // name, version, location
   std::map<std::string, Latest<v1::HostFacts>> hosts_;                    // by node
   std::map<std::string, Latest<std::string>> facts_;                      // by key
+  std::map<std::pair<std::string, std::string>, uint64_t> gaps_;          // node, kind -> lost
 };
 
 }  // namespace repro::cli

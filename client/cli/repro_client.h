@@ -65,6 +65,9 @@ inline constexpr UnaryRpc<v1::VerifyJournalRequest, v1::VerifyJournalResponse> k
 inline constexpr UnaryRpc<v1::GetNodeInfoRequest, v1::NodeInfo> kGetNodeInfo{"GetNodeInfo",
                                                                              &Stub::GetNodeInfo};
 
+inline constexpr UnaryRpc<v1::HeadLogProofRequest, v1::HeadLogProofResponse> kGetHeadLogProof{
+    "GetHeadLogProof", &Stub::GetHeadLogProof};
+
 inline constexpr absl::Duration kDefaultTimeout = absl::Seconds(30);
 
 struct ConnectOptions {

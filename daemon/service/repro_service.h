@@ -62,6 +62,9 @@ class ReproService final : public v1::Repro::Service {
                              v1::VerifyJournalResponse* response) override;
   grpc::Status GetNodeInfo(grpc::ServerContext* context, const v1::GetNodeInfoRequest* request,
                            v1::NodeInfo* response) override;
+  grpc::Status GetHeadLogProof(grpc::ServerContext* context,
+                               const v1::HeadLogProofRequest* request,
+                               v1::HeadLogProofResponse* response) override;
 
  private:
   // Streams this node's entries of `job` after `after_seq` to `emit`; with `follow`, waits for

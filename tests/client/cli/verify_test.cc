@@ -1,0 +1,178 @@
+// `reproctl verify` against a lying reprod: the fake serves a real signed journal, then alters
+// it the way a compromised daemon or node admin would, and always claims "intact". reproctl
+// recomputes the chain and checks the signature itself, so every lie exits 4.
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "client/cli/cli.h"
+#include "common/sha256.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/client/cli/fake_repro_service.h"
+#include "tests/client/cli/signed_journal.h"
+#include "tests/testutil/temp_dir.h"
+
+namespace repro::cli {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct Result {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+// Rewrites the fact of entry `index` (0-based) in both its stored bytes and its parse, leaving
+// the chain hashes and the head alone.
+void RewriteEntry(SignedJournal* journal, size_t index) {
+  v1::ReplayResponse& r = journal->replay[index];
+  r.mutable_entry()->mutable_record()->mutable_facts(0)->set_value("999");
+  r.set_payload(r.entry().SerializeAsString());
+}
+
+// Verifies `verify` failed with exit 4 and `problem` in its output.
+void ExpectTampered(const Result& verify, const std::string& problem) {
+  EXPECT_EQ(verify.code, 4) << verify.out << verify.err;
+  EXPECT_THAT(verify.out, HasSubstr(problem));
+}
+
+class VerifyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    key_ = *NodeKey::LoadOrCreate(dir_.Path("node.pem"));
+    other_key_ = *NodeKey::LoadOrCreate(dir_.Path("attacker.pem"));
+    journal_ = MakeSignedJournal(*key_, "j", "node-a", 3);
+    std::ofstream(dir_.Path("trusted")) << "# node keys\nnode-a " << HexDigest(key_->public_key())
+                                        << "\n";
+  }
+
+  // Serves `journal` and claims it intact, whatever it holds.
+  void Serve(const SignedJournal& journal) {
+    FakeReproService& fake = server_.service();
+    fake.replay = journal.replay;
+    fake.verify.Clear();
+    fake.verify.set_intact(true);
+    *fake.verify.add_nodes() = journal.check;
+    fake.verify.mutable_nodes(0)->set_intact(true);
+    fake.node.set_node("node-a");
+  }
+
+  Result Verify(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"--addr", server_.address(), "verify", "j"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::ostringstream out, err;
+    Environment env{&out, &err, false, std::nullopt, "/", config_dir_};
+    int code = RunCli(args, env);
+    return {code, out.str(), err.str()};
+  }
+  Result VerifyTrusted() { return Verify({"--trusted_keys", dir_.Path("trusted")}); }
+
+  testing::TempDir dir_;
+  std::string config_dir_;  // empty: no key pinning
+  std::unique_ptr<NodeKey> key_;
+  std::unique_ptr<NodeKey> other_key_;
+  SignedJournal journal_;
+  FakeReproServer server_;
+};
+
+TEST_F(VerifyTest, AnHonestJournalPasses) {
+  Serve(journal_);
+  Result r = VerifyTrusted();
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("by reproctl"));
+  EXPECT_THAT(r.out, HasSubstr("intact"));
+}
+
+TEST_F(VerifyTest, AnEntryShownDifferentlyFromItsStoredBytesFails) {
+  SignedJournal lie = journal_;
+  lie.replay[1].mutable_entry()->mutable_record()->mutable_facts(0)->set_value("999");
+  Serve(lie);
+  ExpectTampered(VerifyTrusted(), "differs from its stored bytes");
+}
+
+TEST_F(VerifyTest, RewrittenStoredBytesFail) {
+  SignedJournal lie = journal_;
+  RewriteEntry(&lie, 1);
+  Serve(lie);
+  ExpectTampered(VerifyTrusted(), "does not match its chain hash");
+}
+
+TEST_F(VerifyTest, RewrittenEntriesWithTheChainRecomputedFailTheSignature) {
+  SignedJournal lie = journal_;
+  RewriteEntry(&lie, 0);
+  std::string old_signature = lie.check.head().signature();
+  RechainAndSign(*key_, &lie);
+  lie.check.mutable_head()->set_signature(old_signature);  // the attacker lacks the key
+  Serve(lie);
+  ExpectTampered(VerifyTrusted(), "signature does not verify");
+}
+
+TEST_F(VerifyTest, AHeadReSignedByADifferentKeyFails) {
+  SignedJournal lie = journal_;
+  lie.replay[2].set_payload(lie.replay[1].payload());  // anything: it is all re-signed
+  lie.replay.pop_back();
+  RechainAndSign(*other_key_, &lie);
+  Serve(lie);
+  ExpectTampered(VerifyTrusted(), "re-signed by a different key");
+}
+
+TEST_F(VerifyTest, ATruncatedReplayFails) {
+  SignedJournal lie = journal_;
+  lie.replay.pop_back();  // the head still says 3
+  Serve(lie);
+  ExpectTampered(VerifyTrusted(), "only 2 entries were replayed");
+}
+
+TEST_F(VerifyTest, AMissingEntryFails) {
+  SignedJournal lie = journal_;
+  lie.replay.erase(lie.replay.begin() + 1);
+  Serve(lie);
+  ExpectTampered(VerifyTrusted(), "entry 2 is missing");
+}
+
+TEST_F(VerifyTest, KeysArePinnedOnFirstUseAndAChangeIsCaught) {
+  config_dir_ = dir_.Path("config");
+  Serve(journal_);
+  Result first = Verify();
+  EXPECT_EQ(first.code, 0) << first.out << first.err;
+  EXPECT_THAT(first.err, HasSubstr("pinned the key of node node-a on first use: " +
+                                   HexDigest(key_->public_key())));
+  std::ifstream pinned(config_dir_ + "/known_nodes");
+  std::stringstream text;
+  text << pinned.rdbuf();
+  EXPECT_EQ(text.str(), "node-a " + HexDigest(key_->public_key()) + "\n");
+
+  Result second = Verify();
+  EXPECT_EQ(second.code, 0);
+  EXPECT_EQ(second.err, "");
+
+  SignedJournal lie = journal_;
+  RechainAndSign(*other_key_, &lie);
+  Serve(lie);
+  EXPECT_EQ(Verify().code, 4);
+}
+
+TEST_F(VerifyTest, AGapMakesTheRecordIncompleteButNotTampered) {
+  SignedJournal journal = journal_;
+  v1::ReplayResponse gap = journal.replay.back();
+  v1::JournalEntry* entry = gap.mutable_entry();
+  entry->set_seq(4);
+  entry->clear_record();
+  v1::GapCount* lost = entry->mutable_gap()->add_lost();
+  lost->set_kind("record");
+  lost->set_count(2);
+  gap.set_payload(entry->SerializeAsString());
+  journal.replay.push_back(gap);
+  RechainAndSign(*key_, &journal);
+  Serve(journal);
+  Result r = VerifyTrusted();
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("INCOMPLETE"));
+  EXPECT_THAT(r.out, HasSubstr("node-a: 2 record"));
+}
+
+}  // namespace
+}  // namespace repro::cli
