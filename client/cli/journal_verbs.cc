@@ -78,8 +78,10 @@ absl::StatusOr<std::optional<v1::HeadLogProofResponse>> FetchHeadLogProof(
   return proof.status();
 }
 
-// Every node's replayed entries, by node.
-absl::StatusOr<ReplayedByNode> ReplayAll(ReproClient& client, const std::string& job) {
+// Every node's replayed entries, by node. A node that cannot be read (unreachable) is said on
+// stderr and its part stays missing, so its audit fails rather than the whole command.
+absl::StatusOr<ReplayedByNode> ReplayAll(Invocation& inv, const std::string& job) {
+  ReproClient& client = inv.client();
   ReplayedByNode out;
   v1::ReplayRequest request;
   request.set_job(job);
@@ -91,6 +93,10 @@ absl::StatusOr<ReplayedByNode> ReplayAll(ReproClient& client, const std::string&
       },
       CallLength::kShort);
   if (absl::IsNotFound(status)) return out;
+  if (absl::IsUnavailable(status)) {
+    inv.output().err() << "reproctl: replay: " << status.message() << "\n";
+    return out;
+  }
   RETURN_IF_ERROR(status);
   return out;
 }
@@ -138,11 +144,13 @@ absl::Status AuditResponse(Invocation& inv, const std::string& job,
       lost->set_count(count);
       response->set_incomplete(true);
     }
-    if (!audit.problem.ok()) {
+    // Where reprod already found the part broken its own finding stays; where it claimed
+    // intact, reproctl's finding replaces the claim.
+    if (!audit.problem.ok() && check.intact()) {
       check.set_intact(false);
       check.set_problem(absl::StrCat("reproctl: ", audit.problem.message()));
-      response->set_intact(false);
     }
+    if (!audit.problem.ok()) response->set_intact(false);
   }
   for (const auto& [node, head] : exported_heads) {
     if (seen.count(node)) continue;
@@ -227,7 +235,7 @@ absl::StatusOr<ExitCode> RunVerify(Invocation& inv) {
   }
   if (!daemon.ok()) return daemon.status();
   v1::VerifyJournalResponse response = *std::move(daemon);
-  ASSIGN_OR_RETURN(ReplayedByNode replayed, ReplayAll(inv.client(), request.job()));
+  ASSIGN_OR_RETURN(ReplayedByNode replayed, ReplayAll(inv, request.job()));
   RETURN_IF_ERROR(AuditResponse(inv, request.job(), exported, proof, replayed, trust, &response));
   RETURN_IF_ERROR(inv.Print(response, [&](const v1::VerifyJournalResponse& r) {
     return FormatVerify(request.job(), r);
