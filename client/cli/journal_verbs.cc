@@ -57,11 +57,14 @@ absl::StatusOr<KeyTrust> ChooseKeyTrust(Invocation& inv,
   return KeyTrust::PinnedOnFirstUse(dir.empty() ? "" : dir + "/known_nodes");
 }
 
-// This node's head log proof, with a consistency proof from the exported tree of the same node;
-// nullopt when the node serves none (an older reprod, or a head signed before the log).
+// The head log proof of the node reproctl talks to (named in *node), with a consistency proof
+// from the exported tree of the same node; nullopt when it serves none (an older reprod, or a
+// head signed before the log).
 absl::StatusOr<std::optional<v1::HeadLogProofResponse>> FetchHeadLogProof(
-    ReproClient& client, const std::string& job, const std::optional<v1::Provenance>& exported) {
+    ReproClient& client, const std::string& job, const std::optional<v1::Provenance>& exported,
+    std::string* local_node) {
   ASSIGN_OR_RETURN(v1::NodeInfo node, client.Call(kGetNodeInfo, v1::GetNodeInfoRequest()));
+  *local_node = node.node();
   v1::HeadLogProofRequest request;
   request.set_job(job);
   if (exported.has_value()) {
@@ -103,7 +106,7 @@ absl::StatusOr<ReplayedByNode> ReplayAll(Invocation& inv, const std::string& job
 
 // Re-checks every node's part of `response` (and every node of the export) on this side and
 // marks what fails; never relies on reprod's verdict.
-absl::Status AuditResponse(Invocation& inv, const std::string& job,
+absl::Status AuditResponse(Invocation& inv, const std::string& job, const std::string& local_node,
                            const std::optional<v1::Provenance>& exported,
                            const std::optional<v1::HeadLogProofResponse>& proof,
                            ReplayedByNode& replayed, KeyTrust& trust,
@@ -132,6 +135,13 @@ absl::Status AuditResponse(Invocation& inv, const std::string& job,
     }
     check.set_key_trust(trust.source());
     auto exported_head = exported_heads.find(check.node());
+    // The node that served the export's tree head must prove its log still extends it.
+    if (trusted.ok() && !evidence.proof.has_value() && check.node() == local_node &&
+        exported_head != exported_heads.end() && exported_head->second->has_tree_head()) {
+      trusted = absl::DataLossError(absl::StrCat(
+          "node ", local_node, " serves no head log proof, so it cannot show that its log "
+          "extends the tree head in the export"));
+    }
     NodeAudit audit =
         trusted.ok()
             ? AuditNode(job, evidence,
@@ -225,8 +235,9 @@ absl::StatusOr<ExitCode> RunVerify(Invocation& inv) {
   ASSIGN_OR_RETURN(KeyTrust trust, ChooseKeyTrust(inv, exported));
 
   // The evidence: the head log proof, then the heads, then the entries they sign.
+  std::string local_node;
   ASSIGN_OR_RETURN(std::optional<v1::HeadLogProofResponse> proof,
-                   FetchHeadLogProof(inv.client(), request.job(), exported));
+                   FetchHeadLogProof(inv.client(), request.job(), exported, &local_node));
   // Re-hashing reads the pinned data again, which takes as long as `version add` did.
   absl::StatusOr<v1::VerifyJournalResponse> daemon = inv.client().Call(
       kVerifyJournal, request, request.rehash() ? CallLength::kLong : CallLength::kShort);
@@ -236,7 +247,8 @@ absl::StatusOr<ExitCode> RunVerify(Invocation& inv) {
   if (!daemon.ok()) return daemon.status();
   v1::VerifyJournalResponse response = *std::move(daemon);
   ASSIGN_OR_RETURN(ReplayedByNode replayed, ReplayAll(inv, request.job()));
-  RETURN_IF_ERROR(AuditResponse(inv, request.job(), exported, proof, replayed, trust, &response));
+  RETURN_IF_ERROR(AuditResponse(inv, request.job(), local_node, exported, proof, replayed, trust,
+                                &response));
   RETURN_IF_ERROR(inv.Print(response, [&](const v1::VerifyJournalResponse& r) {
     return FormatVerify(request.job(), r);
   }));

@@ -7,7 +7,11 @@
 #include <vector>
 
 #include "client/cli/cli.h"
+#include "client/cli/provenance.h"
+#include "common/merkle.h"
 #include "common/sha256.h"
+#include "common/signed_statements.h"
+#include "google/protobuf/util/json_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/client/cli/fake_repro_service.h"
@@ -172,6 +176,45 @@ TEST_F(VerifyTest, AGapMakesTheRecordIncompleteButNotTampered) {
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_THAT(r.out, HasSubstr("INCOMPLETE"));
   EXPECT_THAT(r.out, HasSubstr("node-a: 2 record"));
+}
+
+// An export whose head of node-a sits in a one-leaf head log signed by the node's key.
+v1::Provenance ExportWithTreeHead(const NodeKey& key, const v1::JournalHead& head) {
+  v1::Provenance exported;
+  exported.set_format(kProvenanceFormat);
+  exported.set_job("j");
+  v1::ProvenanceHead* h = exported.add_heads();
+  h->set_node("node-a");
+  h->set_seq(head.seq());
+  h->set_hash(HexDigest(head.hash()));
+  h->set_signature(HexDigest(head.signature()));
+  h->set_public_key(HexDigest(key.public_key()));
+  const std::string root = MerkleLeafHash(HeadSigningBytes("node-a", "j", head.seq(), head.hash()));
+  v1::ProvenanceTreeHead* tree = h->mutable_tree_head();
+  tree->set_size(1);
+  tree->set_root(HexDigest(root));
+  tree->set_time_unix_nanos(1);
+  tree->set_signature(HexDigest(key.Sign(TreeHeadSigningBytes("node-a", 1, root, 1))));
+  tree->set_public_key(HexDigest(key.public_key()));
+  h->set_leaf_index(0);
+  return exported;
+}
+
+// --against an export with a tree head: today's journal must hold the exported head, and the
+// node that served the tree head must prove its log extends it (this fake serves no proofs).
+TEST_F(VerifyTest, AgainstAnExportTheJournalMustStillHoldTheExportedHead) {
+  std::string json;
+  ASSERT_TRUE(google::protobuf::util::MessageToJsonString(
+                  ExportWithTreeHead(*key_, journal_.check.head()), &json)
+                  .ok());
+  std::ofstream(dir_.Path("export.json")) << json;
+  Serve(journal_);
+  ExpectTampered(Verify({"--against", dir_.Path("export.json")}), "serves no head log proof");
+
+  SignedJournal shorter = MakeSignedJournal(*key_, "j", "node-a", 2);  // genuine, but earlier
+  Serve(shorter);
+  server_.service().node.set_node("node-z");  // another node answers: no proof expected
+  ExpectTampered(Verify({"--against", dir_.Path("export.json")}), "rolled back or truncated");
 }
 
 }  // namespace
