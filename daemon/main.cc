@@ -38,6 +38,12 @@ ABSL_FLAG(std::string, webhook_shim_socket, "/run/reprod/shim.sock",
 ABSL_FLAG(std::string, metrics_listen, "", "host:port serving Prometheus /metrics (plain HTTP)");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 ABSL_FLAG(int, hash_threads, 0, "Threads that hash data files (0: one per core)");
+ABSL_FLAG(std::string, node_key, "",
+          "PEM Ed25519 private key that signs journal heads, e.g. a read-only Kubernetes Secret; "
+          "it must exist (default: DATA_DIR/node_key.pem, created on first start)");
+ABSL_FLAG(std::string, previous_node_key, "",
+          "After a key rotation: the old PEM key. reprod stores a statement signed by it that "
+          "names the new --node_key, so heads signed by the old key still verify");
 
 namespace {
 
@@ -63,6 +69,8 @@ repro::ReprodConfig ConfigFromFlags() {
   config.webhook_shim_socket = absl::GetFlag(FLAGS_webhook_shim_socket);
   config.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   config.hash_threads = absl::GetFlag(FLAGS_hash_threads);
+  config.node_key = absl::GetFlag(FLAGS_node_key);
+  config.previous_node_key = absl::GetFlag(FLAGS_previous_node_key);
   return config;
 }
 

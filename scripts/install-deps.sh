@@ -10,6 +10,7 @@ packages=(
   libabsl-dev librocksdb-dev libssl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   openssl coreutils procps strace busybox-static
   etcd-server etcd-client
+  rocksdb-tools  # ldb: the tamper tests edit a stopped reprod's database from outside
   python3 python3-numpy python3-torch python3-jsonpatch python3-yaml
   python3-jsonschema python3-securesystemslib systemd
   slurm-wlm slurmctld slurmd slurm-client munge libslurm-dev

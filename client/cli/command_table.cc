@@ -37,6 +37,12 @@ constexpr FlagSpec kCommandFlags[] = {
     {"follow", FlagKind::kBool, "", "keep printing new entries until interrupted (Ctrl-C)"},
     {"since", FlagKind::kValue, "SEQ", "only entries after sequence number SEQ"},
     {"rehash", FlagKind::kBool, "", "also re-read the pinned data and report drift"},
+    {"against", FlagKind::kValue, "EXPORT.json",
+     "an earlier `reproctl export` of the job: prove the journal only grew since (exit 4 on a "
+     "rollback, a truncation or a deleted job); its node keys are then the trusted ones"},
+    {"trusted_keys", FlagKind::kValue, "FILE",
+     "lines \"NODE HEX_PUBLIC_KEY\": the node keys to check signatures against (default: the "
+     "keys pinned on first use in ~/.config/repro/known_nodes)"},
     {"job", FlagKind::kValue, "JOB", "the job the command runs as"},
     {"mode", FlagKind::kValue, "record|enforce",
      "record (default): journal what the job reads; enforce: also refuse other versions and "
@@ -89,9 +95,10 @@ std::vector<Command>* MakeCommands() {
       {"journal", "journal JOB [--follow] [--since SEQ]",
        "print a job's journal, oldest first",
        {"follow", "since"}, 1, 1, RunJournal},
-      {"verify", "verify JOB [--rehash]",
-       "check a job's hash chain and signatures (exit 4 if broken or drifted)",
-       {"rehash"}, 1, 1, RunVerify},
+      {"verify", "verify JOB [--rehash] [--against EXPORT.json] [--trusted_keys FILE]",
+       "check a job's hash chain, signatures and head log here, against trusted node keys "
+       "(exit 4 if broken, rolled back or drifted)",
+       {"rehash", "against", "trusted_keys"}, 1, 1, RunVerify},
       {"diff", "diff JOB_A JOB_B",
        "what differs between two runs: data, seeds, libraries, GPU, ... (exit 1 if anything)",
        {}, 2, 2, RunDiff},

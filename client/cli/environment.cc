@@ -16,6 +16,11 @@ Environment ProcessEnvironment() {
   // getcwd(nullptr, 0) allocates a buffer of the right size (glibc).
   std::unique_ptr<char, decltype(&free)> cwd(getcwd(nullptr, 0), &free);
   if (cwd != nullptr) env.cwd = cwd.get();
+  if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg != nullptr && xdg[0] == '/') {
+    env.config_dir = std::string(xdg) + "/repro";
+  } else if (const char* home = std::getenv("HOME"); home != nullptr && home[0] == '/') {
+    env.config_dir = std::string(home) + "/.config/repro";
+  }
   return env;
 }
 

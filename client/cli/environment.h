@@ -20,6 +20,9 @@ struct Environment {
   bool stderr_is_tty = false;
   std::optional<std::string> repro_addr;  // $REPRO_ADDR when set and not empty
   std::string cwd = "/";                  // absolute
+  // Where reproctl keeps node keys pinned on first use ($XDG_CONFIG_HOME/repro, else
+  // $HOME/.config/repro); empty: nowhere, keys are then not pinned.
+  std::string config_dir;
 };
 
 // The environment of this process (std::cout, std::cerr, isatty(2), getenv, getcwd).

@@ -143,6 +143,21 @@ std::string FormatVerify(absl::string_view job, const v1::VerifyJournalResponse&
   block.Add("job", std::string(job));
   block.Add("result", verdict.empty() ? "ok" : absl::StrJoin(verdict, ", "));
   block.Add("journal", intact ? "intact" : "broken");
+  if (response.checked_by_client()) {
+    std::string trust = response.nodes().empty() ? "" : response.nodes(0).key_trust();
+    block.Add("checked", absl::StrCat("by reproctl: chains recomputed, signatures checked against ",
+                                      trust.empty() ? "the node keys" : "the keys " + trust));
+  }
+  if (response.incomplete()) {
+    std::vector<std::string> lost;
+    for (const v1::NodeJournalCheck& node : response.nodes()) {
+      for (const v1::GapCount& g : node.lost()) {
+        lost.push_back(absl::StrCat(node.node(), ": ", g.count(), " ", g.kind()));
+      }
+    }
+    block.Add("record", absl::StrCat("INCOMPLETE (gap entries: ", absl::StrJoin(lost, ", "),
+                                     " could not be journaled)"));
+  }
   if (response.rehashed()) {
     block.Add(
         "data",

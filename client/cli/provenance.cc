@@ -101,6 +101,11 @@ void ProvenanceBuilder::Add(const v1::JournalEntry& entry, absl::string_view has
         packages_.emplace(p.name(), p.version(), p.location());
       }
       break;
+    case v1::JournalEntry::kGap:
+      for (const v1::GapCount& lost : entry.gap().lost()) {
+        gaps_[{entry.node(), lost.kind()}] += lost.count();
+      }
+      break;
     case v1::JournalEntry::KIND_NOT_SET:  // newer than this reproctl: counted only
       break;
   }
@@ -172,6 +177,13 @@ v1::Provenance ProvenanceBuilder::Build() const {
     *out.add_heads() = head;
   }
   out.set_journal_intact(verified_ && intact_ && every_head_signed);
+  for (const auto& [where, count] : gaps_) {
+    v1::ProvenanceGap* gap = out.add_gaps();
+    gap->set_node(where.first);
+    gap->set_kind(where.second);
+    gap->set_count(count);
+    out.set_incomplete(true);
+  }
   out.set_entries(entries_);
   if (first_time_) *out.mutable_first_entry_at() = *first_time_;
   if (last_time_) *out.mutable_last_entry_at() = *last_time_;

@@ -97,6 +97,7 @@ class ProvenanceBuilder {
   std::map<std::string, Latest<std::string>> facts_;                      // by key
   // launcher identity (deterministic bytes), rank -> that attempt of that rank.
   std::map<std::pair<std::string, int64_t>, v1::ProvenanceLaunch> launches_;
+  std::map<std::pair<std::string, std::string>, uint64_t> gaps_;          // node, kind -> lost
 };
 
 }  // namespace repro::cli

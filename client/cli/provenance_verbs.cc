@@ -15,6 +15,7 @@
 #include "client/cli/verbs.h"
 #include "common/ed25519_verify.h"
 #include "common/names.h"
+#include "common/sha256.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace repro::cli {
@@ -96,6 +97,40 @@ absl::StatusOr<std::string> CheckEnvelope(const DsseEnvelope& envelope,
                       " about ", statement["subject"].size(), " subject(s)");
 }
 
+// Embeds, for each node head in `provenance` that the node serves a head log proof for, the
+// node's signed tree head and the head's inclusion proof, so that a later
+// `reproctl verify JOB --against` the document can prove the journal only grew. Heads the proof
+// does not cover (other nodes, a head signed before the log existed) are left as they are.
+absl::Status EmbedHeadLogEvidence(ReproClient& client, v1::Provenance* provenance) {
+  v1::HeadLogProofRequest request;
+  request.set_job(provenance->job());
+  absl::StatusOr<v1::HeadLogProofResponse> proof = client.Call(kGetHeadLogProof, request);
+  if (absl::IsUnimplemented(proof.status()) || absl::IsFailedPrecondition(proof.status()) ||
+      absl::IsNotFound(proof.status())) {
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(proof.status());
+  if (!proof->has_inclusion()) return absl::OkStatus();
+  for (v1::ProvenanceHead& head : *provenance->mutable_heads()) {
+    // The proof is for the node's current head; the document's head may be older only when
+    // the job appended in between, and then the document keeps its head without a proof.
+    if (head.node() != proof->head().node() || head.seq() != proof->head().seq() ||
+        head.hash() != HexDigest(proof->head().hash())) {
+      continue;
+    }
+    const v1::SignedTreeHead& sth = proof->tree_head();
+    v1::ProvenanceTreeHead* tree = head.mutable_tree_head();
+    tree->set_size(sth.size());
+    tree->set_root(HexDigest(sth.root()));
+    tree->set_time_unix_nanos(sth.time_unix_nanos());
+    tree->set_signature(HexDigest(sth.signature()));
+    tree->set_public_key(HexDigest(sth.public_key()));
+    head.set_leaf_index(proof->inclusion().leaf_index());
+    for (const std::string& hash : proof->inclusion().path()) head.add_inclusion(HexDigest(hash));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<ExitCode> RunDiff(Invocation& inv) {
@@ -133,6 +168,7 @@ absl::StatusOr<ExitCode> RunExport(Invocation& inv) {
   if (sign) return ExportSigned(inv, job, format, subjects);
 
   ASSIGN_OR_RETURN(v1::Provenance provenance, FetchProvenance(inv.client(), job, /*verify=*/true));
+  RETURN_IF_ERROR(EmbedHeadLogEvidence(inv.client(), &provenance));
   *provenance.mutable_exported_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
   StatementOptions options;
   for (const SubjectFile& s : subjects) options.subjects.push_back({s.name, s.sha256});
@@ -157,6 +193,10 @@ absl::StatusOr<ExitCode> RunExport(Invocation& inv) {
               << " is not intact (the document says so); run `reproctl verify " << job
               << "` for where it breaks\n";
     return kExitTampered;
+  }
+  if (provenance.incomplete()) {
+    out.err() << "reproctl: the record of job " << job
+              << " is incomplete: a node journaled a gap (see \"gaps\" in the document)\n";
   }
   return kExitOk;
 }

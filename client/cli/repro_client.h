@@ -67,6 +67,9 @@ inline constexpr UnaryRpc<v1::GetNodeInfoRequest, v1::NodeInfo> kGetNodeInfo{"Ge
 inline constexpr UnaryRpc<v1::SignAttestationRequest, v1::SignAttestationResponse>
     kSignAttestation{"SignAttestation", &Stub::SignAttestation};
 
+inline constexpr UnaryRpc<v1::HeadLogProofRequest, v1::HeadLogProofResponse> kGetHeadLogProof{
+    "GetHeadLogProof", &Stub::GetHeadLogProof};
+
 inline constexpr absl::Duration kDefaultTimeout = absl::Seconds(30);
 
 struct ConnectOptions {

@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/sha256.h"
 #include "common/status_macros.h"
 #include "daemon/os/clock.h"
 #include "daemon/os/file_system.h"
@@ -53,8 +54,9 @@ absl::Status Reprod::Init() {
   }
 
   ASSIGN_OR_RETURN(store_, RocksStore::Open({.data_dir = config_.data_dir}));
-  ASSIGN_OR_RETURN(key_, NodeKey::LoadOrCreate(absl::StrCat(config_.data_dir, "/node_key.pem")));
-  JournalOptions journal_options{.node = node_, .key = key_.get(), .metrics = &metrics_};
+  RETURN_IF_ERROR(LoadNodeKey());
+  JournalOptions journal_options{
+      .node = node_, .key = key_.get(), .metrics = &metrics_, .head_log = head_log_.get()};
   if (mirror_ != nullptr) {
     // heads_ is set below, before anything can append.
     journal_options.on_commit = [this](std::vector<v1::JournalHead> heads) {
@@ -81,8 +83,10 @@ absl::Status Reprod::Init() {
                host_.cuda_driver_version());
   pins_ = std::make_unique<PinRegistry>(pin_store_.get(), journal_.get(), DefaultFileSystem(),
                                         DefaultClock(), node_, &host_);
-  facts_ = std::make_unique<FactRecorder>(pins_.get(), journal_.get());
-  auditor_ = std::make_unique<Auditor>(pin_store_.get(), journal_.get(), rehasher_.get());
+  gaps_ = std::make_unique<GapRecorder>(journal_.get());
+  facts_ = std::make_unique<FactRecorder>(pins_.get(), journal_.get(), gaps_.get());
+  auditor_ = std::make_unique<Auditor>(pin_store_.get(), journal_.get(), rehasher_.get(),
+                                       head_log_.get());
 
   GrpcServerOptions grpc_options;
   grpc_options.listen = config_.grpc_listen;
@@ -123,6 +127,32 @@ absl::Status Reprod::Init() {
   RETURN_IF_ERROR(StartWebhook());
   spdlog::info("reprod {} node {} ({} mode) serving gRPC on {}; data in {}", REPRO_VERSION, node_,
                pin_store_->mode(), absl::StrJoin(grpc_->endpoints(), ","), config_.data_dir);
+  return absl::OkStatus();
+}
+
+absl::Status Reprod::LoadNodeKey() {
+  if (config_.node_key.empty()) {
+    ASSIGN_OR_RETURN(key_, NodeKey::LoadOrCreate(absl::StrCat(config_.data_dir, "/node_key.pem")));
+  } else {
+    ASSIGN_OR_RETURN(key_, NodeKey::Load(config_.node_key));
+  }
+  ASSIGN_OR_RETURN(head_log_, HeadLog::Open(store_.get(), node_, key_.get()));
+  spdlog::info("node key {} (public {}); head log of {} heads",
+               config_.node_key.empty() ? "in the data dir" : config_.node_key,
+               HexDigest(key_->public_key()), head_log_->size());
+  if (config_.previous_node_key.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::unique_ptr<NodeKey> old_key, NodeKey::Load(config_.previous_node_key));
+  if (old_key->public_key() == key_->public_key()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::vector<v1::KeyRotation> rotations, head_log_->Rotations());
+  for (const v1::KeyRotation& r : rotations) {
+    if (r.old_public_key() == old_key->public_key() &&
+        r.new_public_key() == key_->public_key()) {
+      return absl::OkStatus();  // stated at an earlier start
+    }
+  }
+  RETURN_IF_ERROR(head_log_->AddRotation(*old_key).status());
+  spdlog::info("key rotation stored: {} -> {}", HexDigest(old_key->public_key()),
+               HexDigest(key_->public_key()));
   return absl::OkStatus();
 }
 

@@ -61,6 +61,10 @@ struct ReprodConfig {
   std::string webhook_shim_socket = "/run/reprod/shim.sock";
   std::string metrics_listen;
   int hash_threads = 0;  // 0: one per core
+  // The key that signs heads; empty: <data_dir>/node_key.pem, created when missing.
+  std::string node_key;
+  // The key this node signed with before (rotation); empty: none.
+  std::string previous_node_key;
 };
 
 // Owns every part of the daemon. Thread-safe.
@@ -79,6 +83,9 @@ class Reprod {
  private:
   explicit Reprod(ReprodConfig config);
   absl::Status Init();
+  // Loads key_ (--node_key, else the data dir's), opens head_log_, and stores the rotation
+  // statement from --previous_node_key when it is new.
+  absl::Status LoadNodeKey();
   absl::StatusOr<v1::NodeInfo> NodeInfo();
   absl::Status StartMetricsEndpoint();
   // Serves the Kubernetes admission webhook over HTTPS (with --webhook_listen).
@@ -102,6 +109,7 @@ class Reprod {
   std::unique_ptr<EtcdMirror> mirror_;
   std::unique_ptr<RocksStore> store_;
   std::unique_ptr<NodeKey> key_;
+  std::unique_ptr<HeadLog> head_log_;
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<HeadPublisher> heads_;
   std::unique_ptr<HashCache> hash_cache_;
@@ -110,6 +118,7 @@ class Reprod {
   std::unique_ptr<PinStore> pin_store_;
   std::unique_ptr<VersionRegistry> versions_;
   std::unique_ptr<PinRegistry> pins_;
+  std::unique_ptr<GapRecorder> gaps_;  // what could not be journaled, until it can be
   std::unique_ptr<FactRecorder> facts_;
   std::unique_ptr<Auditor> auditor_;
   std::unique_ptr<ClusterJournals> cluster_;

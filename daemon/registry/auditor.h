@@ -21,11 +21,18 @@ namespace repro {
 // drift is exactly what a stat-keyed cache could hide.
 class Auditor {
  public:
-  Auditor(PinStore* store, Journal* journal, TreeHasher* rehasher)
-      : store_(store), journal_(journal), rehasher_(rehasher) {}
+  // `head_log` may be null (no head log proofs then).
+  Auditor(PinStore* store, Journal* journal, TreeHasher* rehasher,
+          const HeadLog* head_log = nullptr)
+      : store_(store), journal_(journal), rehasher_(rehasher), head_log_(head_log) {}
 
   // NOT_FOUND when the job has no journal on this node. Broken chains and drift are results.
   absl::StatusOr<v1::VerifyJournalResponse> Verify(const v1::VerifyJournalRequest& request);
+
+  // The job's signed head with the head log's signed tree head and proofs (repro.proto
+  // GetHeadLogProof). NOT_FOUND when the job has no journal here; FAILED_PRECONDITION without a
+  // head log. A head signed before the log existed comes without an inclusion proof.
+  absl::StatusOr<v1::HeadLogProofResponse> ProveHead(const v1::HeadLogProofRequest& request);
 
  private:
   // Appends to `response` how the data of `version` differs from its manifest.
@@ -34,6 +41,7 @@ class Auditor {
   PinStore* const store_;
   Journal* const journal_;
   TreeHasher* const rehasher_;
+  const HeadLog* const head_log_;
 };
 
 // The differences between a registered manifest and a fresh one, as Drift records of

@@ -25,10 +25,21 @@ absl::StatusOr<uint64_t> FactRecorder::Record(const v1::RecordRequest& request) 
                                             " has no pin; pin it before recording facts"));
   }
   RETURN_IF_ERROR(pin.status());
+  absl::StatusOr<uint64_t> seq = Append(*pin, request);
+  if (!seq.ok() && gaps_ != nullptr) {
+    gaps_->Lost(request.job(), "record", 1, seq.status().message());
+  }
+  return seq;
+}
+
+absl::StatusOr<uint64_t> FactRecorder::Append(const v1::Pin& pin,
+                                              const v1::RecordRequest& request) {
   // The first entry of a job on this node is its pin, so each node's journal stands alone.
   if (absl::IsNotFound(journal_->Head(request.job()).status())) {
-    RETURN_IF_ERROR(pins_->JournalPin(*pin));
+    RETURN_IF_ERROR(pins_->JournalPin(pin));
   }
+  // What was lost comes before what follows it.
+  if (gaps_ != nullptr) RETURN_IF_ERROR(gaps_->Flush(request.job()));
   JournalItem item;
   *item.entry.mutable_record()->mutable_facts() = request.facts();
   ASSIGN_OR_RETURN(std::vector<Appended> appended,

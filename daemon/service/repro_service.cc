@@ -135,6 +135,7 @@ absl::Status ReproService::StreamJournal(grpc::ServerContext* context,
                                                 request.job(), "`"));
       }
       response.set_hash(stored.hash);
+      response.set_payload(stored.payload);
       if (!emit(response)) return absl::OkStatus();  // the client went away
       after = stored.seq;
     }
@@ -209,6 +210,12 @@ grpc::Status ReproService::VerifyJournal(grpc::ServerContext*,
     return Answer(parts_.cluster->Verify(*request), response);
   }
   return Answer(parts_.auditor->Verify(*request), response);
+}
+
+grpc::Status ReproService::GetHeadLogProof(grpc::ServerContext*,
+                                           const v1::HeadLogProofRequest* request,
+                                           v1::HeadLogProofResponse* response) {
+  return Answer(parts_.auditor->ProveHead(*request), response);
 }
 
 grpc::Status ReproService::GetNodeInfo(grpc::ServerContext*, const v1::GetNodeInfoRequest*,

@@ -71,6 +71,9 @@ class ReproService final : public v1::Repro::Service {
   grpc::Status SignAttestation(grpc::ServerContext* context,
                                const v1::SignAttestationRequest* request,
                                v1::SignAttestationResponse* response) override;
+  grpc::Status GetHeadLogProof(grpc::ServerContext* context,
+                               const v1::HeadLogProofRequest* request,
+                               v1::HeadLogProofResponse* response) override;
 
  private:
   // Streams this node's entries of `job` after `after_seq` to `emit`; with `follow`, waits for

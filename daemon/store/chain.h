@@ -16,14 +16,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/signed_statements.h"  // ChainHash, GenesisHash, HeadSigningBytes, be64
 
 namespace repro {
-
-// 32 zero bytes: the predecessor of entry 1.
-const std::string& GenesisHash();
-
-// SHA-256(prev || payload).
-std::string ChainHash(absl::string_view prev, absl::string_view payload);
 
 std::string JournalKey(absl::string_view job, uint64_t seq);
 // The prefix shared by every key of `job` in the journal and index columns.
@@ -32,10 +27,6 @@ std::string JobPrefix(absl::string_view job);
 std::optional<uint64_t> SeqFromJournalKey(absl::string_view key, absl::string_view job);
 std::string OnceIndexKey(absl::string_view job, absl::string_view once_key);
 
-std::string EncodeBigEndian64(uint64_t value);
-// Requires at least 8 bytes.
-uint64_t DecodeBigEndian64(absl::string_view bytes);
-
 struct StoredEntryView {
   absl::string_view hash;
   absl::string_view payload;
@@ -43,10 +34,6 @@ struct StoredEntryView {
 std::string EncodeStoredEntry(absl::string_view hash, absl::string_view payload);
 // DATA_LOSS when the value is shorter than a hash.
 absl::StatusOr<StoredEntryView> DecodeStoredEntry(absl::string_view value);
-
-// The bytes a node signs for its head: "repro.head.v1\0" node "\0" job "\0" be64(seq) hash.
-std::string HeadSigningBytes(absl::string_view node, absl::string_view job, uint64_t seq,
-                             absl::string_view hash);
 
 }  // namespace repro
 

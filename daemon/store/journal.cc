@@ -30,6 +30,7 @@ struct Journal::GroupCommit {
   absl::flat_hash_map<std::string, HeadState> heads;  // starting heads, advanced while building
   absl::flat_hash_set<std::string> touched;      // jobs that got new entries
   std::vector<std::vector<Appended>> results;    // per writer
+  std::optional<HeadLog::Frontier> log;          // the head log with this group's heads
 };
 
 Journal::Journal(RocksStore* store, JournalOptions options)
@@ -140,13 +141,17 @@ absl::Status Journal::Commit(GroupCommit* commit) {
       commit->results[w].push_back({head.seq, true});
     }
   }
+  std::vector<LoggedHead> logged;
   for (const std::string& job : commit->touched) {
     HeadState& head = commit->heads[job];
-    head.signature = options_.key->Sign(HeadSigningBytes(options_.node, job, head.seq, head.hash));
+    std::string signing = HeadSigningBytes(options_.node, job, head.seq, head.hash);
+    head.signature = options_.key->Sign(signing);
     v1::JournalHead stored = ToProto(job, head);
     stored.clear_public_key();
     batch.Put(store_->handle(Column::kJournalHeads), job, stored.SerializeAsString());
+    if (options_.head_log != nullptr) logged.push_back({job, head.seq, std::move(signing)});
   }
+  if (!logged.empty()) commit->log = options_.head_log->Stage(logged, &batch);
   if (batch.Count() == 0) return absl::OkStatus();
   return store_->WriteDurable(&batch);
 }
@@ -225,6 +230,7 @@ void Journal::FinishGroup(Writer* leader, size_t group_size, const absl::Status&
                           GroupCommit* commit) {
   if (status.ok()) {
     for (const std::string& job : commit->touched) heads_[job] = commit->heads[job];
+    if (commit->log.has_value()) options_.head_log->Apply(*std::move(commit->log));
   }
   for (size_t i = 0; i < commit->writers.size(); ++i) {
     if (status.ok()) {

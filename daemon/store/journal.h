@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 #include "daemon/metrics/metrics.h"
 #include "daemon/os/clock.h"
+#include "daemon/store/head_log.h"
 #include "daemon/store/node_key.h"
 #include "daemon/store/rocks_store.h"
 #include "repro/v1/journal.pb.h"
@@ -38,6 +39,9 @@ struct JournalOptions {
   Clock* clock = DefaultClock();  // not owned
   Metrics* metrics = nullptr;     // not owned; null: not exported
   size_t max_group_entries = 8192;
+  // Not owned; null: heads are not logged. Every head the journal signs is appended to it, in
+  // the same durable write batch as the entries it covers.
+  HeadLog* head_log = nullptr;
   // When set, called after each group commit that appended entries, with the new signed heads
   // (public key included) of the jobs it touched; on the committing thread, outside the
   // journal's lock, possibly out of order between groups. It must return quickly and must not

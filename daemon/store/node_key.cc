@@ -40,6 +40,19 @@ absl::StatusOr<EVP_PKEY*> ReadKey(const std::string& path) {
   return key;
 }
 
+// fsync of the directory holding `path`, so a rename into it is durable. False with errno set.
+bool SyncParentDirectory(const std::string& path) {
+  std::string::size_type slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = fsync(fd) == 0;
+  int err = errno;
+  close(fd);
+  errno = err;
+  return ok;
+}
+
 absl::StatusOr<EVP_PKEY*> CreateKey(const std::string& path) {
   EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
   if (key == nullptr) return absl::InternalError("cannot generate an Ed25519 key");
@@ -55,7 +68,7 @@ absl::StatusOr<EVP_PKEY*> CreateKey(const std::string& path) {
             fflush(f) == 0 && fsync(fd) == 0;
   int err = errno;
   if (f != nullptr) fclose(f); else close(fd);
-  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
+  if (!ok || rename(tmp.c_str(), path.c_str()) != 0 || !SyncParentDirectory(path)) {
     EVP_PKEY_free(key);
     return PosixError(ok ? errno : err, absl::StrCat("write node key ", path));
   }
@@ -70,8 +83,15 @@ NodeKey::NodeKey(EVP_PKEY* key, std::string public_key)
 NodeKey::~NodeKey() { EVP_PKEY_free(key_); }
 
 absl::StatusOr<std::unique_ptr<NodeKey>> NodeKey::LoadOrCreate(const std::string& path) {
-  absl::StatusOr<EVP_PKEY*> key =
-      access(path.c_str(), F_OK) == 0 ? ReadKey(path) : CreateKey(path);
+  if (access(path.c_str(), F_OK) == 0) return Load(path);
+  return FromPkey(CreateKey(path));
+}
+
+absl::StatusOr<std::unique_ptr<NodeKey>> NodeKey::Load(const std::string& path) {
+  return FromPkey(ReadKey(path));
+}
+
+absl::StatusOr<std::unique_ptr<NodeKey>> NodeKey::FromPkey(absl::StatusOr<EVP_PKEY*> key) {
   if (!key.ok()) return key.status();
   absl::StatusOr<std::string> raw = RawPublicKey(*key);
   if (!raw.ok()) {

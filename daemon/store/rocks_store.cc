@@ -22,7 +22,7 @@ namespace repro {
 namespace {
 
 constexpr const char* kColumnNames[] = {"catalog", "journal", "journal_heads", "journal_index",
-                                        "hash_cache"};
+                                        "hash_cache", "head_log"};
 constexpr size_t kColumnCount = sizeof(kColumnNames) / sizeof(kColumnNames[0]);
 
 absl::Status EnsureWritableDirectory(const std::string& dir) {

@@ -12,6 +12,7 @@
 //   journal_heads  job -> JournalHead
 //   journal_index  job/once_key -> be64(seq)
 //   hash_cache     be64(dev) be64(ino) -> stat + SHA-256  (daemon/hashing/hash_cache.h)
+//   head_log       the node's Merkle tree of signed heads (daemon/store/head_log.h)
 #ifndef REPRO_DAEMON_STORE_ROCKS_STORE_H_
 #define REPRO_DAEMON_STORE_ROCKS_STORE_H_
 
@@ -31,7 +32,7 @@
 
 namespace repro {
 
-enum class Column { kCatalog, kJournal, kJournalHeads, kJournalIndex, kHashCache };
+enum class Column { kCatalog, kJournal, kJournalHeads, kJournalIndex, kHashCache, kHeadLog };
 
 struct RocksStoreOptions {
   std::string data_dir;

@@ -75,11 +75,16 @@ AppendRun Appends(const std::shared_ptr<grpc::Channel>& channel, int clients, do
 
 // The journal engine alone: Journal::Append on one job of a RocksStore in `dir`, no gRPC. Shows
 // what group commit does for the disk, apart from RPC overhead.
-AppendRun EngineAppends(const std::string& dir, int threads, double seconds) {
+// With `head_log`, every signed head is also logged in the node's head log (as reprod does).
+AppendRun EngineAppends(const std::string& dir, int threads, double seconds, bool head_log) {
   auto store = RocksStore::Open({.data_dir = dir});
   auto key = NodeKey::LoadOrCreate(dir + "/key.pem");
   if (!store.ok() || !key.ok()) exit(1);
-  Journal journal(store->get(), {.node = "bench", .key = key->get()});
+  auto log = HeadLog::Open(store->get(), "bench", key->get());
+  if (!log.ok()) exit(1);
+  Journal journal(store->get(), {.node = "bench",
+                                 .key = key->get(),
+                                 .head_log = head_log ? log->get() : nullptr});
   return RunConcurrently(threads, seconds, [&](int t, uint64_t i) {
     JournalItem item;
     *item.entry.mutable_record()->add_facts() = StepFact(t, i);
@@ -130,9 +135,16 @@ int Main() {
     counts.push_back(clients);
   }
   for (int threads : counts) {
-    AppendRun run = EngineAppends(dir.Path(absl::StrCat("engine-", threads)), threads, seconds);
-    Report(absl::StrCat("journal engine in-process, ", threads, " thread", threads > 1 ? "s" : ""),
-           run.per_second, "ops/s", fsyncs, "fdatasync");
+    const std::string label =
+        absl::StrCat("journal engine in-process, ", threads, " thread", threads > 1 ? "s" : "");
+    AppendRun before = EngineAppends(dir.Path(absl::StrCat("engine-nolog-", threads)), threads,
+                                     seconds, /*head_log=*/false);
+    Report(label + ", no head log", before.per_second, "ops/s", fsyncs, "fdatasync");
+    printf("  latency p50 %.2f ms, p99 %.2f ms\n", before.p50_ms, before.p99_ms);
+    AppendRun run = EngineAppends(dir.Path(absl::StrCat("engine-", threads)), threads, seconds,
+                                  /*head_log=*/true);
+    Report(label + ", heads logged", run.per_second, "ops/s", before.per_second,
+           "no head log");
     printf("  latency p50 %.2f ms, p99 %.2f ms\n", run.p50_ms, run.p99_ms);
   }
   auto channel = grpc::CreateChannel(reprod.addr(), grpc::InsecureChannelCredentials());

@@ -67,7 +67,10 @@ RunResult ReprodProcess::Ctl(const std::vector<std::string>& args,
                              const RunOptions& options) const {
   std::vector<std::string> argv = {BinPath("reproctl"), "--addr", addr()};
   argv.insert(argv.end(), args.begin(), args.end());
-  return RunCommand(argv, options);
+  // Keys reproctl pins on first use stay with this test, not in the user's ~/.config.
+  RunOptions with_config = options;
+  with_config.env.emplace("XDG_CONFIG_HOME", work_dir_ + "/reproctl-config");
+  return RunCommand(argv, with_config);
 }
 
 }  // namespace repro::testing

@@ -49,7 +49,8 @@ class ReprodProcess {
   std::vector<std::string> Command() const;
 
   std::unique_ptr<v1::Repro::Stub> NewStub() const;
-  // Runs `reproctl --addr <addr> args...`.
+  // Runs `reproctl --addr <addr> args...`, with XDG_CONFIG_HOME under the work dir (unless
+  // `options` sets it), so keys pinned on first use belong to this test.
   RunResult Ctl(const std::vector<std::string>& args, const RunOptions& options = {}) const;
 
  private:

@@ -21,6 +21,8 @@
 #include "common/sha256.h"
 #include "repro/v1/provenance.pb.h"
 #include "tests/client/cli/fake_repro_service.h"
+#include "tests/client/cli/signed_journal.h"
+#include "tests/testutil/temp_dir.h"
 
 namespace repro::cli {
 namespace {
@@ -64,6 +66,7 @@ class CliTest : public ::testing::Test {
 
   FakeReproServer server_;
   Environment env_{nullptr, nullptr, false, std::nullopt, "/home/me"};
+  testing::TempDir key_dir_;
 };
 
 // Every stdout line is a JSON object that parses as `Message`.
@@ -466,10 +469,13 @@ TEST_F(CliTest, JournalFollowEndsCleanlyOnSigint) {
 // ---- verify, node ----
 
 TEST_F(CliTest, Verify) {
+  auto key = NodeKey::LoadOrCreate(key_dir_.Path("key.pem"));
+  ASSERT_TRUE(key.ok()) << key.status();
+  SignedJournal journal = MakeSignedJournal(**key, "j", "node-a", 2);
+  fake().replay = journal.replay;
   fake().verify.set_intact(true);
   v1::NodeJournalCheck* node = fake().verify.add_nodes();
-  node->set_node("node-a");
-  node->set_intact(true);
+  *node = journal.check;
   Result ok = Run({"verify", "j"});
   EXPECT_EQ(ok.code, 0) << ok.err;
   EXPECT_FALSE(fake().last_verify.rehash());

@@ -16,6 +16,8 @@
 #include "daemon/registry/version_registry.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "rocksdb/env.h"
+#include "tests/testutil/full_disk_file_system.h"
 #include "tests/testutil/temp_dir.h"
 
 namespace repro {
@@ -28,7 +30,8 @@ using testing::WriteFileOrDie;
 class RegistryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto store = RocksStore::Open({.data_dir = dir_.Path("state")});
+    env_ = rocksdb::NewCompositeEnv(fs_);
+    auto store = RocksStore::Open({.data_dir = dir_.Path("state"), .env = env_.get()});
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
     auto key = NodeKey::LoadOrCreate(dir_.Path("state/key.pem"));
@@ -43,7 +46,8 @@ class RegistryTest : public ::testing::Test {
                                                   DefaultFileSystem(), DefaultClock(), "n1");
     pins_ = std::make_unique<PinRegistry>(pin_store_.get(), journal_.get(), DefaultFileSystem(),
                                           DefaultClock(), "n1");
-    facts_ = std::make_unique<FactRecorder>(pins_.get(), journal_.get());
+    gaps_ = std::make_unique<GapRecorder>(journal_.get());
+    facts_ = std::make_unique<FactRecorder>(pins_.get(), journal_.get(), gaps_.get());
     auditor_ = std::make_unique<Auditor>(pin_store_.get(), journal_.get(), rehasher_.get());
     MakeTree("ml/users/v1", "one");
     MakeTree("ml/users/v2", "two");
@@ -92,6 +96,10 @@ class RegistryTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  // The disk, which a test can fill; declared before store_, which it outlives.
+  std::shared_ptr<testing::FullDiskFileSystem> fs_ =
+      std::make_shared<testing::FullDiskFileSystem>();
+  std::unique_ptr<rocksdb::Env> env_;
   std::unique_ptr<RocksStore> store_;
   std::unique_ptr<NodeKey> key_;
   std::unique_ptr<Journal> journal_;
@@ -101,6 +109,7 @@ class RegistryTest : public ::testing::Test {
   std::unique_ptr<RocksPinStore> pin_store_;
   std::unique_ptr<VersionRegistry> versions_;
   std::unique_ptr<PinRegistry> pins_;
+  std::unique_ptr<GapRecorder> gaps_;
   std::unique_ptr<FactRecorder> facts_;
   std::unique_ptr<Auditor> auditor_;
 };
@@ -280,6 +289,44 @@ TEST_F(RegistryTest, RecordNeedsAPinAndValidFacts) {
   EXPECT_EQ(facts_->Record(request).status().code(), absl::StatusCode::kInvalidArgument);
   request.clear_facts();
   EXPECT_EQ(facts_->Record(request).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Records refused by a full disk are not silently forgotten: once space returns, a gap entry
+// with their exact count comes before the next record.
+TEST_F(RegistryTest, RecordsLostToAFullDiskAreJournaledAsAGap) {
+  ASSERT_TRUE(Register("users", "v1", dir_.Path("ml/users/v1")).ok());
+  ASSERT_TRUE(Pin("job-1", {{"users", "v1"}}).ok());
+  v1::RecordRequest request;
+  request.set_job("job-1");
+  v1::Fact* fact = request.add_facts();
+  fact->set_key("step");
+  fact->set_value("1");
+  ASSERT_TRUE(facts_->Record(request).ok());
+  fs_->set_full(true);
+  uint64_t failed = 0;
+  for (int i = 0; i < 2; ++i) failed += facts_->Record(request).ok() ? 0 : 1;
+  EXPECT_EQ(failed, 2u);
+  fs_->set_full(false);
+  absl::StatusOr<uint64_t> seq = absl::UnknownError("not tried");
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (!seq.ok() && absl::Now() < deadline) {  // RocksDB resumes writes a few s after space
+    seq = facts_->Record(request);
+    if (!seq.ok()) {
+      ++failed;
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+  }
+  ASSERT_TRUE(seq.ok()) << seq.status();
+  std::vector<v1::JournalEntry> entries = Entries("job-1");
+  ASSERT_EQ(entries.size(), 5u);  // pin, version, step, gap, step
+  const v1::JournalEntry& gap = entries[3];
+  ASSERT_TRUE(gap.has_gap()) << gap.DebugString();
+  ASSERT_EQ(gap.gap().lost_size(), 1);
+  EXPECT_EQ(gap.gap().lost(0).kind(), "record");
+  EXPECT_EQ(gap.gap().lost(0).count(), failed);
+  EXPECT_THAT(gap.gap().reason(), HasSubstr("No space"));
+  EXPECT_TRUE(entries[4].has_record());
+  EXPECT_EQ(gaps_->pending(), 0u);
 }
 
 TEST_F(RegistryTest, VerifyWithRehashReportsDrift) {
