@@ -42,7 +42,7 @@ struct AdmissionWebhookOptions {
   Admitter admit;
   // See ShimInjectorOptions.
   std::string shim_image;
-  std::string shim_socket = "/run/reprod/shim.sock";
+  std::string shim_socket = "/run/reprod/shim/shim.sock";
   // Where to count reviews; null: counted privately.
   Metrics* metrics = nullptr;
 };
