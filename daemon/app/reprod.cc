@@ -57,8 +57,8 @@ absl::Status Reprod::Init() {
   started_at_ = absl::Now();
   RETURN_IF_ERROR(InitAuthorizer());
   if (!config_.etcd_endpoints.empty()) {
-    ASSIGN_OR_RETURN(etcd_, EtcdClient::Create(
-                               {.endpoints = config_.etcd_endpoints, .security = config_.etcd_security}));
+    ASSIGN_OR_RETURN(etcd_, EtcdClient::Create({.endpoints = config_.etcd_endpoints,
+                                                .security = config_.etcd_security}));
     std::vector<MirroredPrefix> mirrored = EtcdPinStore::MirroredPrefixes();
     for (MirroredPrefix& prefix : ClusterJournals::MirroredPrefixes()) {
       mirrored.push_back(std::move(prefix));

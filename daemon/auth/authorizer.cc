@@ -47,8 +47,9 @@ absl::Status Authorizer::Deny(absl::string_view action, absl::string_view reason
 absl::Status Authorizer::CheckAuthenticated(absl::string_view action, const Identity& who) {
   if (who.kind != Identity::Kind::kNone) return absl::OkStatus();
   return Deny(action, "unauthenticated",
-              absl::StrCat(action, " needs an identity: connect over the Unix socket or with a "
-                                   "client certificate"));
+              absl::StrCat(action,
+                           " needs an identity: connect over the Unix socket or with a "
+                           "client certificate"));
 }
 
 absl::Status Authorizer::CheckAdmin(absl::string_view action, const Identity& who) {
@@ -74,10 +75,11 @@ absl::Status Authorizer::CheckJobRead(absl::string_view action, const Identity& 
   if (!owner.empty() && who.Owner() == owner) return absl::OkStatus();
   if (RoleOf(who) != Role::kUser) return absl::OkStatus();
   return Deny(action, "not_owner_or_auditor",
-              absl::StrCat(action, " of job ", job, " refused: its journal may be read by its "
-                                   "owner (",
-                           owner.empty() ? "none recorded" : owner,
-                           "), auditors and admins; ", who.Describe(), " is none of them"));
+              absl::StrCat(action, " of job ", job,
+                           " refused: its journal may be read by its "
+                           "owner (",
+                           owner.empty() ? "none recorded" : owner, "), auditors and admins; ",
+                           who.Describe(), " is none of them"));
 }
 
 absl::Status Authorizer::CheckRegister(absl::string_view action, const Identity& who,

@@ -18,8 +18,7 @@ namespace {
 bool Granted(const Identity& who, const std::string& path, mode_t want) {
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) return false;
-  if (lgetxattr(path.c_str(), "system.posix_acl_access", nullptr, 0) >= 0 &&
-      st.st_uid != who.uid) {
+  if (lgetxattr(path.c_str(), "system.posix_acl_access", nullptr, 0) >= 0 && st.st_uid != who.uid) {
     return false;  // an ACL may grant or deny named users and groups: not decided by the bits
   }
   mode_t bits;

@@ -91,8 +91,8 @@ absl::Status ValidateOwner(absl::string_view owner) {
   } else if (absl::ConsumePrefix(&rest, "cert:") || absl::ConsumePrefix(&rest, "k8s:")) {
     if (!rest.empty()) return absl::OkStatus();
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "owner \"", owner, "\" is not uid:NUMBER, cert:IDENTITY or k8s:NAMESPACE"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("owner \"", owner, "\" is not uid:NUMBER, cert:IDENTITY or k8s:NAMESPACE"));
 }
 
 }  // namespace repro

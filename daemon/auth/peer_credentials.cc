@@ -134,8 +134,7 @@ bool IsLoopbackAddress(absl::string_view address) {
   address = absl::StripPrefix(address, "ipv4:");
   address = absl::StripPrefix(address, "ipv6:");
   return absl::StartsWith(address, "127.") || absl::StartsWith(address, "[::1]:") ||
-         absl::StartsWith(address, "localhost:") ||
-         absl::StartsWith(address, "[::ffff:127.");
+         absl::StartsWith(address, "localhost:") || absl::StartsWith(address, "[::ffff:127.");
 }
 
 }  // namespace repro

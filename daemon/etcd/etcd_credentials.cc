@@ -85,9 +85,8 @@ absl::StatusOr<std::shared_ptr<EtcdTokenSource>> EtcdTokenSource::Create(
   std::string first_line = password->substr(0, password->find('\n'));
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> tls = TlsCredentials(security);
   if (!tls.ok()) return tls.status();
-  return std::shared_ptr<EtcdTokenSource>(
-      new EtcdTokenSource(security, std::string(absl::StripTrailingAsciiWhitespace(first_line)),
-                          *std::move(tls)));
+  return std::shared_ptr<EtcdTokenSource>(new EtcdTokenSource(
+      security, std::string(absl::StripTrailingAsciiWhitespace(first_line)), *std::move(tls)));
 }
 
 absl::StatusOr<std::string> EtcdTokenSource::Token(const std::string& address) {

@@ -1,5 +1,6 @@
 #include "daemon/service/unix_acceptor.h"
 
+#include <grpcpp/server_posix.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -9,8 +10,6 @@
 
 #include <cerrno>
 #include <cstring>
-
-#include <grpcpp/server_posix.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/posix_error.h"
@@ -41,8 +40,7 @@ absl::Status UnixAcceptor::Listen() {
   listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (stop_fd_ < 0 || listen_fd_ < 0) return PosixError(errno, "gRPC unix socket");
   if (bind(listen_fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return absl::UnavailableError(
-        PosixError(errno, absl::StrCat("bind ", path)).message());
+    return absl::UnavailableError(PosixError(errno, absl::StrCat("bind ", path)).message());
   }
   // Set before listen(): nobody connects while the mode is still the umask's.
   if (options_.socket_group.has_value()) {

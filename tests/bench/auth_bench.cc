@@ -4,10 +4,10 @@
 // same process from the same stores, measured alternately in one run.
 //
 //   auth_bench [--seconds=3] [--rounds=2]
+#include <grpcpp/grpcpp.h>
+
 #include <cstdio>
 #include <memory>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -131,8 +131,8 @@ int Main() {
   auto checked_server = OrDie(GrpcServer::Start(options, {&checked}), "serve checked");
   options.listen = {"unix:" + dir.Path("unchecked.sock")};
   auto unchecked_server = OrDie(GrpcServer::Start(options, {&unchecked}), "serve unchecked");
-  auto before = v1::Repro::NewStub(
-      grpc::CreateChannel("unix:" + dir.Path("unchecked.sock"), grpc::InsecureChannelCredentials()));
+  auto before = v1::Repro::NewStub(grpc::CreateChannel("unix:" + dir.Path("unchecked.sock"),
+                                                       grpc::InsecureChannelCredentials()));
   auto after = v1::Repro::NewStub(
       grpc::CreateChannel("unix:" + dir.Path("checked.sock"), grpc::InsecureChannelCredentials()));
 

@@ -35,8 +35,8 @@ struct User {
 // The user this test runs ordinary commands as; created once (useradd) when missing.
 User TestUser(const char* name) {
   if (getpwnam(name) == nullptr) {
-    RunResult r = RunCommand({"useradd", "--system", "--no-create-home", "--shell",
-                              "/usr/sbin/nologin", name});
+    RunResult r = RunCommand(
+        {"useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name});
     EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
   }
   passwd* pw = getpwnam(name);
@@ -159,8 +159,8 @@ TEST_F(AuthTest, OtherUsersCannotWriteIntoOrReadAJob) {
   RunResult shimmed = As(nobody_, shimmed_argv, options);
   EXPECT_EQ(shimmed.exit_code, 0) << shimmed.stderr_text;  // record mode: the process runs on
   WaitForMetric("repro_denied_total{reason=\"not_owner\",rpc=\"ShimHello\"}");
-  RunResult sender = As(nobody_, {BinPath("shim_loaded_sender"), reprod_->shim_socket(), "job-u",
-                                  "/bin/cat"});
+  RunResult sender =
+      As(nobody_, {BinPath("shim_loaded_sender"), reprod_->shim_socket(), "job-u", "/bin/cat"});
   EXPECT_EQ(sender.exit_code, 3) << sender.stderr_text;
 
   for (const char* verb : {"journal", "verify"}) {
@@ -191,7 +191,8 @@ TEST_F(AuthTest, RegisteringAVersionNeedsReadAccessToAllOfIt) {
   WriteFileOrDie(dir_.Path("mine/v1/a.csv"), "public");
   RunResult allowed = CtlAs(user_, {"version", "add", "mine", "v1", dir_.Path("mine/v1")});
   EXPECT_EQ(allowed.exit_code, 0) << allowed.stderr_text;
-  EXPECT_THAT(Metrics(), HasSubstr("repro_denied_total{reason=\"unreadable\",rpc=\"RegisterVersion\"} 1"));
+  EXPECT_THAT(Metrics(),
+              HasSubstr("repro_denied_total{reason=\"unreadable\",rpc=\"RegisterVersion\"} 1"));
 }
 
 TEST_F(AuthTest, LoadedLibrariesAreHashedOnlyWhenTheProcessCouldReadThem) {
@@ -214,7 +215,8 @@ TEST_F(AuthTest, LoadedLibrariesAreHashedOnlyWhenTheProcessCouldReadThem) {
   std::vector<v1::JournalEntry> entries = WaitForJournal(
       "job-l", [&](const auto& entries) { return has_library(entries, "libpublic"); });
   EXPECT_FALSE(has_library(entries, "libsecret"));
-  EXPECT_THAT(Metrics(), HasSubstr("repro_denied_total{reason=\"unreadable\",rpc=\"ShimLoaded\"} 1"));
+  EXPECT_THAT(Metrics(),
+              HasSubstr("repro_denied_total{reason=\"unreadable\",rpc=\"ShimLoaded\"} 1"));
 }
 
 TEST(AuthTcpTest, ANonLoopbackListenerWithoutMtlsRefusesToStart) {
@@ -255,11 +257,11 @@ class AuthMtlsTest : public ::testing::Test {
     port_ = PickFreePort();
     const std::string work = dir_.Path("node");
     reprod_ = std::make_unique<ReprodProcess>(
-        work, ReprodOptions{.extra_flags = {
-                                absl::StrCat("--grpc_listen=unix:", work, "/reprod.sock,0.0.0.0:",
-                                             port_),
-                                "--tls_cert=" + server->cert, "--tls_key=" + server->key,
-                                "--tls_client_ca=" + ca_.cert, "--admin_identities=ci-admin"}});
+        work,
+        ReprodOptions{.extra_flags = {
+                          absl::StrCat("--grpc_listen=unix:", work, "/reprod.sock,0.0.0.0:", port_),
+                          "--tls_cert=" + server->cert, "--tls_key=" + server->key,
+                          "--tls_client_ca=" + ca_.cert, "--admin_identities=ci-admin"}});
     absl::Status started = reprod_->Start();
     ASSERT_TRUE(started.ok()) << started;
   }
@@ -267,12 +269,10 @@ class AuthMtlsTest : public ::testing::Test {
   // reproctl over TCP with the client certificate `name`.
   RunResult Ctl(const std::string& name, std::vector<std::string> args) {
     const TestKeyPair& client = clients_[name];
-    std::vector<std::string> argv = {BinPath("reproctl"),
-                                     absl::StrCat("--addr=localhost:", port_),
-                                     "--tls_ca=" + ca_.cert,
-                                     "--tls_cert=" + client.cert,
-                                     "--tls_key=" + client.key,
-                                     "--timeout=20s"};
+    std::vector<std::string> argv = {
+        BinPath("reproctl"),       absl::StrCat("--addr=localhost:", port_),
+        "--tls_ca=" + ca_.cert,    "--tls_cert=" + client.cert,
+        "--tls_key=" + client.key, "--timeout=20s"};
     argv.insert(argv.end(), args.begin(), args.end());
     return RunCommand(argv);
   }

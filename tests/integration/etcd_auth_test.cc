@@ -47,11 +47,11 @@ class EtcdAuthTest : public ::testing::Test {
   std::unique_ptr<ReprodProcess> StartReprod(const std::string& password_file) {
     const std::string work = dir_.Path("node");
     auto reprod = std::make_unique<ReprodProcess>(
-        work, ReprodOptions{.extra_flags = {
-                                "--etcd_endpoints=" + etcd_->EndpointList(),
-                                absl::StrCat("--grpc_listen=unix:", work, "/reprod.sock,127.0.0.1:0"),
-                                "--etcd_tls_ca=" + ca_, "--etcd_user=reprod",
-                                "--etcd_password_file=" + password_file}});
+        work, ReprodOptions{.extra_flags = {"--etcd_endpoints=" + etcd_->EndpointList(),
+                                            absl::StrCat("--grpc_listen=unix:", work,
+                                                         "/reprod.sock,127.0.0.1:0"),
+                                            "--etcd_tls_ca=" + ca_, "--etcd_user=reprod",
+                                            "--etcd_password_file=" + password_file}});
     absl::Status started = reprod->Start();
     EXPECT_TRUE(started.ok()) << started;
     return started.ok() ? std::move(reprod) : nullptr;
@@ -69,8 +69,8 @@ TEST_F(EtcdAuthTest, ReprodWorksWithItsRoleAndOthersCannotWritePins) {
   ASSERT_EQ(add.exit_code, 0) << add.stderr_text << reprod->log();
   RunResult pin = reprod->Ctl({"pin", "job-e", "ds@v1"});
   ASSERT_EQ(pin.exit_code, 0) << pin.stderr_text;
-  RunResult keys = etcd_->Ctl({"--user=root:root-pw", "get", "--prefix", "/repro/pins/",
-                               "--keys-only"});
+  RunResult keys =
+      etcd_->Ctl({"--user=root:root-pw", "get", "--prefix", "/repro/pins/", "--keys-only"});
   EXPECT_THAT(keys.stdout_text, HasSubstr("job-e"));
 
   RunResult intruder = etcd_->Ctl({"--user=intruder:intruder-pw", "put", "/repro/pins/job-x", "x"});

@@ -48,10 +48,10 @@ absl::StatusOr<TestKeyPair> MakeTestLeaf(const TestKeyPair& ca, const std::strin
   std::string ext = "extendedKeyUsage=serverAuth,clientAuth\n";
   if (!sans.empty()) absl::StrAppend(&ext, "subjectAltName=", sans, "\n");
   WriteFileOrDie(extensions, ext);
-  absl::Status made = RunAll(
-      {NewKey({"-subj", absl::StrCat("/CN=", cn), "-keyout", leaf.key, "-out", csr}),
-       {"openssl", "x509", "-req", "-in", csr, "-CA", ca.cert, "-CAkey", ca.key,
-        "-CAcreateserial", "-days", "1", "-extfile", extensions, "-out", leaf.cert}});
+  absl::Status made =
+      RunAll({NewKey({"-subj", absl::StrCat("/CN=", cn), "-keyout", leaf.key, "-out", csr}),
+              {"openssl", "x509", "-req", "-in", csr, "-CA", ca.cert, "-CAkey", ca.key,
+               "-CAcreateserial", "-days", "1", "-extfile", extensions, "-out", leaf.cert}});
   if (!made.ok()) return made;
   return leaf;
 }
