@@ -136,6 +136,18 @@ TEST_F(AuthTest, AnOrdinaryUserPinsRunsReadsAndVerifiesTheirJob) {
   EXPECT_EQ(CtlAs(user_, {"pin", "job-u", "ds@v1", "--seed", "7"}).exit_code, 0);
 }
 
+TEST_F(AuthTest, OnlyAnAdminPinsOnBehalfOfAnotherOwner) {
+  RunResult forged = CtlAs(user_, {"pin", "job-o", "ds@v1", "--owner", "uid:0"});
+  EXPECT_EQ(forged.exit_code, 6) << forged.stderr_text;
+  const std::string owner = absl::StrCat("uid:", user_.uid);
+  RunResult bad = reprod_->Ctl({"pin", "job-k", "ds@v1", "--owner", "alice"});
+  EXPECT_EQ(bad.exit_code, 1) << bad.stderr_text;  // not an owner string
+  RunResult pinned = reprod_->Ctl({"pin", "job-k", "ds@v1", "--owner", owner});
+  ASSERT_EQ(pinned.exit_code, 0) << pinned.stderr_text;
+  EXPECT_EQ(CtlAs(user_, {"record", "job-k", "commit=abc"}).exit_code, 0);
+  EXPECT_EQ(CtlAs(nobody_, {"record", "job-k", "commit=abc"}).exit_code, 6);
+}
+
 TEST_F(AuthTest, OtherUsersCannotWriteIntoOrReadAJob) {
   PinAndRun(user_, "job-u");
   const std::vector<v1::JournalEntry> before = Journal("job-u");
