@@ -15,24 +15,45 @@
 ABSL_FLAG(std::string, data_dir, "/var/lib/reprod", "Directory of the RocksDB journal and node key");
 ABSL_FLAG(std::string, grpc_listen, "unix:/run/reprod/reprod.sock",
           "Comma-separated gRPC endpoints: unix:/path and host:port");
-ABSL_FLAG(std::string, shim_socket, "/run/reprod/shim.sock",
-          "Unix SOCK_SEQPACKET socket where shims in training processes say HELLO");
+ABSL_FLAG(std::string, shim_socket, "/run/reprod/shim/shim.sock",
+          "Unix SOCK_SEQPACKET socket where shims in training processes say HELLO; keep it in a "
+          "directory of its own (the only thing the webhook mounts into Pods)");
 ABSL_FLAG(std::string, node_name, "", "Name of this node in journals (default: hostname)");
 ABSL_FLAG(std::string, etcd_endpoints, "",
           "Comma-separated etcd endpoints (host:port); empty = embedded mode");
+ABSL_FLAG(std::string, etcd_tls_ca, "", "PEM CA of the etcd members' certificates (TLS to etcd)");
+ABSL_FLAG(std::string, etcd_tls_cert, "", "PEM client certificate for etcd (--client-cert-auth)");
+ABSL_FLAG(std::string, etcd_tls_key, "", "PEM private key of --etcd_tls_cert");
+ABSL_FLAG(std::string, etcd_user, "",
+          "etcd user reprod authenticates as (a role limited to /repro/; needs --etcd_tls_ca)");
+ABSL_FLAG(std::string, etcd_password_file, "", "File whose first line is --etcd_user's password");
 ABSL_FLAG(std::string, advertise_addr, "",
           "Cluster mode: host:port where other nodes reach this node's gRPC API (default: the "
           "first host:port of --grpc_listen)");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate for TCP gRPC listeners");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key for TCP gRPC listeners");
 ABSL_FLAG(std::string, tls_client_ca, "", "PEM CA that client certificates must chain to (mTLS)");
+ABSL_FLAG(bool, insecure_tcp, false,
+          "Serve gRPC on non-loopback TCP addresses without mTLS; such callers have no identity "
+          "and may only read public metadata (default: refuse to start)");
+ABSL_FLAG(std::string, socket_group, "",
+          "Unix group allowed to connect to the gRPC Unix socket (0660); empty: every local user "
+          "(0666), authorized per call by their SO_PEERCRED credentials");
+ABSL_FLAG(std::string, admin_group, "",
+          "Unix group whose members are admins (root always is): may do everything");
+ABSL_FLAG(std::string, auditor_group, "",
+          "Unix group whose members are auditors: may read every job's journal");
+ABSL_FLAG(std::string, admin_identities, "",
+          "Client certificate identities (SAN or CN) that are admins: a,b,c or @FILE");
+ABSL_FLAG(std::string, auditor_identities, "",
+          "Client certificate identities (SAN or CN) that are auditors: a,b,c or @FILE");
 ABSL_FLAG(std::string, webhook_listen, "", "host:port of the Kubernetes admission webhook (HTTPS)");
 ABSL_FLAG(std::string, webhook_tls_cert, "", "PEM certificate of the admission webhook");
 ABSL_FLAG(std::string, webhook_tls_key, "", "PEM private key of the admission webhook");
 ABSL_FLAG(std::string, webhook_shim_image, "",
           "Image whose /usr/lib/repro/libreproshim.so the webhook's init container copies into "
           "Pods (default: repro:<reprod version>)");
-ABSL_FLAG(std::string, webhook_shim_socket, "/run/reprod/shim.sock",
+ABSL_FLAG(std::string, webhook_shim_socket, "/run/reprod/shim/shim.sock",
           "reprod's --shim_socket on the nodes: injected into Pods as REPRO_SHIM_SOCKET, its "
           "directory mounted from the host");
 ABSL_FLAG(std::string, metrics_listen, "", "host:port serving Prometheus /metrics (plain HTTP)");
@@ -59,6 +80,11 @@ repro::ReprodConfig ConfigFromFlags() {
   config.node_name = absl::GetFlag(FLAGS_node_name);
   config.etcd_endpoints = SplitList(absl::GetFlag(FLAGS_etcd_endpoints));
   config.advertise_addr = absl::GetFlag(FLAGS_advertise_addr);
+  config.etcd_security.tls_ca = absl::GetFlag(FLAGS_etcd_tls_ca);
+  config.etcd_security.tls_cert = absl::GetFlag(FLAGS_etcd_tls_cert);
+  config.etcd_security.tls_key = absl::GetFlag(FLAGS_etcd_tls_key);
+  config.etcd_security.user = absl::GetFlag(FLAGS_etcd_user);
+  config.etcd_security.password_file = absl::GetFlag(FLAGS_etcd_password_file);
   config.tls_cert = absl::GetFlag(FLAGS_tls_cert);
   config.tls_key = absl::GetFlag(FLAGS_tls_key);
   config.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
@@ -71,6 +97,12 @@ repro::ReprodConfig ConfigFromFlags() {
   config.hash_threads = absl::GetFlag(FLAGS_hash_threads);
   config.node_key = absl::GetFlag(FLAGS_node_key);
   config.previous_node_key = absl::GetFlag(FLAGS_previous_node_key);
+  config.insecure_tcp = absl::GetFlag(FLAGS_insecure_tcp);
+  config.socket_group = absl::GetFlag(FLAGS_socket_group);
+  config.admin_group = absl::GetFlag(FLAGS_admin_group);
+  config.auditor_group = absl::GetFlag(FLAGS_auditor_group);
+  config.admin_identities = absl::GetFlag(FLAGS_admin_identities);
+  config.auditor_identities = absl::GetFlag(FLAGS_auditor_identities);
   return config;
 }
 

@@ -34,6 +34,8 @@ constexpr FlagSpec kCommandFlags[] = {
     {"seed", FlagKind::kValue, "N",
      "the job's seed (default: derived from the job and the data digests)"},
     {"like", FlagKind::kValue, "OTHER_JOB", "copy the versions and the seed of another job"},
+    {"owner", FlagKind::kValue, "OWNER",
+     "admins: pin for another identity (uid:1000, cert:NAME, k8s:NAMESPACE)"},
     {"follow", FlagKind::kBool, "", "keep printing new entries until interrupted (Ctrl-C)"},
     {"since", FlagKind::kValue, "SEQ", "only entries after sequence number SEQ"},
     {"rehash", FlagKind::kBool, "", "also re-read the pinned data and report drift"},
@@ -79,7 +81,7 @@ std::vector<Command>* MakeCommands() {
        {}, 0, 1, RunVersionList},
       {"pin", "pin JOB DATASET@VERSION... [--seed N]\npin JOB --like OTHER_JOB",
        "pin a job to data versions and a seed (the same pin again changes nothing)",
-       {"seed", "like"}, 1, kAnyNumber, RunPin},
+       {"seed", "like", "owner"}, 1, kAnyNumber, RunPin},
       {"pin show", "pin show JOB",
        "a job's pin",
        {}, 1, 1, RunPinShow},
@@ -256,7 +258,8 @@ std::string GeneralHelp() {
       command_lines.substr(command_lines.find('\n') + 1), "\nflags for every command:\n",
       FlagTable(GlobalFlags()),
       "\nexit codes: 0 ok, 1 usage or other error, 2 conflicting pin or version content,\n"
-      "  3 admission refused, 4 journal broken or data drifted, 5 unknown job or version\n\n"
+      "  3 admission refused, 4 journal broken or data drifted, 5 unknown job or version,\n"
+      "  6 permission denied by reprod (the reason is on stderr)\n\n"
       "'reproctl help COMMAND' shows a command's own flags. '--' ends the flags.\n");
 }
 

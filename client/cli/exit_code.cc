@@ -18,6 +18,7 @@ struct Rule {
 
 constexpr Rule kRules[] = {
     {"*", absl::StatusCode::kNotFound, kExitNotFound},
+    {"*", absl::StatusCode::kPermissionDenied, kExitPermissionDenied},
     {"Pin", absl::StatusCode::kFailedPrecondition, kExitConflict},
     {"RegisterVersion", absl::StatusCode::kAlreadyExists, kExitConflict},
     {"SignAttestation", absl::StatusCode::kDataLoss, kExitTampered},

@@ -19,13 +19,15 @@ enum ExitCode : int {
   kExitRefused = 3,   // admit: the job would not be admitted
   kExitTampered = 4,  // verify: a chain or signature is broken, or the data drifted
   kExitNotFound = 5,  // unknown job or version
+  kExitPermissionDenied = 6,  // reprod refused the caller (PERMISSION_DENIED, with its reason)
 };
 
 // Marks `status` as the outcome of the RPC `rpc` (e.g. "Pin"), which decides the exit code of
 // some codes. OK stays OK.
 absl::Status TagRpc(absl::Status status, absl::string_view rpc);
 
-// The exit code for a failed command. NOT_FOUND from any RPC -> 5; FAILED_PRECONDITION from Pin
+// The exit code for a failed command. NOT_FOUND from any RPC -> 5; PERMISSION_DENIED from any
+// RPC -> 6; FAILED_PRECONDITION from Pin
 // and ALREADY_EXISTS from RegisterVersion -> 2; everything else -> 1 (statuses not tagged by
 // TagRpc, i.e. made on the client, always -> 1).
 ExitCode ExitCodeForStatus(const absl::Status& status);

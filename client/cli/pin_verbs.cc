@@ -14,6 +14,7 @@ absl::StatusOr<ExitCode> RunPin(Invocation& inv) {
   spec.refs.assign(ops.begin() + 1, ops.end());
   spec.seed = inv.args().Value("seed");
   spec.like = inv.args().Value("like");
+  spec.owner = inv.args().Value("owner");
   absl::StatusOr<v1::PinRequest> request = BuildPinRequest(spec);
   if (!request.ok()) return inv.UsageError(request.status().message());
   RETURN_IF_ERROR(inv.CallAndPrint(kPin, *request, FormatPinResponse).status());

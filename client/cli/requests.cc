@@ -53,6 +53,7 @@ absl::StatusOr<v1::PinRequest> BuildPinRequest(const PinSpec& spec) {
   RETURN_IF_ERROR(ValidateJobId(spec.job));
   v1::PinRequest request;
   request.set_job(spec.job);
+  if (spec.owner.has_value()) request.set_owner(*spec.owner);
   if (spec.like.has_value()) {
     if (!spec.refs.empty() || spec.seed.has_value()) {
       return absl::InvalidArgumentError(

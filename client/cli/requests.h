@@ -35,6 +35,7 @@ struct PinSpec {
   std::vector<std::string> refs;    // DATASET@VERSION words
   std::optional<std::string> seed;  // --seed
   std::optional<std::string> like;  // --like OTHER_JOB
+  std::optional<std::string> owner;  // --owner (admins: pin on behalf of another identity)
 };
 
 // Validates `spec` and makes the PinRequest. INVALID_ARGUMENT for a bad job id or reference, a

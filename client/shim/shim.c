@@ -52,7 +52,7 @@
 #include "client/shim/shim_text.h"
 
 #define SHIM_EXPORT __attribute__((visibility("default")))
-#define SHIM_DEFAULT_SOCKET "/run/reprod/shim.sock"
+#define SHIM_DEFAULT_SOCKET "/run/reprod/shim/shim.sock"
 #define SHIM_DEFAULT_TIMEOUT_MS 2000
 #define SHIM_REPORTED_SLOTS 65536
 /* Seeds of the reported-file keys: opened to read, opened to write, refused by the shim. */

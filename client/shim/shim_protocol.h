@@ -11,7 +11,7 @@
  *   uint32_t n = repro_shim_finish(&w);   // 0: did not fit
  *   send(fd, buf, n, MSG_DONTWAIT);
  *
- * Transport: a Unix SOCK_SEQPACKET socket (reprod --shim_socket, default /run/reprod/shim.sock).
+ * Transport: a Unix SOCK_SEQPACKET socket (reprod --shim_socket, default /run/reprod/shim/shim.sock).
  * One datagram is one message; reprod attributes every message of a connection to the process
  * that connected (SO_PEERCRED), never to what the message claims.
  *

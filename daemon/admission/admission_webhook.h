@@ -51,7 +51,7 @@ struct AdmissionWebhookOptions {
   std::function<absl::StatusOr<PinnedData>(absl::string_view job)> pinned;
   // See ShimInjectorOptions.
   std::string shim_image;
-  std::string shim_socket = "/run/reprod/shim.sock";
+  std::string shim_socket = "/run/reprod/shim/shim.sock";
   // Where to count reviews; null: counted privately.
   Metrics* metrics = nullptr;
 };

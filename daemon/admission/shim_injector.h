@@ -46,7 +46,7 @@ struct ShimInjectorOptions {
   // The repro image (it holds the shim at kLibraryInImage), e.g. "registry.example/repro:0.1.0".
   std::string image;
   // reprod's shim socket on every node (its --shim_socket); must be absolute, not directly in /.
-  std::string shim_socket = "/run/reprod/shim.sock";
+  std::string shim_socket = "/run/reprod/shim/shim.sock";
 };
 
 // What the injector knows of a Pod's job.

@@ -40,11 +40,26 @@ absl::StatusOr<std::unique_ptr<Reprod>> Reprod::Start(const ReprodConfig& config
   return reprod;
 }
 
+absl::Status Reprod::InitAuthorizer() {
+  AuthorizerOptions options;
+  ASSIGN_OR_RETURN(options.admin_group, ParseGroupFlag("admin_group", config_.admin_group));
+  ASSIGN_OR_RETURN(options.auditor_group, ParseGroupFlag("auditor_group", config_.auditor_group));
+  ASSIGN_OR_RETURN(options.admin_identities,
+                   ParseIdentitiesFlag("admin_identities", config_.admin_identities));
+  ASSIGN_OR_RETURN(options.auditor_identities,
+                   ParseIdentitiesFlag("auditor_identities", config_.auditor_identities));
+  options.metrics = &metrics_;
+  auth_ = std::make_unique<Authorizer>(std::move(options));
+  return absl::OkStatus();
+}
+
 absl::Status Reprod::Init() {
   node_ = config_.node_name.empty() ? Hostname() : config_.node_name;
   started_at_ = absl::Now();
+  RETURN_IF_ERROR(InitAuthorizer());
   if (!config_.etcd_endpoints.empty()) {
-    ASSIGN_OR_RETURN(etcd_, EtcdClient::Create({.endpoints = config_.etcd_endpoints}));
+    ASSIGN_OR_RETURN(etcd_, EtcdClient::Create({.endpoints = config_.etcd_endpoints,
+                                                .security = config_.etcd_security}));
     std::vector<MirroredPrefix> mirrored = EtcdPinStore::MirroredPrefixes();
     for (MirroredPrefix& prefix : ClusterJournals::MirroredPrefixes()) {
       mirrored.push_back(std::move(prefix));
@@ -93,6 +108,9 @@ absl::Status Reprod::Init() {
   grpc_options.tls_cert = config_.tls_cert;
   grpc_options.tls_key = config_.tls_key;
   grpc_options.tls_client_ca = config_.tls_client_ca;
+  grpc_options.insecure_tcp = config_.insecure_tcp;
+  grpc_options.identities = &identities_;
+  ASSIGN_OR_RETURN(grpc_options.socket_group, ParseGroupFlag("socket_group", config_.socket_group));
   if (mirror_ != nullptr) {
     ClusterJournalsOptions cluster_options;
     cluster_options.node = node_;
@@ -111,6 +129,8 @@ absl::Status Reprod::Init() {
   parts.node_info = [this] { return NodeInfo(); };
   parts.node_key = key_.get();
   parts.fs = DefaultFileSystem();
+  parts.auth = auth_.get();
+  parts.identities = &identities_;
   service_ = std::make_unique<ReproService>(std::move(parts));
 
   if (mirror_ != nullptr && !mirror_->WaitUntilCurrent(kEtcdStartWait)) {
@@ -209,6 +229,7 @@ absl::Status Reprod::StartShimSocket() {
   parts.fs = DefaultFileSystem();
   parts.hash_cache = hash_cache_.get();
   parts.metrics = &metrics_;
+  parts.auth = auth_.get();
   ASSIGN_OR_RETURN(shim_, ShimServer::Start({.socket_path = config_.shim_socket}, parts));
   return absl::OkStatus();
 }

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "daemon/admission/admission_webhook.h"
+#include "daemon/auth/authorizer.h"
 #include "daemon/cluster/cluster_journals.h"
 #include "daemon/cluster/head_publisher.h"
 #include "daemon/cluster/node_presence.h"
@@ -46,6 +47,7 @@ struct ReprodConfig {
   std::string shim_socket;
   std::string node_name;  // empty: the hostname
   std::vector<std::string> etcd_endpoints;  // empty: embedded mode
+  EtcdSecurity etcd_security;               // TLS and user for etcd
   // Cluster mode: host:port where other nodes reach this node's gRPC API; empty: the first TCP
   // endpoint of grpc_listen.
   std::string advertise_addr;
@@ -58,8 +60,16 @@ struct ReprodConfig {
   // What the webhook injects into Pods: the repro image holding the shim (empty: repro:<version>)
   // and reprod's shim socket on the nodes.
   std::string webhook_shim_image;
-  std::string webhook_shim_socket = "/run/reprod/shim.sock";
+  std::string webhook_shim_socket = "/run/reprod/shim/shim.sock";
   std::string metrics_listen;
+  // Authorization (daemon/auth/authorizer.h): Unix group names or numbers ("" = none), and
+  // certificate identities ("a,b" or "@FILE").
+  std::string admin_group;
+  std::string auditor_group;
+  std::string admin_identities;
+  std::string auditor_identities;
+  std::string socket_group;   // "" : the API socket is 0666
+  bool insecure_tcp = false;  // plain TCP allowed on non-loopback addresses
   int hash_threads = 0;  // 0: one per core
   // The key that signs heads; empty: <data_dir>/node_key.pem, created when missing.
   std::string node_key;
@@ -86,6 +96,8 @@ class Reprod {
   // Loads key_ (--node_key, else the data dir's), opens head_log_, and stores the rotation
   // statement from --previous_node_key when it is new.
   absl::Status LoadNodeKey();
+  // Builds auth_ from the role flags.
+  absl::Status InitAuthorizer();
   absl::StatusOr<v1::NodeInfo> NodeInfo();
   absl::Status StartMetricsEndpoint();
   // Serves the Kubernetes admission webhook over HTTPS (with --webhook_listen).
@@ -105,6 +117,8 @@ class Reprod {
   // Parts, in construction order (destroyed in reverse). etcd_, mirror_, heads_, cluster_ and
   // presence_ exist in cluster mode only.
   Metrics metrics_;
+  std::unique_ptr<Authorizer> auth_;
+  CallerIdentities identities_;
   std::unique_ptr<EtcdClient> etcd_;
   std::unique_ptr<EtcdMirror> mirror_;
   std::unique_ptr<RocksStore> store_;

@@ -16,12 +16,12 @@ namespace {
 constexpr absl::Duration kFirstPassBackoff = absl::Milliseconds(50);
 constexpr absl::Duration kMaxPassBackoff = absl::Milliseconds(500);
 
-// "host:port" from an etcd client URL.
-absl::StatusOr<std::string> ParseEndpoint(absl::string_view endpoint) {
+// "host:port" from an etcd client URL. `tls`: whether --etcd_tls_ca is given.
+absl::StatusOr<std::string> ParseEndpoint(absl::string_view endpoint, bool tls) {
   absl::string_view address = endpoint;
-  if (absl::StartsWith(address, "https://")) {
+  if (absl::ConsumePrefix(&address, "https://") && !tls) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "etcd endpoint ", endpoint, ": TLS to etcd is not supported yet; use http:// endpoints"));
+        "etcd endpoint ", endpoint, ": TLS to etcd needs --etcd_tls_ca"));
   }
   absl::ConsumePrefix(&address, "http://");
   absl::ConsumeSuffix(&address, "/");
@@ -35,7 +35,8 @@ absl::StatusOr<std::string> ParseEndpoint(absl::string_view endpoint) {
   return std::string(address);
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
+                                           std::shared_ptr<grpc::ChannelCredentials> credentials) {
   grpc::ChannelArguments args;
   // Reconnect quickly when a member comes back (gRPC's default backoff grows to 2 minutes).
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
@@ -49,7 +50,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
   args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 64 * 1024 * 1024);
   // Each endpoint has its own connection, so failing over really changes the member.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(address, std::move(credentials), args);
 }
 
 std::string DescribeError(const grpc::Status& status) {
@@ -78,19 +79,29 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(EtcdClientOptions
   }
   std::vector<std::string> addresses;
   for (const std::string& endpoint : options.endpoints) {
-    absl::StatusOr<std::string> address = ParseEndpoint(endpoint);
+    absl::StatusOr<std::string> address = ParseEndpoint(endpoint, options.security.tls());
     if (!address.ok()) return address.status();
     addresses.push_back(*std::move(address));
   }
-  return std::unique_ptr<EtcdClient>(new EtcdClient(std::move(options), std::move(addresses)));
+  absl::StatusOr<std::shared_ptr<EtcdTokenSource>> tokens =
+      EtcdTokenSource::Create(options.security);
+  if (!tokens.ok()) return tokens.status();
+  for (const std::string& address : addresses) {  // reject unreadable TLS files now
+    absl::Status credentials = EtcdChannelCredentials(options.security, *tokens, address).status();
+    if (!credentials.ok()) return credentials;
+  }
+  return std::unique_ptr<EtcdClient>(
+      new EtcdClient(std::move(options), std::move(addresses), *std::move(tokens)));
 }
 
-EtcdClient::EtcdClient(EtcdClientOptions options, std::vector<std::string> addresses)
-    : options_(std::move(options)), addresses_(std::move(addresses)) {
+EtcdClient::EtcdClient(EtcdClientOptions options, std::vector<std::string> addresses,
+                       std::shared_ptr<EtcdTokenSource> tokens)
+    : options_(std::move(options)), addresses_(std::move(addresses)), tokens_(std::move(tokens)) {
   for (const std::string& address : addresses_) {
     Channel channel;
     channel.address = address;
-    channel.channel = MakeChannel(address);
+    channel.channel =
+        MakeChannel(address, *EtcdChannelCredentials(options_.security, tokens_, address));
     channel.kv = etcdserverpb::KV::NewStub(channel.channel);
     channel.lease = etcdserverpb::Lease::NewStub(channel.channel);
     channels_.push_back(std::move(channel));
@@ -132,6 +143,12 @@ absl::Status EtcdClient::CallWithFailover(absl::string_view what, const Attempt&
         absl::MutexLock lock(&mu_);
         preferred_ = i;
         return absl::OkStatus();
+      }
+      if (tokens_ != nullptr && IsEtcdTokenRefused(status)) {
+        tokens_->Forget();  // expired: the retry authenticates again
+        member_answered = true;
+        errors[i] = DescribeError(status);
+        continue;
       }
       if (!IsEtcdRetryable(status)) {
         absl::Status error = FromGrpcStatus(status);

@@ -28,6 +28,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "daemon/etcd/etcd_credentials.h"
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
 
 namespace repro {
@@ -39,12 +40,15 @@ struct EtcdClientOptions {
   absl::Duration call_timeout = absl::Seconds(5);
   // Deadline of one attempt on one endpoint.
   absl::Duration attempt_timeout = absl::Seconds(2);
+  // TLS and user authentication (etcd_credentials.h); default: plaintext, no user.
+  EtcdSecurity security;
 };
 
 // Thread-safe.
 class EtcdClient {
  public:
-  // INVALID_ARGUMENT when there is no endpoint or one is malformed (https:// is not supported).
+  // INVALID_ARGUMENT when there is no endpoint, one is malformed, or options.security names
+  // unreadable files (a user without TLS, too).
   // Connects lazily: an unreachable etcd is not an error here.
   static absl::StatusOr<std::unique_ptr<EtcdClient>> Create(EtcdClientOptions options);
 
@@ -87,7 +91,8 @@ class EtcdClient {
   // One attempt of a unary call on one endpoint.
   using Attempt = std::function<grpc::Status(Channel& channel, grpc::ClientContext* context)>;
 
-  EtcdClient(EtcdClientOptions options, std::vector<std::string> addresses);
+  EtcdClient(EtcdClientOptions options, std::vector<std::string> addresses,
+             std::shared_ptr<EtcdTokenSource> tokens);
   // Runs `attempt` with failover as described in the file comment. `what` names the call.
   absl::Status CallWithFailover(absl::string_view what, const Attempt& attempt);
   // CallWithFailover for `method` of the `stub` of each channel.
@@ -99,6 +104,7 @@ class EtcdClient {
 
   const EtcdClientOptions options_;
   const std::vector<std::string> addresses_;
+  const std::shared_ptr<EtcdTokenSource> tokens_;  // null without --etcd_user
   std::vector<Channel> channels_;  // fixed after construction
   mutable absl::Mutex mu_;
   size_t preferred_ ABSL_GUARDED_BY(mu_) = 0;

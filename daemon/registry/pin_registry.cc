@@ -70,7 +70,8 @@ absl::StatusOr<v1::PinnedVersion> PinRegistry::Resolve(absl::string_view dataset
   return pinned;
 }
 
-absl::StatusOr<v1::Pin> PinRegistry::BuildPin(const v1::PinRequest& request) {
+absl::StatusOr<v1::Pin> PinRegistry::BuildPin(const v1::PinRequest& request,
+                                              absl::string_view owner) {
   v1::Pin pin;
   pin.set_job(request.job());
   if (!request.like_job().empty()) {
@@ -125,12 +126,14 @@ absl::StatusOr<v1::Pin> PinRegistry::BuildPin(const v1::PinRequest& request) {
   }
   *pin.mutable_created_at() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(clock_->Now()));
   pin.set_created_on(node_);
+  pin.set_owner(std::string(owner));
   return pin;
 }
 
-absl::StatusOr<v1::PinResponse> PinRegistry::Pin(const v1::PinRequest& request) {
+absl::StatusOr<v1::PinResponse> PinRegistry::Pin(const v1::PinRequest& request,
+                                                 absl::string_view owner) {
   RETURN_IF_ERROR(ValidateJobId(request.job()));
-  ASSIGN_OR_RETURN(v1::Pin pin, BuildPin(request));
+  ASSIGN_OR_RETURN(v1::Pin pin, BuildPin(request, owner));
   ASSIGN_OR_RETURN(Created<v1::Pin> stored, store_->CreatePin(pin));
   if (!stored.created) {
     bool seed_matches = !request.has_seed() || stored.value.seed() == pin.seed();

@@ -32,7 +32,9 @@ class PinRegistry {
   // INVALID_ARGUMENT (bad names, no versions, a dataset twice, like_job mixed with versions),
   // NOT_FOUND (unknown version or like_job), FAILED_PRECONDITION (the job is pinned
   // differently; the message names the existing pin), UNAVAILABLE (pin store unreachable).
-  absl::StatusOr<v1::PinResponse> Pin(const v1::PinRequest& request);
+  // A new pin records `owner` (see v1::Pin.owner); whether the caller may pin an existing job
+  // is the Authorizer's decision, not this registry's.
+  absl::StatusOr<v1::PinResponse> Pin(const v1::PinRequest& request, absl::string_view owner = "");
 
   // NOT_FOUND when the job has no pin.
   absl::StatusOr<v1::Pin> Get(absl::string_view job);
@@ -50,7 +52,7 @@ class PinRegistry {
 
  private:
   // The pin a request asks for (versions resolved, seed chosen), before it is stored.
-  absl::StatusOr<v1::Pin> BuildPin(const v1::PinRequest& request);
+  absl::StatusOr<v1::Pin> BuildPin(const v1::PinRequest& request, absl::string_view owner);
   absl::StatusOr<v1::PinnedVersion> Resolve(absl::string_view dataset, absl::string_view version);
   // Why `job`'s pin cannot run now, or "" when it can.
   std::string RefusalReason(const v1::Pin& pin);

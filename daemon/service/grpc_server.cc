@@ -22,6 +22,7 @@
 #include "absl/strings/strip.h"
 #include "common/posix_error.h"
 #include "common/status_macros.h"
+#include "daemon/auth/peer_credentials.h"
 #include "spdlog/spdlog.h"
 
 namespace repro {
@@ -108,6 +109,27 @@ absl::Status PrepareUnixSocket(const std::string& path) {
   return absl::OkStatus();
 }
 
+// Plain TCP is for loopback only: elsewhere a listener must verify client certificates, because
+// they are the only identity a remote caller can prove.
+absl::Status CheckTcpEndpoint(const GrpcServerOptions& options, const std::string& endpoint) {
+  if (IsLoopbackAddress(endpoint)) {
+    if (options.tls_cert.empty()) {
+      spdlog::info("gRPC on {} is plain TCP on loopback: callers are identified by the uid "
+                   "owning their socket", endpoint);
+    }
+    return absl::OkStatus();
+  }
+  if (!options.tls_client_ca.empty()) return absl::OkStatus();
+  if (options.insecure_tcp) {
+    spdlog::warn("gRPC on {} accepts callers without client certificates (--insecure_tcp): "
+                 "they have no identity and may only read public metadata", endpoint);
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--grpc_listen ", endpoint, " is not a loopback address: it needs mTLS (--tls_cert, "
+      "--tls_key and --tls_client_ca), or --insecure_tcp to serve it without identities"));
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
@@ -124,19 +146,18 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> tcp, TcpCredentials(options));
   std::vector<std::unique_ptr<int>> ports;  // selected ports of TCP listeners
   std::vector<std::string> tcp_addrs;
+  std::vector<std::string> unix_paths;
   for (const std::string& endpoint : options.listen) {
     if (absl::StartsWith(endpoint, "unix:")) {
       std::string path(absl::StripPrefix(endpoint, "unix:"));
       if (absl::StartsWith(path, "//")) path = path.substr(2);  // unix:///abs/path
-      RETURN_IF_ERROR(PrepareUnixSocket(path));
-      builder.AddListeningPort(absl::StrCat("unix:", path), grpc::InsecureServerCredentials());
-      server->endpoints_.push_back(absl::StrCat("unix:", path));
-      server->unix_paths_.push_back(path);
-    } else if (endpoint.find(':') != std::string::npos) {
-      if (options.tls_cert.empty()) {
-        spdlog::warn("gRPC on {} is not encrypted; give --tls_cert/--tls_key (and "
-                     "--tls_client_ca) to protect it", endpoint);
+      if (options.identities == nullptr) {
+        return absl::InvalidArgumentError("serving a unix: endpoint needs CallerIdentities");
       }
+      RETURN_IF_ERROR(PrepareUnixSocket(path));
+      unix_paths.push_back(path);
+    } else if (endpoint.find(':') != std::string::npos) {
+      RETURN_IF_ERROR(CheckTcpEndpoint(options, endpoint));
       ports.push_back(std::make_unique<int>(0));
       builder.AddListeningPort(endpoint, tcp, ports.back().get());
       tcp_addrs.push_back(endpoint);
@@ -152,6 +173,17 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
         "cannot serve gRPC on ", absl::StrJoin(options.listen, ","),
         " (address in use, or no permission?)"));
   }
+  for (const std::string& path : unix_paths) {
+    absl::StatusOr<std::unique_ptr<UnixAcceptor>> acceptor = UnixAcceptor::Start(
+        {.path = path, .socket_group = options.socket_group}, server->server_.get(),
+        options.identities);
+    if (!acceptor.ok()) {
+      server->Shutdown(absl::ZeroDuration());
+      return acceptor.status();
+    }
+    server->acceptors_.push_back(*std::move(acceptor));
+    server->endpoints_.push_back(absl::StrCat("unix:", path));
+  }
   for (size_t i = 0; i < tcp_addrs.size(); ++i) {
     if (*ports[i] == 0) {
       server->Shutdown(absl::ZeroDuration());
@@ -164,11 +196,12 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
 }
 
 void GrpcServer::Shutdown(absl::Duration grace) {
+  for (std::unique_ptr<UnixAcceptor>& acceptor : acceptors_) acceptor->Stop();
+  acceptors_.clear();
   if (server_ == nullptr) return;
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
   server_.reset();
-  for (const std::string& path : unix_paths_) unlink(path.c_str());
 }
 
 GrpcServer::~GrpcServer() { Shutdown(absl::ZeroDuration()); }

@@ -37,9 +37,34 @@ ReproService::ReproService(ReproServiceParts parts)
       attester_([this](const std::string& job) { return CollectProvenance(job); },
                 parts_.node_key, parts_.fs, parts_.journal == nullptr ? "" : parts_.journal->node()) {}
 
+absl::Status ReproService::AuthorizeJobWrite(absl::string_view action, const Identity& caller,
+                                             absl::string_view job) {
+  absl::StatusOr<v1::Pin> pin = parts_.pins->Get(job);
+  if (absl::IsNotFound(pin.status())) return parts_.auth->CheckAuthenticated(action, caller);
+  RETURN_IF_ERROR(pin.status());
+  return parts_.auth->CheckJobWrite(action, caller, job, pin->owner());
+}
+
+absl::Status ReproService::AuthorizeJobRead(absl::string_view action,
+                                            grpc::ServerContext* context, absl::string_view job) {
+  RETURN_IF_ERROR(ValidateJobId(job));
+  Identity caller = parts_.identities->Of(*context);
+  absl::StatusOr<v1::Pin> pin = parts_.pins->Get(job);
+  if (absl::IsNotFound(pin.status())) {
+    if (parts_.auth->RoleOf(caller) != Role::kUser) return absl::OkStatus();
+    return absl::NotFoundError(absl::StrCat("job ", job, " has no pin"));
+  }
+  RETURN_IF_ERROR(pin.status());
+  return parts_.auth->CheckJobRead(action, caller, job, pin->owner());
+}
+
 grpc::Status ReproService::RegisterVersion(
     grpc::ServerContext* context, const v1::RegisterVersionRequest* request,
     grpc::ServerWriter<v1::RegisterVersionResponse>* writer) {
+  absl::Status allowed = parts_.auth->CheckRegister("RegisterVersion",
+                                                    parts_.identities->Of(*context),
+                                                    request->path());
+  if (!allowed.ok() && !absl::IsNotFound(allowed)) return ToGrpcStatus(allowed);
   RegisterCallbacks callbacks;
   callbacks.progress = [writer](const v1::RegisterProgress& progress) {
     v1::RegisterVersionResponse response;
@@ -77,9 +102,22 @@ grpc::Status ReproService::ListVersions(grpc::ServerContext*,
   return Answer(parts_.versions->List(request->dataset()), response->mutable_versions());
 }
 
-grpc::Status ReproService::Pin(grpc::ServerContext*, const v1::PinRequest* request,
+grpc::Status ReproService::Pin(grpc::ServerContext* context, const v1::PinRequest* request,
                                v1::PinResponse* response) {
-  absl::StatusOr<v1::PinResponse> result = parts_.pins->Pin(*request);
+  Identity caller = parts_.identities->Of(*context);
+  absl::Status allowed = AuthorizeJobWrite("Pin", caller, request->job());
+  std::string owner = caller.Owner();
+  if (allowed.ok() && !request->owner().empty()) {  // on behalf of another identity
+    allowed = ValidateOwner(request->owner());
+    if (allowed.ok()) allowed = parts_.auth->CheckAdmin("Pin", caller);
+    owner = request->owner();
+  }
+  if (!allowed.ok()) return ToGrpcStatus(allowed);
+  absl::StatusOr<v1::PinResponse> result = parts_.pins->Pin(*request, owner);
+  if (result.ok() && !result->created()) {  // another caller may have pinned it meanwhile
+    allowed = parts_.auth->CheckJobWrite("Pin", caller, request->job(), result->pin().owner());
+    if (!allowed.ok()) return ToGrpcStatus(allowed);
+  }
   if (result.ok() && result->created()) {
     spdlog::info("pinned {} to {}", request->job(), DescribePin(result->pin()));
   }
@@ -105,8 +143,11 @@ grpc::Status ReproService::Admit(grpc::ServerContext*, const v1::AdmitRequest* r
   return Answer(std::move(result), response);
 }
 
-grpc::Status ReproService::Record(grpc::ServerContext*, const v1::RecordRequest* request,
+grpc::Status ReproService::Record(grpc::ServerContext* context, const v1::RecordRequest* request,
                                   v1::RecordResponse* response) {
+  absl::Status allowed =
+      AuthorizeJobWrite("Record", parts_.identities->Of(*context), request->job());
+  if (!allowed.ok()) return ToGrpcStatus(allowed);
   absl::StatusOr<uint64_t> seq = parts_.facts->Record(*request);
   if (!seq.ok()) return ToGrpcStatus(seq.status());
   response->set_seq(*seq);
@@ -169,6 +210,8 @@ absl::Status ReproService::ReplayParts(grpc::ServerContext* context,
 
 grpc::Status ReproService::Replay(grpc::ServerContext* context, const v1::ReplayRequest* request,
                                   grpc::ServerWriter<v1::ReplayResponse>* writer) {
+  absl::Status allowed = AuthorizeJobRead("Replay", context, request->job());
+  if (!allowed.ok()) return ToGrpcStatus(allowed);
   ClusterJournals::Emit emit = [writer](const v1::ReplayResponse& r) { return writer->Write(r); };
   return ToGrpcStatus(ReplayParts(context, *request, emit));
 }
@@ -192,9 +235,11 @@ absl::StatusOr<v1::Provenance> ReproService::CollectProvenance(const std::string
   return builder.Build();
 }
 
-grpc::Status ReproService::SignAttestation(grpc::ServerContext*,
+grpc::Status ReproService::SignAttestation(grpc::ServerContext* context,
                                            const v1::SignAttestationRequest* request,
                                            v1::SignAttestationResponse* response) {
+  absl::Status allowed = AuthorizeJobRead("SignAttestation", context, request->job());
+  if (!allowed.ok()) return ToGrpcStatus(allowed);
   if (parts_.node_key == nullptr || parts_.fs == nullptr) {
     return ToGrpcStatus(absl::UnimplementedError("this reprod has no node key to sign with"));
   }
@@ -203,18 +248,22 @@ grpc::Status ReproService::SignAttestation(grpc::ServerContext*,
   return Answer(std::move(result), response);
 }
 
-grpc::Status ReproService::VerifyJournal(grpc::ServerContext*,
+grpc::Status ReproService::VerifyJournal(grpc::ServerContext* context,
                                          const v1::VerifyJournalRequest* request,
                                          v1::VerifyJournalResponse* response) {
+  absl::Status allowed = AuthorizeJobRead("VerifyJournal", context, request->job());
+  if (!allowed.ok()) return ToGrpcStatus(allowed);
   if (parts_.cluster != nullptr && !request->local_only()) {
     return Answer(parts_.cluster->Verify(*request), response);
   }
   return Answer(parts_.auditor->Verify(*request), response);
 }
 
-grpc::Status ReproService::GetHeadLogProof(grpc::ServerContext*,
+grpc::Status ReproService::GetHeadLogProof(grpc::ServerContext* context,
                                            const v1::HeadLogProofRequest* request,
                                            v1::HeadLogProofResponse* response) {
+  absl::Status allowed = AuthorizeJobRead("GetHeadLogProof", context, request->job());
+  if (!allowed.ok()) return ToGrpcStatus(allowed);
   return Answer(parts_.auditor->ProveHead(*request), response);
 }
 

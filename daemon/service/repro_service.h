@@ -1,12 +1,14 @@
-// ReproService: the gRPC glue of repro.v1.Repro. Each method validates nothing itself: it hands
-// the request to the part that owns the logic and converts the absl::Status it gets back with
-// ToGrpcStatus (common/grpc_status.h), the one place where statuses change type.
+// ReproService: the gRPC glue of repro.v1.Repro. Each method validates nothing itself: it asks
+// the Authorizer whether the caller (CallerIdentities) may make the call, hands the request to the
+// part that owns the logic and converts the absl::Status it gets back with ToGrpcStatus
+// (common/grpc_status.h), the one place where statuses change type.
 #ifndef REPRO_DAEMON_SERVICE_REPRO_SERVICE_H_
 #define REPRO_DAEMON_SERVICE_REPRO_SERVICE_H_
 
 #include <atomic>
 #include <functional>
 
+#include "daemon/auth/authorizer.h"
 #include "daemon/cluster/cluster_journals.h"
 #include "daemon/os/file_system.h"
 #include "daemon/registry/auditor.h"
@@ -14,6 +16,7 @@
 #include "daemon/registry/pin_registry.h"
 #include "daemon/registry/version_registry.h"
 #include "daemon/service/attester.h"
+#include "daemon/service/caller_identity.h"
 #include "daemon/store/journal.h"
 #include "daemon/store/node_key.h"
 #include "repro/v1/repro.grpc.pb.h"
@@ -34,6 +37,8 @@ struct ReproServiceParts {
   // Signs attestations (SignAttestation); subjects are re-hashed through `fs`.
   const NodeKey* node_key = nullptr;
   FileSystem* fs = nullptr;
+  Authorizer* auth = nullptr;
+  CallerIdentities* identities = nullptr;
 };
 
 // Thread-safe (gRPC calls methods from many threads).
@@ -76,6 +81,15 @@ class ReproService final : public v1::Repro::Service {
                                v1::HeadLogProofResponse* response) override;
 
  private:
+  // Whether the caller of `context` may write to `job` (Record; Pin of a pinned job): its
+  // owner or an admin. A job without a pin passes (the part then answers NOT_FOUND).
+  absl::Status AuthorizeJobWrite(absl::string_view action, const Identity& caller,
+                                 absl::string_view job);
+  // Whether the caller may read `job`'s journal: its owner, an auditor or an admin. A job
+  // without a pin is NOT_FOUND for users, and left to the part for auditors and admins.
+  absl::Status AuthorizeJobRead(absl::string_view action, grpc::ServerContext* context,
+                                absl::string_view job);
+
   // Streams this node's entries of `job` after `after_seq` to `emit`; with `follow`, waits for
   // more until the client cancels or the server shuts down.
   absl::Status StreamJournal(grpc::ServerContext* context, const v1::ReplayRequest& request,

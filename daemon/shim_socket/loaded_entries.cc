@@ -36,8 +36,11 @@ bool ProcessMayRead(uid_t uid, gid_t gid, const FileStat& stat) {
   return (stat.mode & S_IROTH) != 0;
 }
 
-LoadedEntryBuilder::LoadedEntryBuilder(FileSystem* fs, HashCache* hash_cache)
-    : fs_(fs), hasher_(fs, hash_cache), packages_(fs) {}
+LoadedEntryBuilder::LoadedEntryBuilder(FileSystem* fs, HashCache* hash_cache, Authorizer* auth)
+    : fs_(fs),
+      auth_(auth != nullptr ? auth : &own_auth_),
+      hasher_(fs, hash_cache),
+      packages_(fs) {}
 
 LoadedEntries LoadedEntryBuilder::Build(const LoadedSource& source, const ShimLoaded& loaded) {
   LoadedEntries out;
@@ -81,11 +84,11 @@ std::optional<JournalItem> LoadedEntryBuilder::LibraryItem(const LoadedSource& s
   };
   absl::StatusOr<std::string> real = fs_->RealPath(path);
   if (!real.ok()) return skip(real.status());
-  absl::StatusOr<HashedFile> hashed = hasher_.Hash(*real);  // INVALID_ARGUMENT: not a regular file
-  if (!hashed.ok()) return skip(hashed.status());
-  if (!ProcessMayRead(source.uid, source.gid, hashed->stat)) {
+  if (!auth_->MayHash("ShimLoaded", source.identity(), *real)) {
     return skip(absl::PermissionDeniedError("the process may not read it"));
   }
+  absl::StatusOr<HashedFile> hashed = hasher_.Hash(*real);  // INVALID_ARGUMENT: not a regular file
+  if (!hashed.ok()) return skip(hashed.status());
   absl::StatusOr<std::string> soname = ReadElfSoname(fs_, *real);
   if (!soname.ok()) {
     spdlog::debug("loaded: no soname for {}: {}", *real, soname.status().ToString());

@@ -11,9 +11,10 @@
 //   "lib/<path>/<sha256 hex>"       <path>: the library's symlink-free path
 //   "pkg/<name>/<version>"          <name>: the distribution's PEP 503 name (NormalizePackageName)
 //
-// The paths come from untrusted processes: a file is described only when it is a regular file
-// the reporting process could read itself (owner, group and mode bits against its uid and gid),
-// so a process cannot learn through the journal the hash of a file it may not read.
+// The paths come from untrusted processes: a library is hashed only after the Authorizer said the
+// reporting process could read it itself (Authorizer::MayHash: mode bits of the file and every
+// directory on its path against its uid and groups), so a process cannot learn through the
+// journal the hash of a file it may not read.
 #ifndef REPRO_DAEMON_SHIM_SOCKET_LOADED_ENTRIES_H_
 #define REPRO_DAEMON_SHIM_SOCKET_LOADED_ENTRIES_H_
 
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "daemon/auth/authorizer.h"
 #include "daemon/hashing/file_hasher.h"
 #include "daemon/hashing/hash_cache.h"
 #include "daemon/os/file_system.h"
@@ -42,7 +44,10 @@ struct LoadedSource {
   pid_t pid = 0;
   uid_t uid = 0;
   gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups (SO_PEERGROUPS)
   int64_t rank = 0;
+
+  Identity identity() const { return Identity::Unix(uid, gid, groups); }
 };
 
 struct LoadedEntries {
@@ -54,8 +59,10 @@ struct LoadedEntries {
 // Not thread-safe (it caches site directory maps): one per thread.
 class LoadedEntryBuilder {
  public:
-  // `fs` must outlive the builder; `hash_cache` may be null, else it must outlive it.
-  LoadedEntryBuilder(FileSystem* fs, HashCache* hash_cache);
+  // `fs` must outlive the builder; `hash_cache` and `auth` may be null, else they must outlive
+  // it. Without `auth`, a default Authorizer decides (root may hash anything, others what they
+  // can read).
+  LoadedEntryBuilder(FileSystem* fs, HashCache* hash_cache, Authorizer* auth = nullptr);
 
   // The journal items for `loaded`, in report order: libraries first, then packages (those of
   // package directories and of libraries lying under a "*-packages" directory). Entries repeated
@@ -71,6 +78,8 @@ class LoadedEntryBuilder {
   std::optional<JournalItem> PackageItem(const LoadedSource& source, const SiteModule& module);
 
   FileSystem* const fs_;
+  Authorizer own_auth_{AuthorizerOptions{}};
+  Authorizer* const auth_;
   FileHasher hasher_;
   PythonPackageResolver packages_;
 };

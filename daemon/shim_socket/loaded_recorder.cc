@@ -14,7 +14,7 @@ LoadedRecorder::LoadedRecorder(LoadedRecorderParts parts, LoadedRecorderOptions 
     : parts_(parts),
       options_(options),
       metrics_(parts.metrics != nullptr ? parts.metrics : &own_metrics_),
-      builder_(parts.fs, parts.hash_cache) {
+      builder_(parts.fs, parts.hash_cache, parts.auth) {
   reports_ =
       metrics_->GetCounter("repro_shim_loaded_reports_total",
                            "LOADED reports (libraries, Python packages) queued for journaling.");

@@ -38,6 +38,7 @@ struct LoadedRecorderParts {
   FileSystem* fs = nullptr;
   HashCache* hash_cache = nullptr;  // may be null
   Metrics* metrics = nullptr;       // may be null: not exported
+  Authorizer* auth = nullptr;       // may be null: see LoadedEntryBuilder
 };
 
 struct LoadedRecorderOptions {

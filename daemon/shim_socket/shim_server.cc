@@ -21,6 +21,7 @@
 #include "common/paths.h"
 #include "common/posix_error.h"
 #include "common/status_macros.h"
+#include "daemon/auth/peer_credentials.h"
 #include "daemon/hashing/file_hasher.h"
 #include "daemon/registry/seeds.h"
 #include "daemon/shim_socket/journal_text.h"
@@ -89,7 +90,7 @@ std::string PinnedVersionOf(const v1::Pin& pin, absl::string_view dataset) {
 }  // namespace
 
 struct ShimServer::Connection {
-  Connection(int fd, Peer peer) : fd(fd), peer(peer) {}
+  Connection(int fd, Peer peer) : fd(fd), peer(std::move(peer)) {}
   ~Connection() { close(fd); }
 
   const int fd;
@@ -114,7 +115,8 @@ struct ShimServer::Connection {
 ShimServer::ShimServer(ShimServerOptions options, ShimServerParts parts)
     : options_(std::move(options)),
       parts_(parts),
-      metrics_(parts.metrics != nullptr ? parts.metrics : &own_metrics_) {
+      metrics_(parts.metrics != nullptr ? parts.metrics : &own_metrics_),
+      auth_(parts.auth != nullptr ? parts.auth : &own_auth_) {
   for (ShimReject reason : AllShimRejects()) {
     rejected_[reason] = metrics_->GetCounter("repro_shim_messages_rejected_total",
                                              "Datagrams on the shim socket rejected, by reason.",
@@ -144,7 +146,8 @@ ShimServer::ShimServer(ShimServerOptions options, ShimServerParts parts)
       LoadedRecorderParts{.journal = journal_.get(),
                           .fs = parts_.fs,
                           .hash_cache = parts_.hash_cache,
-                          .metrics = metrics_},
+                          .metrics = metrics_,
+                          .auth = auth_},
       LoadedRecorderOptions{.max_queued = options_.max_queued_loaded});
 }
 
@@ -286,15 +289,15 @@ void ShimServer::Accept() {
       }
       return;
     }
-    ucred cred{};
-    socklen_t len = sizeof(cred);
-    if (connections_.size() >= options_.max_connections ||
-        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    pid_t pid = 0;
+    absl::StatusOr<Identity> peer = UnixPeerIdentity(fd, &pid);
+    if (connections_.size() >= options_.max_connections || !peer.ok()) {
       connections_refused_->Increment();
       close(fd);
       continue;
     }
-    auto c = std::make_shared<Connection>(fd, Peer{cred.pid, cred.uid, cred.gid});
+    auto c = std::make_shared<Connection>(
+        fd, Peer{pid, peer->uid, peer->gid, std::move(peer->groups)});
     epoll_event event{};
     event.events = EPOLLIN | EPOLLRDHUP;
     event.data.fd = fd;
@@ -537,7 +540,7 @@ v1::ProcessStart ShimServer::ProcessStartOf(const Connection& c, const ShimHello
   std::string exe = ExecutableOf(c.peer.pid);  // the kernel's word over the process's
   if (exe.empty()) exe = hello.exe;
   start.set_exe(JournalText(exe));
-  if (!exe.empty() && exe[0] == '/') {
+  if (!exe.empty() && exe[0] == '/' && auth_->MayHash("ShimHello", c.peer.identity(), exe)) {
     absl::StatusOr<HashedFile> hashed = HashFile(parts_.fs, exe, parts_.hash_cache);
     if (hashed.ok()) start.set_exe_sha256(hashed->sha256);
   }
@@ -553,6 +556,11 @@ void ShimServer::HandleHello(Connection& c, const ShimRequest& request) {
     return;
   }
   absl::StatusOr<std::shared_ptr<const v1::Pin>> pin = PinFor(hello.job);
+  if (pin.ok()) {  // the job's owner or an admin only (Authorizer::CheckJobWrite)
+    absl::Status allowed =
+        auth_->CheckJobWrite("ShimHello", c.peer.identity(), hello.job, (*pin)->owner());
+    if (!allowed.ok()) pin = allowed;
+  }
   if (!pin.ok()) {
     hello_errors_->Increment();
     spdlog::info("shim socket: refused HELLO of pid {} (uid {}) for job {}: {}", c.peer.pid,
@@ -594,7 +602,7 @@ void ShimServer::HandleLoaded(Connection& c, ShimLoaded loaded) {
     return;
   }
   loaded_->Record({.job = c.job, .pid = c.peer.pid, .uid = c.peer.uid, .gid = c.peer.gid,
-                   .rank = c.rank},
+                   .groups = c.peer.groups, .rank = c.rank},
                   std::move(loaded));
 }
 

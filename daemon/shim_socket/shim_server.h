@@ -6,7 +6,7 @@
 //                         .checker = checker, .fs = DefaultFileSystem(), .hash_cache = cache,
 //                         .metrics = &metrics};
 //   ASSIGN_OR_RETURN(std::unique_ptr<ShimServer> server,
-//                    ShimServer::Start({.socket_path = "/run/reprod/shim.sock"}, parts));
+//                    ShimServer::Start({.socket_path = "/run/reprod/shim/shim.sock"}, parts));
 //   ...
 //   server->Stop();
 //
@@ -47,6 +47,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "daemon/auth/authorizer.h"
 #include "daemon/hashing/hash_cache.h"
 #include "daemon/metrics/metrics.h"
 #include "daemon/os/file_system.h"
@@ -81,6 +82,9 @@ struct ShimServerParts {
   FileSystem* fs = nullptr;          // hashes executables and libraries, reads package metadata
   HashCache* hash_cache = nullptr;   // may be null
   Metrics* metrics = nullptr;        // may be null
+  // Decides whose HELLO is accepted for a job and which files may be hashed for a process. May
+  // be null: a default Authorizer (root is admin, jobs belong to their pinning uid).
+  Authorizer* auth = nullptr;
 };
 
 class ShimServer {
@@ -104,6 +108,9 @@ class ShimServer {
     pid_t pid = 0;
     uid_t uid = 0;
     gid_t gid = 0;
+    std::vector<gid_t> groups;  // SO_PEERGROUPS
+
+    Identity identity() const { return Identity::Unix(uid, gid, groups); }
   };
   struct Connection;
   using ConnectionPtr = std::shared_ptr<Connection>;
@@ -146,6 +153,8 @@ class ShimServer {
   const ShimServerParts parts_;
   Metrics own_metrics_;  // used when parts_.metrics is null
   Metrics* const metrics_;
+  Authorizer own_auth_{AuthorizerOptions{}};  // used when parts_.auth is null
+  Authorizer* const auth_;
   std::map<ShimReject, Counter*> rejected_;
   std::map<v1::Verdict, Counter*> verdicts_;
   Counter* hellos_;

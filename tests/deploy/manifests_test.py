@@ -418,11 +418,15 @@ class DeployedTopologyTest(unittest.TestCase):
         injected = jsonpatch.apply_patch(pod, patch_of(response))
         spec = injected["spec"]
 
-        # The socket: the DaemonSet's shim socket, in the host directory the DaemonSet shares.
+        # The socket: the DaemonSet's shim socket, in a host directory of its own inside the one
+        # the DaemonSet shares; the gRPC API socket is not in it.
         shim_socket = flags(NODE)["shim_socket"]
         run_volume, _ = mount_of(DAEMONSET, NODE, shim_socket)
         (host_run,) = [v for v in spec["volumes"] if v["name"] == "repro-run"]
-        self.assertEqual(host_run["hostPath"]["path"], run_volume["hostPath"]["path"])
+        self.assertEqual(host_run["hostPath"]["path"], posixpath.dirname(shim_socket))
+        self.assertTrue(host_run["hostPath"]["path"].startswith(run_volume["hostPath"]["path"]))
+        api_socket = flags(NODE)["grpc_listen"].split(",")[0][len("unix:"):]
+        self.assertFalse(api_socket.startswith(host_run["hostPath"]["path"] + "/"))
         trainer = spec["containers"][0]
         self.assertEqual(env(trainer, "REPRO_SHIM_SOCKET")["value"], shim_socket)
         (run_mount,) = [m for m in trainer["volumeMounts"] if m["name"] == "repro-run"]

@@ -230,7 +230,7 @@ TEST_F(WebhookTest, MutateInjectsTheShimOnceKeepingThePodsOwnSpec) {
     std::map<std::string, std::string> env;
     for (const json& var : container["env"]) env[var["name"]] = var.value("value", "");
     EXPECT_EQ(env["REPRO_JOB"], "train-42");
-    EXPECT_EQ(env["REPRO_SHIM_SOCKET"], "/run/reprod/shim.sock");
+    EXPECT_EQ(env["REPRO_SHIM_SOCKET"], "/run/reprod/shim/shim.sock");
     EXPECT_EQ(env["REPRO_MODE"], "record");
     EXPECT_EQ(env["REPRO_PINNED"], "users@v1=" + root + "/v1");  // reprod may be out of reach
     EXPECT_THAT(env["LD_PRELOAD"], HasSubstr("/opt/repro/libreproshim.so"));

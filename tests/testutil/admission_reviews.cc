@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "tests/testutil/subprocess.h"
 #include "tests/testutil/temp_dir.h"
+#include "tests/testutil/test_certificates.h"
 
 namespace repro::testing {
 namespace {
@@ -116,33 +117,11 @@ absl::StatusOr<json> ApplyJsonPatch(const json& document, const json& patch) {
 }
 
 absl::StatusOr<WebhookCertificates> MakeWebhookCertificates(const std::string& dir) {
-  WebhookCertificates out{dir + "/ca.crt", dir + "/tls.crt", dir + "/tls.key"};
-  const std::string ca_key = dir + "/ca.key";
-  const std::string csr = dir + "/tls.csr";
-  const std::string extensions = dir + "/tls.ext";
-  WriteFileOrDie(extensions,
-                 "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
-  // A fresh P-256 key and a request (or, with -x509, a self-signed certificate) for it.
-  auto new_key = [](std::vector<std::string> args) {
-    std::vector<std::string> command = {
-        "openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"};
-    command.insert(command.end(), args.begin(), args.end());
-    return command;
-  };
-  const std::vector<std::vector<std::string>> commands = {
-      new_key(
-          {"-x509", "-subj", "/CN=repro test CA", "-days", "1", "-keyout", ca_key, "-out", out.ca}),
-      new_key({"-subj", "/CN=localhost", "-keyout", out.key, "-out", csr}),
-      {"openssl", "x509", "-req", "-in", csr, "-CA", out.ca, "-CAkey", ca_key, "-CAcreateserial",
-       "-days", "1", "-extfile", extensions, "-out", out.cert}};
-  for (const std::vector<std::string>& command : commands) {
-    RunResult run = RunCommand(command);
-    if (run.exit_code != 0) {
-      return absl::InternalError(
-          absl::StrCat(absl::StrJoin(command, " "), " failed: ", run.stderr_text));
-    }
-  }
-  return out;
+  absl::StatusOr<TestKeyPair> ca = MakeTestCa(dir, "ca");
+  if (!ca.ok()) return ca.status();
+  absl::StatusOr<TestKeyPair> server = MakeTestLeaf(*ca, dir, "tls", "localhost", kLocalServerSans);
+  if (!server.ok()) return server.status();
+  return WebhookCertificates{ca->cert, server->cert, server->key};
 }
 
 }  // namespace repro::testing

@@ -14,7 +14,8 @@
 
 namespace repro::testing {
 
-EtcdCluster::EtcdCluster(std::string work_dir, int members) : work_dir_(std::move(work_dir)) {
+EtcdCluster::EtcdCluster(std::string work_dir, int members, EtcdTls tls)
+    : work_dir_(std::move(work_dir)), tls_(std::move(tls)) {
   std::vector<std::string> peers;
   for (int i = 0; i < members; ++i) {
     Member member;
@@ -50,21 +51,30 @@ std::string EtcdCluster::Log(int i) const {
 void EtcdCluster::Spawn(int i) {
   Member& m = members_[i];
   std::filesystem::create_directories(work_dir_);
-  std::string client = absl::StrCat("http://127.0.0.1:", m.client_port);
+  std::string client =
+      absl::StrCat(tls_.cert.empty() ? "http" : "https", "://127.0.0.1:", m.client_port);
   std::string peer = absl::StrCat("http://127.0.0.1:", m.peer_port);
-  m.process = Process::Spawn(
-      {"/usr/bin/etcd", "--name", m.name, "--data-dir", absl::StrCat(work_dir_, "/", m.name),
-       "--listen-client-urls", client, "--advertise-client-urls", client, "--listen-peer-urls",
-       peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", initial_cluster_,
-       "--initial-cluster-state", "new", "--initial-cluster-token", "repro-test",
-       "--heartbeat-interval", "100", "--election-timeout", "1000", "--logger", "zap",
-       "--log-level", "warn"},
-      {}, absl::StrCat(work_dir_, "/", m.name, ".log"));
+  std::vector<std::string> argv = {
+      "/usr/bin/etcd", "--name", m.name, "--data-dir", absl::StrCat(work_dir_, "/", m.name),
+      "--listen-client-urls", client, "--advertise-client-urls", client, "--listen-peer-urls",
+      peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", initial_cluster_,
+      "--initial-cluster-state", "new", "--initial-cluster-token", "repro-test",
+      "--heartbeat-interval", "100", "--election-timeout", "1000", "--logger", "zap",
+      "--log-level", "warn"};
+  if (!tls_.cert.empty()) {
+    argv.insert(argv.end(), {"--cert-file", tls_.cert, "--key-file", tls_.key});
+  }
+  m.process = Process::Spawn(argv, {}, absl::StrCat(work_dir_, "/", m.name, ".log"));
 }
 
 absl::Status EtcdCluster::WaitServing(int i, absl::Time deadline) const {
-  auto stub = etcdserverpb::KV::NewStub(
-      grpc::CreateChannel(Endpoint(i), grpc::InsecureChannelCredentials()));
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (!tls_.cert.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = ReadFileOrDie(tls_.ca);
+    credentials = grpc::SslCredentials(ssl);
+  }
+  auto stub = etcdserverpb::KV::NewStub(grpc::CreateChannel(Endpoint(i), credentials));
   grpc::Status last;
   while (absl::Now() < deadline) {
     grpc::ClientContext context;
@@ -117,6 +127,7 @@ absl::Status EtcdCluster::RestartAll(absl::Duration timeout) {
 
 RunResult EtcdCluster::Ctl(const std::vector<std::string>& args) const {
   std::vector<std::string> argv = {"/usr/bin/etcdctl", "--endpoints=" + EndpointList()};
+  if (!tls_.cert.empty()) argv.push_back("--cacert=" + tls_.ca);
   argv.insert(argv.end(), args.begin(), args.end());
   return RunCommand(argv, {.env = {{"ETCDCTL_API", "3"}}, .timeout = absl::Seconds(30)});
 }

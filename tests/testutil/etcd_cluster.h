@@ -24,11 +24,20 @@
 
 namespace repro::testing {
 
+// TLS on the members' client URLs (peers stay plaintext on loopback): PEM files of the CA that
+// signed `cert` (SAN IP:127.0.0.1) and of the members' certificate and key.
+struct EtcdTls {
+  std::string ca;
+  std::string cert;
+  std::string key;
+};
+
 // Not thread-safe.
 class EtcdCluster {
  public:
-  // Data and logs live under `work_dir`, which must outlive this object.
-  explicit EtcdCluster(std::string work_dir, int members = 3);
+  // Data and logs live under `work_dir`, which must outlive this object. With `tls.cert`, clients
+  // connect over TLS (Ctl too).
+  explicit EtcdCluster(std::string work_dir, int members = 3, EtcdTls tls = {});
   ~EtcdCluster();  // kills every member
   EtcdCluster(const EtcdCluster&) = delete;
   EtcdCluster& operator=(const EtcdCluster&) = delete;
@@ -65,6 +74,7 @@ class EtcdCluster {
   absl::Status WaitServing(int i, absl::Time deadline) const;
 
   const std::string work_dir_;
+  const EtcdTls tls_;
   std::vector<Member> members_;
   std::string initial_cluster_;
 };

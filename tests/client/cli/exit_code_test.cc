@@ -12,6 +12,17 @@ TEST(ExitCodeTest, ValuesAreTheContract) {
   EXPECT_EQ(kExitRefused, 3);
   EXPECT_EQ(kExitTampered, 4);
   EXPECT_EQ(kExitNotFound, 5);
+  EXPECT_EQ(kExitPermissionDenied, 6);
+}
+
+TEST(ExitCodeTest, PermissionDeniedFromAnyRpc) {
+  for (const char* rpc : {"Pin", "Record", "RegisterVersion", "Replay", "VerifyJournal"}) {
+    EXPECT_EQ(ExitCodeForStatus(TagRpc(absl::PermissionDeniedError("x"), rpc)),
+              kExitPermissionDenied)
+        << rpc;
+  }
+  // Made on the client (an unreadable --tls_key): not reprod's refusal.
+  EXPECT_EQ(ExitCodeForStatus(absl::PermissionDeniedError("x")), kExitError);
 }
 
 TEST(ExitCodeTest, NotFoundFromAnyRpc) {

@@ -126,18 +126,18 @@ TEST_F(ShimInjectorTest, InjectsTheShimAndKeepsThePodsOwnSpec) {
   EXPECT_EQ(spec["volumes"][0], pod["spec"]["volumes"][0]);
   EXPECT_EQ(Named(spec["volumes"], "repro-shim")["emptyDir"]["sizeLimit"], "16Mi");
   EXPECT_EQ(Named(spec["volumes"], "repro-run")["hostPath"],
-            json::parse(R"({"path": "/run/reprod", "type": "DirectoryOrCreate"})"));
+            json::parse(R"({"path": "/run/reprod/shim", "type": "DirectoryOrCreate"})"));
 
   for (const json& container : spec["containers"]) {
     EXPECT_EQ(Env(container, "REPRO_JOB")["value"], "train-42");
-    EXPECT_EQ(Env(container, "REPRO_SHIM_SOCKET")["value"], "/run/reprod/shim.sock");
+    EXPECT_EQ(Env(container, "REPRO_SHIM_SOCKET")["value"], "/run/reprod/shim/shim.sock");
     EXPECT_EQ(Env(container, "REPRO_MODE")["value"], "record");
     EXPECT_EQ(Env(container, "REPRO_RANK"), nullptr);  // not an Indexed Job
     // The launcher identity each process start journals (downward API).
     EXPECT_EQ(Env(container, "REPRO_POD_UID")["valueFrom"]["fieldRef"]["fieldPath"],
               "metadata.uid");
     EXPECT_EQ(Named(container["volumeMounts"], "repro-shim")["mountPath"], "/opt/repro");
-    EXPECT_EQ(Named(container["volumeMounts"], "repro-run")["mountPath"], "/run/reprod");
+    EXPECT_EQ(Named(container["volumeMounts"], "repro-run")["mountPath"], "/run/reprod/shim");
     EXPECT_EQ(Named(container["volumeMounts"], "repro-run")["readOnly"], true);
   }
   // Ours first, theirs kept; the sidecar had none.
@@ -161,7 +161,7 @@ TEST_F(ShimInjectorTest, InjectsIntoAPodWithNoEnvVolumesOrInitContainers) {
   EXPECT_EQ(container["env"],
             json::parse(R"([{"name": "LD_PRELOAD", "value": "/opt/repro/libreproshim.so"},
                             {"name": "REPRO_JOB", "value": "j"},
-                            {"name": "REPRO_SHIM_SOCKET", "value": "/run/reprod/shim.sock"},
+                            {"name": "REPRO_SHIM_SOCKET", "value": "/run/reprod/shim/shim.sock"},
                             {"name": "REPRO_MODE", "value": "enforce"},
                             {"name": "REPRO_PINNED",
                              "value": "ctr@v1=/ml/ctr/v1:clicks@c3=/ml/clicks/c3"},
@@ -185,7 +185,7 @@ TEST_F(ShimInjectorTest, ReplacesStaleValuesOfItsOwnVariables) {
   EXPECT_EQ(sidecar["env"][1]["value"], "record");
   // Already preloaded (ld.so also separates with blanks): left alone.
   EXPECT_EQ(sidecar["env"][2]["value"], "/opt/repro/libreproshim.so /usr/lib/libjemalloc.so");
-  EXPECT_EQ(Env(sidecar, "REPRO_SHIM_SOCKET")["value"], "/run/reprod/shim.sock");
+  EXPECT_EQ(Env(sidecar, "REPRO_SHIM_SOCKET")["value"], "/run/reprod/shim/shim.sock");
 }
 
 TEST_F(ShimInjectorTest, HandsEveryContainerThePinnedVersions) {
@@ -268,7 +268,7 @@ TEST_F(ShimInjectorTest, GivesPodsOfAnIndexedJobTheirRank) {
 TEST_F(ShimInjectorTest, LeavesAMountAtTheSocketPathToTheContainer) {
   json pod = TrainingPod("train-42");
   pod["spec"]["containers"][0]["volumeMounts"].push_back(
-      {{"name", "my-sockets"}, {"mountPath", "/run/reprod"}});
+      {{"name", "my-sockets"}, {"mountPath", "/run/reprod/shim"}});
   const json injected = Inject(pod);
   const json& mounts = injected["spec"]["containers"][0]["volumeMounts"];
   EXPECT_EQ(Named(mounts, "repro-run"), nullptr);

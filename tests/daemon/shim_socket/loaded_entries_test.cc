@@ -97,15 +97,20 @@ TEST(LoadedEntriesTest, SkipsWhatCannotBeDescribed) {
   WriteFileOrDie(dir.Path("libplain-2.1.so"), "not an ELF file");
   WriteFileOrDie(dir.Path("libsecret.so.1"), "private");
   ASSERT_EQ(chmod(dir.Path("libsecret.so.1").c_str(), 0600), 0);
+  // Readable itself, but in a directory the process cannot search.
+  WriteFileOrDie(dir.Path("private/libhidden.so.1"), "hidden");
+  ASSERT_EQ(chmod(dir.Path("private").c_str(), 0700), 0);
+  ASSERT_EQ(chmod(dir.path().c_str(), 0755), 0);  // mkdtemp made it 0700
   LoadedEntryBuilder builder(DefaultFileSystem(), nullptr);
   ShimLoaded loaded;
   loaded.libraries = {"/nonexistent/libx.so.1", dir.path(), dir.Path("libplain-2.1.so"),
-                      dir.Path("libsecret.so.1")};
+                      dir.Path("libsecret.so.1"), dir.Path("private/libhidden.so.1")};
   LoadedSource other_user = Source();
   other_user.uid = getuid() + 1000;  // neither root nor the owner
   other_user.gid = getgid() + 1000;
   LoadedEntries built = builder.Build(other_user, loaded);
-  EXPECT_EQ(built.skipped_libraries, 3u);  // missing, a directory, unreadable by the process
+  // Missing, a directory, unreadable by the process, in a directory it cannot search.
+  EXPECT_EQ(built.skipped_libraries, 4u);
   std::vector<v1::Library> libraries = Libraries(built);
   ASSERT_EQ(libraries.size(), 1u);
   // Not ELF: named as the loader named it, versioned by its file name.
@@ -113,7 +118,8 @@ TEST(LoadedEntriesTest, SkipsWhatCannotBeDescribed) {
   EXPECT_EQ(libraries[0].version(), "2.1");
   EXPECT_EQ(libraries[0].sha256(), Sha256Of("not an ELF file"));
 
-  EXPECT_EQ(Libraries(builder.Build(Source(), loaded)).size(), 2u);  // the owner may read it
+  // The owner may read all three files.
+  EXPECT_EQ(Libraries(builder.Build(Source(), loaded)).size(), 3u);
 }
 
 TEST(LoadedEntriesTest, PackagesOfPackageDirsAndOfLibraries) {

@@ -1,0 +1,39 @@
+#include "daemon/service/caller_identity.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
+#include "daemon/auth/peer_credentials.h"
+#include "spdlog/spdlog.h"
+
+namespace repro {
+
+void CallerIdentities::OnAccepted(int fd, Identity peer) {
+  absl::MutexLock lock(&mu_);
+  unix_peers_[fd] = std::move(peer);
+}
+
+Identity CallerIdentities::Of(const grpc::ServerContext& context) {
+  const std::string peer = context.peer();
+  absl::string_view rest = peer;
+  if (absl::ConsumePrefix(&rest, "fd:")) {
+    int fd = -1;
+    if (!absl::SimpleAtoi(rest, &fd)) return Identity();
+    absl::MutexLock lock(&mu_);
+    auto it = unix_peers_.find(fd);
+    return it == unix_peers_.end() ? Identity() : it->second;
+  }
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth != nullptr && auth->IsPeerAuthenticated()) {
+    std::vector<grpc::string_ref> names = auth->GetPeerIdentity();
+    if (!names.empty()) return Identity::Certificate(std::string(names[0].data(), names[0].size()));
+  }
+  if (IsLoopbackAddress(peer)) {
+    absl::StatusOr<Identity> local = LoopbackTcpPeerIdentity(peer);
+    if (local.ok()) return *std::move(local);
+    spdlog::debug("cannot tell who called from {}: {}", peer, local.status().ToString());
+  }
+  return Identity();
+}
+
+}  // namespace repro
