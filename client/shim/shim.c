@@ -37,7 +37,7 @@
 #include "client/shim/path_resolver.h"
 #include "client/shim/pin_table.h"
 #include "client/shim/real_libc.h"
-#include "client/shim/shim_protocol.h"
+#include "proto/shim/shim_protocol.h"
 #include "client/shim/shim_text.h"
 
 #define SHIM_EXPORT __attribute__((visibility("default")))

@@ -10,6 +10,9 @@
  *   chdir D | fchdir D                           (prints "OK" or "ERR ...")
  *   dlopen L                                     (dlopen(L, RTLD_NOW): "OK" or "ERR dlopen")
  *   fork                                         (the commands after it run in a child; waits)
+ *   _exit                                        (ends at once: no atexit, no destructors)
+ *   exec P [ARG...]                              (execv(P, [P, ARG...]): the rest of the line)
+ *   pause                                        (prints "OK", then waits until killed)
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -120,6 +123,18 @@ static int Run(int argc, char** argv) {
     errno = err;
     Result(fd);
     return 3;
+  }
+  if (strcmp(cmd, "_exit") == 0) _exit(0);
+  if (strcmp(cmd, "exec") == 0) {
+    char* args[64] = {0};
+    for (int k = 1; k < argc && k < 63; ++k) args[k - 1] = argv[k];
+    execv(a, args);
+    Fail(errno);
+    return argc;
+  }
+  if (strcmp(cmd, "pause") == 0) {
+    Print("OK");
+    for (;;) pause();
   }
   if (strcmp(cmd, "dlopen") == 0) {
     Print(dlopen(a, RTLD_NOW) != NULL ? "OK" : "ERR dlopen");

@@ -1,0 +1,242 @@
+#include "daemon/shim_socket/shim_session.h"
+
+#include <unistd.h>
+
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "daemon/hashing/file_hasher.h"
+#include "daemon/registry/seeds.h"
+#include "daemon/store/journal_text.h"
+#include "spdlog/spdlog.h"
+
+namespace repro {
+namespace {
+
+constexpr v1::Verdict kVerdicts[] = {v1::VERDICT_MATCH,           v1::VERDICT_NOT_IN_MANIFEST,
+                                     v1::VERDICT_CONTENT_CHANGED, v1::VERDICT_OTHER_VERSION,
+                                     v1::VERDICT_UNREADABLE,      v1::VERDICT_WRITE};
+
+// "match", "not_in_manifest", ...
+std::string VerdictLabel(v1::Verdict verdict) {
+  std::string name = v1::Verdict_Name(verdict);
+  return absl::AsciiStrToLower(absl::string_view(name).substr(name.find('_') + 1));
+}
+
+// The executable of `pid` as the kernel knows it, or "" when it cannot be read.
+std::string ExecutableOf(pid_t pid) {
+  char buffer[4096];
+  const std::string link = absl::StrCat("/proc/", pid, "/exe");
+  ssize_t n = readlink(link.c_str(), buffer, sizeof(buffer));
+  if (n <= 0 || n >= static_cast<ssize_t>(sizeof(buffer))) return "";
+  std::string exe(buffer, n);
+  return absl::EndsWith(exe, " (deleted)") ? "" : exe;
+}
+
+// The once-key of a DataOpen: "data/<dataset>/<relpath>" for files of the pinned version, with
+// the version spelled out for any other.
+std::string DataOnceKey(const ShimOpen& open, const OpenCheck& check,
+                        absl::string_view pinned_version) {
+  if (check.version == pinned_version && !check.relative_path.empty()) {
+    return absl::StrCat("data/", open.dataset, "/", check.relative_path);
+  }
+  return absl::StrCat("data/", open.dataset, "@", check.version, "/",
+                      check.relative_path.empty() ? open.opened_path : check.relative_path);
+}
+
+std::string PinnedVersionOf(const v1::Pin& pin, absl::string_view dataset) {
+  for (const v1::PinnedVersion& v : pin.versions()) {
+    if (v.dataset() == dataset) return v.version();
+  }
+  return "";
+}
+
+JournalItem DataOpenItem(const ShimOpen& open, const OpenCheck& check, int64_t rank, pid_t pid,
+                         absl::string_view pinned_version) {
+  JournalItem item;
+  v1::DataOpen* data = item.entry.mutable_data_open();
+  data->set_dataset(open.dataset);
+  data->set_version(check.version);
+  data->set_requested_path(JournalText(open.requested_path));
+  data->set_opened_path(JournalText(open.opened_path));
+  data->set_relative_path(JournalText(check.relative_path));
+  data->set_size(open.has_stat ? open.size : check.stat.size);
+  data->set_mtime_ns(open.has_stat ? open.mtime_ns : check.stat.mtime_ns);
+  data->set_sha256(check.sha256);
+  data->set_rank(rank);
+  data->set_pid(pid);
+  data->set_verdict(check.verdict);
+  data->set_redirected(open.redirected());
+  data->set_device(open.has_stat ? open.device : check.stat.device);
+  data->set_inode(open.has_stat ? open.inode : check.stat.inode);
+  item.once_key = DataOnceKey(open, check, pinned_version);
+  return item;
+}
+
+JournalItem ViolationItem(const ShimOpen& open, const OpenCheck& check, int64_t rank, pid_t pid,
+                          absl::string_view pinned_version, bool refused) {
+  JournalItem item;
+  v1::Violation* violation = item.entry.mutable_violation();
+  violation->set_verdict(check.verdict);
+  violation->set_path(JournalText(open.opened_path));
+  violation->set_requested_path(JournalText(open.requested_path));
+  violation->set_dataset(open.dataset);
+  violation->set_pinned_version(std::string(pinned_version));
+  violation->set_detail(JournalText(check.detail));
+  violation->set_rank(rank);
+  violation->set_pid(pid);
+  violation->set_refused(refused);
+  item.once_key = absl::StrCat("violation/", VerdictLabel(check.verdict), "/",
+                               refused ? "refused" : "allowed", "/", open.opened_path);
+  return item;
+}
+
+}  // namespace
+
+ShimSessionContext::ShimSessionContext(ShimSessionParts parts, Metrics* metrics) : parts_(parts) {
+  for (v1::Verdict verdict : kVerdicts) {
+    verdicts_[verdict] = metrics->GetCounter("repro_shim_verdicts_total",
+                                             "Dataset opens checked, by verdict.",
+                                             {{"verdict", VerdictLabel(verdict)}});
+  }
+  hellos_ = metrics->GetCounter("repro_shim_hellos_total", "HELLOs from shims.");
+  hello_errors_ = metrics->GetCounter("repro_shim_hello_errors_total",
+                                      "HELLOs refused: job not pinned, store unavailable.");
+  opens_ = metrics->GetCounter("repro_shim_opens_total", "Dataset opens reported by shims.");
+}
+
+void ShimSessionContext::CountVerdict(v1::Verdict verdict) {
+  auto counter = verdicts_.find(verdict);
+  if (counter != verdicts_.end()) counter->second->Increment();
+}
+
+void ShimSession::Handle(ShimRequest request, ShimOutput* out) {
+  switch (request.type) {
+    case REPRO_SHIM_HELLO:
+      HandleHello(request, out);
+      break;
+    case REPRO_SHIM_OPEN:
+      HandleOpen(request, out);
+      break;
+    case REPRO_SHIM_LOADED:
+      HandleLoaded(request, out);
+      break;
+    default:
+      out->rejections.emplace_back(ShimReject::kUnknownType, "not a request");
+  }
+}
+
+void ShimSession::HandleHello(const ShimRequest& request, ShimOutput* out) {
+  context_->hellos()->Increment();
+  const ShimHello& hello = request.hello;
+  if (!job_.empty()) {
+    out->rejections.emplace_back(ShimReject::kUnexpected, "a second HELLO on one connection");
+    return;
+  }
+  // The one place where the peer's credentials (peer_, from SO_PEERCRED) meet the job it claims.
+  absl::StatusOr<std::shared_ptr<const v1::Pin>> pin = context_->parts().pins->Get(hello.job);
+  if (!pin.ok()) {
+    context_->hello_errors()->Increment();
+    spdlog::info("shim socket: refused HELLO of pid {} (uid {}) for job {}: {}", peer_.pid,
+                 peer_.uid, hello.job, pin.status().ToString());
+    out->replies.push_back(EncodeShimError(request.request_id, pin.status().message()));
+    return;
+  }
+  size_t omitted = 0;
+  std::string reply = EncodeShimPin(request.request_id,
+                                    context_->parts().pins->Reply(**pin, hello), &omitted);
+  if (omitted > 0) {
+    spdlog::warn("shim socket: job {} pins datasets with too many versions for one message; {} "
+                 "version directories left out (the shim treats them as aliases)",
+                 hello.job, omitted);
+  }
+  if (reply.empty()) {
+    out->replies.push_back(
+        EncodeShimError(request.request_id, "the pin does not fit in a shim message"));
+    return;
+  }
+  job_ = hello.job;
+  rank_ = hello.rank;
+  mode_ = hello.mode;
+  pin_ = *pin;
+  rank_seed_ = DeriveRankSeed(pin_->seed(), static_cast<uint64_t>(hello.rank));
+  out->replies.push_back(std::move(reply));
+
+  JournalItem item;
+  *item.entry.mutable_process_start() = ProcessStartOf(hello);
+  item.once_key = absl::StrCat("process/", peer_.pid, "/", hello.nonce);
+  out->items.push_back(std::move(item));
+  spdlog::debug("shim socket: pid {} (uid {}) runs job {} rank {} in {} mode", peer_.pid,
+                peer_.uid, job_, rank_, std::string(ShimModeName(mode_)));
+}
+
+v1::ProcessStart ShimSession::ProcessStartOf(const ShimHello& hello) const {
+  v1::ProcessStart start;
+  start.set_pid(peer_.pid);
+  start.set_uid(peer_.uid);
+  start.set_gid(peer_.gid);
+  start.set_rank(rank_);
+  start.set_rank_seed(rank_seed_);
+  start.set_mode(std::string(ShimModeName(mode_)));
+  start.set_parent_pid(static_cast<int32_t>(hello.parent_pid));
+  std::string exe = ExecutableOf(peer_.pid);  // the kernel's word over the process's
+  if (exe.empty()) exe = hello.exe;
+  start.set_exe(JournalText(exe));
+  if (!exe.empty() && exe[0] == '/') {
+    absl::StatusOr<HashedFile> hashed =
+        HashFile(context_->parts().fs, exe, context_->parts().hash_cache);
+    if (hashed.ok()) start.set_exe_sha256(hashed->sha256);
+  }
+  for (const std::string& arg : hello.argv) start.add_argv(JournalText(arg));
+  return start;
+}
+
+void ShimSession::HandleOpen(const ShimRequest& request, ShimOutput* out) {
+  context_->opens()->Increment();
+  if (job_.empty()) {
+    out->rejections.emplace_back(ShimReject::kNoHello, "OPEN before an accepted HELLO");
+    if (request.request_id != 0) {
+      out->replies.push_back(
+          EncodeShimError(request.request_id, "no accepted HELLO on this connection"));
+    }
+    return;
+  }
+  const ShimOpen& open = request.open;
+  OpenCheck check;
+  if (open.write()) {
+    check.verdict = v1::VERDICT_WRITE;
+    check.detail = "opened for writing, and data versions are read-only";
+  } else {
+    check = context_->parts().checker->Check(*pin_, open.dataset, open.opened_path);
+  }
+  const bool refused =
+      open.refused_by_shim() || (mode_ == ShimMode::kEnforce && check.verdict != v1::VERDICT_MATCH);
+  context_->CountVerdict(check.verdict);
+  const std::string pinned_version = PinnedVersionOf(*pin_, open.dataset);
+  // A waiting shim does not also wait for the journal's commit: its verdict goes out first.
+  if (request.request_id != 0) {
+    out->replies.push_back(EncodeShimVerdict(request.request_id, check.verdict, !refused,
+                                             refused ? check.detail : ""));
+  }
+  if (!refused && !open.write()) {  // the process reads this file: journal what it got
+    out->items.push_back(DataOpenItem(open, check, rank_, peer_.pid, pinned_version));
+  }
+  if (check.verdict != v1::VERDICT_MATCH) {
+    out->items.push_back(ViolationItem(open, check, rank_, peer_.pid, pinned_version, refused));
+  }
+}
+
+void ShimSession::HandleLoaded(ShimRequest& request, ShimOutput* out) {
+  if (job_.empty()) {
+    out->rejections.emplace_back(ShimReject::kNoHello, "LOADED before an accepted HELLO");
+    return;
+  }
+  if (context_->parts().loaded == nullptr) return;
+  context_->parts().loaded->Record(
+      {.job = job_, .pid = peer_.pid, .uid = peer_.uid, .gid = peer_.gid, .rank = rank_},
+      std::move(request.loaded));
+}
+
+}  // namespace repro
