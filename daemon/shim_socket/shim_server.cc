@@ -342,6 +342,7 @@ bool ShimServer::Enqueue(const ConnectionPtr& c, std::vector<ShimRequest> reques
 
 void ShimServer::ReadRing(const ConnectionPtr& c, bool ended) {
   std::vector<ShimRequest> requests;
+  std::vector<ParsedShimRequest> rejected;
   int drained = 0;
   bool asleep = false;
   {
@@ -354,14 +355,15 @@ void ShimServer::ReadRing(const ConnectionPtr& c, bool ended) {
         parsed.detail = "only OPEN reports belong in a report ring";
       }
       if (parsed.reject != ShimReject::kNone) {
-        rejected_[parsed.reject]->Increment();
-        return;
+        rejected.push_back(std::move(parsed));
+      } else {
+        requests.push_back(std::move(parsed.request));
       }
-      requests.push_back(std::move(parsed.request));
     });
-    if (drained >= 0 && drained == 0 && !ended) asleep = c->ring->Sleep();
+    if (drained == 0 && !ended) asleep = c->ring->Sleep();
     if (drained < 0) c->ring.reset();
   }
+  for (const ParsedShimRequest& r : rejected) Reject(*c, r.reject, r.detail);
   ring_reports_->Increment(requests.size());
   Enqueue(c, std::move(requests));
   if (drained < 0) {

@@ -9,7 +9,6 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/client/shim/shim_job.h"
-#include "tests/testutil/http_client.h"
 #include "tests/testutil/temp_dir.h"
 
 namespace repro::testing {
@@ -17,16 +16,7 @@ namespace {
 
 class ShimReportsTest : public ShimJobTest {
  protected:
-  std::vector<std::string> ReprodFlags() override {
-    port_ = PickFreePort();
-    return {absl::StrCat("--metrics_listen=127.0.0.1:", port_)};
-  }
-
-  std::string Metrics() {
-    absl::StatusOr<HttpTestResponse> response = HttpFetch({.port = port_}, "GET", "/metrics");
-    EXPECT_TRUE(response.ok()) << response.status();
-    return response.ok() ? response->body : "";
-  }
+  std::vector<std::string> ReprodFlags() override { return MetricsFlags(); }
 
   RunResult Probe(const std::string& job, const std::vector<std::string>& commands) {
     std::vector<std::string> argv = {BinPath("shim_probe")};
@@ -34,8 +24,6 @@ class ShimReportsTest : public ShimJobTest {
     return RunAs(job, "record", argv);
   }
   std::string Latest(const std::string& file) const { return Root() + "/latest/" + file; }
-
-  int port_ = 0;
 };
 
 TEST_F(ShimReportsTest, AnOpenRightBeforeExitWithoutDestructorsIsJournaled) {
