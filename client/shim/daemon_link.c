@@ -18,6 +18,8 @@
 #include "client/shim/path_resolver.h"
 #include "client/shim/pin_table.h"
 #include "client/shim/shim_text.h"
+#include "client/shim/verdict_index.h"
+#include "proto/shim/shim_index.h"
 #include "proto/shim/shim_protocol.h"
 #include "proto/shim/shim_ring.h"
 
@@ -329,16 +331,34 @@ struct answer {
   int done;
 };
 
-/* Caller holds g_mu. Handles one message from reprod; malformed ones are ignored. `fd`: the
- * descriptor that came with it, or -1; it is always consumed. */
-static void Handle(const uint8_t* msg, size_t n, int fd, struct answer* a) {
-  struct repro_shim_header h;
-  const int ok = repro_shim_read_header(msg, n, &h) == REPRO_SHIM_HEADER_OK;
-  if (fd >= 0 && ok && h.type == REPRO_SHIM_PIN && h.request_id == g_hello_id) {
-    AttachRing(fd); /* only the PIN answer to our HELLO carries one: the report ring */
-  } else if (fd >= 0) {
-    close(fd);
+/* Caller holds g_mu. Takes the descriptors of the PIN answer to our HELLO: the report ring and,
+ * in enforce mode, the verdict index (told apart by the index's magic). Closes what it does not
+ * keep. */
+static void TakeDescriptors(int fds[2]) {
+  for (int i = 0; i < 2; ++i) {
+    if (fds[i] < 0) continue;
+    uint32_t magic = 0;
+    if (pread(fds[i], &magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
+        magic == REPRO_SHIM_INDEX_MAGIC) {
+      shim_index_attach(fds[i]);
+    } else {
+      AttachRing(fds[i]);
+    }
   }
+}
+
+/* Caller holds g_mu. Handles one message from reprod; malformed ones are ignored. `fds`: the
+ * descriptors that came with it (-1: none); they are always consumed. */
+static void Handle(const uint8_t* msg, size_t n, int fds[2], struct answer* a) {
+  struct repro_shim_header h = {0};
+  const int ok = repro_shim_read_header(msg, n, &h) == REPRO_SHIM_HEADER_OK;
+  if (!ok || h.type != REPRO_SHIM_PIN || h.request_id != g_hello_id) {
+    for (int i = 0; i < 2; ++i) { /* only the PIN answer to our HELLO carries any */
+      if (fds[i] >= 0) close(fds[i]);
+      fds[i] = -1;
+    }
+  }
+  TakeDescriptors(fds);
   if (!ok) return;
   struct repro_shim_field f, reason_field;
   int have_reason = 0;
@@ -377,23 +397,31 @@ static void Handle(const uint8_t* msg, size_t n, int fd, struct answer* a) {
   }
 }
 
-/* Caller holds g_mu. Receives one message and the descriptor that came with it (*fd, else -1). */
-static ssize_t Receive(int* fd) {
+/* Caller holds g_mu. Receives one message and the descriptors that came with it (fds[0..1],
+ * -1 when absent; more are closed). */
+static ssize_t Receive(int fds[2]) {
   struct iovec iov = {.iov_base = g_in, .iov_len = sizeof(g_in)};
   union {
     struct cmsghdr align;
-    char bytes[CMSG_SPACE(sizeof(int))];
+    char bytes[CMSG_SPACE(4 * sizeof(int))];
   } control;
   struct msghdr msg = {.msg_iov = &iov,
                        .msg_iovlen = 1,
                        .msg_control = control.bytes,
                        .msg_controllen = sizeof(control.bytes)};
-  *fd = -1;
+  fds[0] = fds[1] = -1;
   ssize_t n = recvmsg(g_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
   for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); n >= 0 && c != NULL; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-        c->cmsg_len == CMSG_LEN(sizeof(int))) {
-      memcpy(fd, CMSG_DATA(c), sizeof(int));
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (i < 2 && fds[i] < 0) {
+        fds[i] = fd;
+      } else {
+        close(fd);
+      }
     }
   }
   return n;
@@ -402,13 +430,15 @@ static ssize_t Receive(int* fd) {
 /* Caller holds g_mu. Reads what is waiting without blocking. */
 static void Drain(struct answer* a) {
   while (g_fd >= 0 && (a == NULL || !a->done)) {
-    int fd;
-    ssize_t n = Receive(&fd);
+    int fds[2];
+    ssize_t n = Receive(fds);
     if (n > 0) {
-      Handle(g_in, (size_t)n, fd, a);
+      Handle(g_in, (size_t)n, fds, a);
       continue;
     }
-    if (fd >= 0) close(fd);
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i] >= 0) close(fds[i]);
+    }
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     LoseLink(n == 0 ? ECONNRESET : errno, RetryDelay()); /* reprod went away */
   }
@@ -603,6 +633,15 @@ enum shim_answer shim_link_report(const struct shim_report* r, int wait, char* r
   if (result == SHIM_ANSWER_NONE) atomic_fetch_add_explicit(&g_dropped, 1, memory_order_relaxed);
   pthread_mutex_unlock(&g_mu);
   return result;
+}
+
+int shim_link_report_vouched(const struct shim_report* r) {
+  if (!shim_link_in_owner()) return 0;
+  pthread_mutex_lock(&g_mu);
+  uint32_t n = EncodeOpen(r, 0, g_post, sizeof(g_post));
+  int published = n != 0 && Publish(g_post, n) == 0;
+  pthread_mutex_unlock(&g_mu);
+  return published;
 }
 
 int shim_link_post(const uint8_t* msg, uint32_t n) {

@@ -70,6 +70,11 @@ void shim_link_poll(void);
 enum shim_answer shim_link_report(const struct shim_report* report, int wait, char* reason,
                                   size_t cap);
 
+/* Enforce mode, for a file the verdict index vouches for: publishes the report in the report
+ * ring, never waiting, when reprod is there to read it. 1 when published (the open may go ahead:
+ * it will be journaled); 0 when not (no ring, reprod gone, ring full): ask for a verdict instead. */
+int shim_link_report_vouched(const struct shim_report* report);
+
 /* Sends a message that wants no answer (LOADED, request_id 0) like a record-mode report: now, or
  * from the backlog later, where such messages may fill at most half, the rest staying for dataset
  * opens; never waits. 0 when sent or kept; -1 when dropped (no pin known yet, no room, or a vfork

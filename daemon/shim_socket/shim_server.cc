@@ -75,7 +75,8 @@ ShimServer::ShimServer(ShimServerOptions options, ShimServerParts parts)
       parts_(parts),
       metrics_(parts.metrics != nullptr ? parts.metrics : &own_metrics_),
       lost_(metrics_, parts.on_lost),
-      pins_(parts.pins, parts.versions) {
+      pins_(parts.pins, parts.versions),
+      indexes_(parts.versions, parts.fs, parts.hash_cache) {
   for (ShimReject reason : AllShimRejects()) {
     rejected_[reason] = metrics_->GetCounter("repro_shim_messages_rejected_total",
                                              "Datagrams on the shim socket rejected, by reason.",
@@ -102,7 +103,8 @@ ShimServer::ShimServer(ShimServerOptions options, ShimServerParts parts)
                        .checker = parts_.checker,
                        .fs = parts_.fs,
                        .hash_cache = parts_.hash_cache,
-                       .loaded = loaded_.get()},
+                       .loaded = loaded_.get(),
+                       .indexes = &indexes_},
       metrics_);
 }
 
@@ -458,7 +460,7 @@ void ShimServer::Serve(const ConnectionPtr& c) {
   for (ShimRequest& request : batch) c->session.Handle(std::move(request), &out);
   for (const std::string& reply : out.replies) {
     if (TypeOf(reply) == REPRO_SHIM_PIN) {
-      SendPin(*c, reply);
+      SendPin(*c, reply, out.index.get());
     } else {
       Send(*c, reply);
     }
@@ -480,35 +482,38 @@ void ShimServer::Serve(const ConnectionPtr& c) {
   ready_cv_.Signal();
 }
 
-void ShimServer::SendPin(Connection& c, const std::string& message) {
+void ShimServer::SendPin(Connection& c, const std::string& message, const VerdictIndex* index) {
+  std::vector<int> fds;
   absl::StatusOr<std::unique_ptr<ReportRing>> ring = ReportRing::Create();
-  if (!ring.ok()) {  // the shim then sends its reports as datagrams
+  if (ring.ok()) {
+    fds.push_back((*ring)->fd());
+  } else {  // the shim then sends its reports as datagrams
     spdlog::warn("shim socket: no report ring for pid {}: {}", c.peer.pid,
                  ring.status().ToString());
-    Send(c, message);
-    return;
   }
+  if (index != nullptr) fds.push_back(index->fd());
   iovec iov{const_cast<char*>(message.data()), message.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  alignas(cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))] = {};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-  cmsg->cmsg_level = SOL_SOCKET;
-  cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-  const int fd = (*ring)->fd();
-  std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(fd));
+  if (!fds.empty()) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
+    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
+    std::memcpy(CMSG_DATA(cmsg), fds.data(), fds.size() * sizeof(int));
+  }
   absl::MutexLock lock(&c.mu);  // the ring is in place before the shim can write to it
-  c.ring = *std::move(ring);
+  if (ring.ok()) c.ring = *std::move(ring);
   if (sendmsg(c.fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
     if (errno == EAGAIN) replies_dropped_->Increment();
     c.ring.reset();
     return;
   }
-  c.ring->CloseFd();
+  if (c.ring != nullptr) c.ring->CloseFd();
 }
 
 void ShimServer::Send(Connection& c, const std::string& message) {

@@ -54,6 +54,7 @@
 #include "daemon/shim_socket/shim_message.h"
 #include "daemon/shim_socket/shim_pins.h"
 #include "daemon/shim_socket/shim_session.h"
+#include "daemon/shim_socket/verdict_index.h"
 #include "daemon/store/journal.h"
 #include "daemon/store/lost_items.h"
 
@@ -123,8 +124,9 @@ class ShimServer {
   // waiting.
   void Serve(const ConnectionPtr& c);
   void Send(Connection& c, const std::string& message);
-  // Sends the PIN answer with a new report ring (SCM_RIGHTS), or without one if none can be made.
-  void SendPin(Connection& c, const std::string& message);
+  // Sends the PIN answer with a new report ring and `index` when not null (SCM_RIGHTS); without
+  // a ring if none can be made.
+  void SendPin(Connection& c, const std::string& message, const VerdictIndex* index);
   // Counts a rejected datagram and logs it (at most once per connection per log_interval).
   void Reject(Connection& c, ShimReject reason, const std::string& detail);
 
@@ -140,6 +142,7 @@ class ShimServer {
   Gauge* connections_open_;
   LostItems lost_;
   ShimPins pins_;
+  VerdictIndexes indexes_;
   std::unique_ptr<LoadedRecorder> loaded_;
   std::unique_ptr<ShimSessionContext> sessions_;
 

@@ -105,6 +105,9 @@ ShimSessionContext::ShimSessionContext(ShimSessionParts parts, Metrics* metrics)
   hello_errors_ = metrics->GetCounter("repro_shim_hello_errors_total",
                                       "HELLOs refused: job not pinned, store unavailable.");
   opens_ = metrics->GetCounter("repro_shim_opens_total", "Dataset opens reported by shims.");
+  local_verdicts_ = metrics->GetCounter(
+      "repro_shim_local_verdicts_total",
+      "Enforce-mode opens the shim allowed itself from its verdict index (then reported).");
 }
 
 void ShimSessionContext::CountVerdict(v1::Verdict verdict) {
@@ -163,6 +166,15 @@ void ShimSession::HandleHello(const ShimRequest& request, ShimOutput* out) {
   pin_ = *pin;
   rank_seed_ = DeriveRankSeed(pin_->seed(), static_cast<uint64_t>(hello.rank));
   out->replies.push_back(std::move(reply));
+  if (mode_ == ShimMode::kEnforce && context_->parts().indexes != nullptr) {
+    absl::StatusOr<std::shared_ptr<const VerdictIndex>> index =
+        context_->parts().indexes->ForPin(*pin_);
+    if (index.ok()) {
+      out->index = *std::move(index);
+    } else {  // the shim then asks for every verdict
+      spdlog::warn("shim socket: no verdict index for job {}: {}", job_, index.status().ToString());
+    }
+  }
 
   JournalItem item;
   *item.entry.mutable_process_start() = ProcessStartOf(hello);
@@ -204,6 +216,10 @@ void ShimSession::HandleOpen(const ShimRequest& request, ShimOutput* out) {
     return;
   }
   const ShimOpen& open = request.open;
+  if (mode_ == ShimMode::kEnforce && request.request_id == 0 && !open.refused_by_shim() &&
+      !open.write()) {
+    context_->local_verdicts()->Increment();
+  }
   OpenCheck check;
   if (open.write()) {
     check.verdict = v1::VERDICT_WRITE;

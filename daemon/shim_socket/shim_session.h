@@ -37,6 +37,7 @@
 #include "daemon/shim_socket/data_checker.h"
 #include "daemon/shim_socket/shim_message.h"
 #include "daemon/shim_socket/shim_pins.h"
+#include "daemon/shim_socket/verdict_index.h"
 #include "daemon/store/journal.h"
 
 namespace repro {
@@ -55,6 +56,7 @@ struct ShimSessionParts {
   FileSystem* fs = nullptr;           // hashes executables
   HashCache* hash_cache = nullptr;    // may be null
   LoadedRecorder* loaded = nullptr;   // may be null: LOADED reports are ignored
+  VerdictIndexes* indexes = nullptr;  // may be null: enforce-mode shims ask for every verdict
 };
 
 // What every session shares: the parts and the counters. Thread-safe.
@@ -68,6 +70,7 @@ class ShimSessionContext {
   Counter* hellos() const { return hellos_; }
   Counter* hello_errors() const { return hello_errors_; }
   Counter* opens() const { return opens_; }
+  Counter* local_verdicts() const { return local_verdicts_; }
 
  private:
   const ShimSessionParts parts_;
@@ -75,6 +78,7 @@ class ShimSessionContext {
   Counter* hellos_;
   Counter* hello_errors_;
   Counter* opens_;
+  Counter* local_verdicts_;
 };
 
 // What serving requests produced, in request order.
@@ -82,6 +86,8 @@ struct ShimOutput {
   std::vector<std::string> replies;                       // to send to the shim
   std::vector<JournalItem> items;                         // for the journal of session.job()
   std::vector<std::pair<ShimReject, std::string>> rejections;  // reason, detail: to count and log
+  // Set with an enforce-mode PIN reply: the verdict index to pass along with it.
+  std::shared_ptr<const VerdictIndex> index;
 };
 
 class ShimSession {

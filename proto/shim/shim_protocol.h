@@ -60,9 +60,13 @@
  *                            module the process opened under a site-packages or dist-packages
  *                            directory, e.g. /usr/lib/python3/dist-packages/numpy)
  *   DOORBELL shim -> reprod  no fields, request_id 0: reports wait in the process's report ring
- *                            (proto/shim/shim_ring.h), which reprod passes as SCM_RIGHTS data
- *                            with the PIN; a shim without a ring sends its reports as OPEN
- *                            datagrams
+ *                            (proto/shim/shim_ring.h); a shim without a ring sends its reports as
+ *                            OPEN datagrams
+ *
+ * Descriptors: the PIN answer carries SCM_RIGHTS data: the report ring (a memfd of
+ * REPRO_SHIM_RING_SIZE bytes) and, in enforce mode, the verdict index (a sealed memfd starting
+ * with REPRO_SHIM_INDEX_MAGIC, proto/shim/shim_index.h). An enforce-mode OPEN with request_id 0
+ * (and no REFUSED or WRITE flag) is one the shim allowed itself from the index.
  *
  * Limits: a message is at most REPRO_SHIM_MAX_MESSAGE bytes; a string at most
  * REPRO_SHIM_MAX_STRING; a HELLO carries at most REPRO_SHIM_MAX_ARGS ARG fields.

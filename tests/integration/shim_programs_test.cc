@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "common/sha256.h"
 #include "daemon/registry/seeds.h"
 #include "gmock/gmock.h"

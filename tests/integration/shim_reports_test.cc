@@ -1,11 +1,13 @@
 // Reports leave a process through its report ring: whatever the process does right after an open
 // (exit without destructors, fork, exec, go quiet for good) the open is journaled, and many
 // processes reporting at once get every report journaled exactly once.
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/client/shim/shim_job.h"
@@ -66,6 +68,32 @@ TEST_F(ShimReportsTest, AProcessThatGoesQuietAfterABurstHasEveryOpenJournaled) {
   // They came through the process's report ring, not as datagrams.
   EXPECT_THAT(Metrics(), ::testing::HasSubstr(
                              absl::StrCat("repro_shim_ring_reports_total ", Files().size())));
+}
+
+// In enforce mode a file reprod already verified, unchanged since, is allowed by the shim from its
+// verdict index without a round trip, and its open is still journaled.
+TEST_F(ShimReportsTest, EnforceAllowsVerifiedFilesLocallyAndStillJournalsThem) {
+  Pin("job-warm");
+  for (const std::string& file : Files()) {
+    EXPECT_EQ(RunAs("job-warm", "record", {"cat", Latest(file)}).exit_code, 0);
+  }
+  ASSERT_EQ(WaitForOpens("job-warm", Files().size()).size(), Files().size());  // hashed, cached
+  absl::SleepFor(absl::Milliseconds(50));  // past the hash cache's racy window
+  Pin("job-local");
+  std::vector<std::string> argv = {BinPath("shim_probe")};
+  for (const std::string& file : Files()) argv.insert(argv.end(), {"open", Latest(file), "--"});
+  argv.pop_back();
+  RunResult r = RunAs("job-local", "enforce", argv);
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_EQ(std::count(r.stdout_text.begin(), r.stdout_text.end(), '\n'),
+            static_cast<long>(Files().size()));
+  EXPECT_THAT(r.stdout_text, ::testing::Not(::testing::HasSubstr("ERR")));
+  std::map<std::string, v1::DataOpen> opens = WaitForOpens("job-local", Files().size());
+  for (const std::string& file : Files()) {
+    EXPECT_EQ(opens[file].verdict(), v1::VERDICT_MATCH) << file;
+  }
+  EXPECT_THAT(Metrics(), ::testing::HasSubstr(absl::StrCat("repro_shim_local_verdicts_total ",
+                                                           Files().size())));
 }
 
 // 64 processes, each of its own job, open 1,000 files each at once (the issue asks 10,000; on two
