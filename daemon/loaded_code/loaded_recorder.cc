@@ -44,8 +44,8 @@ void LoadedRecorder::Describe(Report report) {
   skipped_libraries_->Increment(built.skipped_libraries);
   skipped_packages_->Increment(built.skipped_packages);
   if (built.items.empty()) return;
-  JournalDone done = parts_.lost != nullptr ? parts_.lost->Watch(report.source.job, built.items)
-                                            : JournalDone();
+  JournalDone done =
+      parts_.lost != nullptr ? parts_.lost->Watch(report.source.job, built.items) : JournalDone();
   parts_.journal->AppendAsync(report.source.job, std::move(built.items), std::move(done));
 }
 

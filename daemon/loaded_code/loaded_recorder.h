@@ -80,7 +80,7 @@ class LoadedRecorder {
   Counter* dropped_;
   Counter* skipped_libraries_;
   Counter* skipped_packages_;
-  LoadedEntryBuilder builder_;    // the queue's thread only
+  LoadedEntryBuilder builder_;     // the queue's thread only
   BackgroundQueue<Report> queue_;  // last: its thread starts once the rest is built
 };
 

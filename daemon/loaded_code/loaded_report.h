@@ -1,8 +1,8 @@
 // LoadedReport: what a process says it runs with (the shim's LOADED message, parsed by
 // daemon/shim_socket/shim_message.h), as the describers in this folder take it.
 //
-//   LoadedReport report{.libraries = {"/usr/lib/x86_64-linux-gnu/libz.so.1"}, .libc_version = "2.36"};
-//   LoadedEntries built = builder.Build(source, report);
+//   LoadedReport report{.libraries = {"/usr/lib/x86_64-linux-gnu/libz.so.1"}, .libc_version =
+//   "2.36"}; LoadedEntries built = builder.Build(source, report);
 #ifndef REPRO_DAEMON_LOADED_CODE_LOADED_REPORT_H_
 #define REPRO_DAEMON_LOADED_CODE_LOADED_REPORT_H_
 

@@ -25,9 +25,8 @@ absl::StatusOr<std::shared_ptr<const v1::Pin>> ShimPins::Get(const std::string& 
   }
   absl::StatusOr<v1::Pin> pin = pins_->Get(job);
   if (absl::IsNotFound(pin.status())) {
-    return absl::NotFoundError(absl::StrCat("job ", job,
-                                            " has no pinned data version; run `reproctl pin ", job,
-                                            " dataset@version`"));
+    return absl::NotFoundError(absl::StrCat(
+        "job ", job, " has no pinned data version; run `reproctl pin ", job, " dataset@version`"));
   }
   RETURN_IF_ERROR(pin.status());
   if (absl::Status s = pins_->JournalPin(*pin); !s.ok()) {

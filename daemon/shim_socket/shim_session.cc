@@ -97,9 +97,9 @@ JournalItem ViolationItem(const ShimOpen& open, const OpenCheck& check, int64_t 
 
 ShimSessionContext::ShimSessionContext(ShimSessionParts parts, Metrics* metrics) : parts_(parts) {
   for (v1::Verdict verdict : kVerdicts) {
-    verdicts_[verdict] = metrics->GetCounter("repro_shim_verdicts_total",
-                                             "Dataset opens checked, by verdict.",
-                                             {{"verdict", VerdictLabel(verdict)}});
+    verdicts_[verdict] =
+        metrics->GetCounter("repro_shim_verdicts_total", "Dataset opens checked, by verdict.",
+                            {{"verdict", VerdictLabel(verdict)}});
   }
   hellos_ = metrics->GetCounter("repro_shim_hellos_total", "HELLOs from shims.");
   hello_errors_ = metrics->GetCounter("repro_shim_hello_errors_total",
@@ -148,12 +148,13 @@ void ShimSession::HandleHello(const ShimRequest& request, ShimOutput* out) {
     return;
   }
   size_t omitted = 0;
-  std::string reply = EncodeShimPin(request.request_id,
-                                    context_->parts().pins->Reply(**pin, hello), &omitted);
+  std::string reply =
+      EncodeShimPin(request.request_id, context_->parts().pins->Reply(**pin, hello), &omitted);
   if (omitted > 0) {
-    spdlog::warn("shim socket: job {} pins datasets with too many versions for one message; {} "
-                 "version directories left out (the shim treats them as aliases)",
-                 hello.job, omitted);
+    spdlog::warn(
+        "shim socket: job {} pins datasets with too many versions for one message; {} "
+        "version directories left out (the shim treats them as aliases)",
+        hello.job, omitted);
   }
   if (reply.empty()) {
     out->replies.push_back(
@@ -180,8 +181,8 @@ void ShimSession::HandleHello(const ShimRequest& request, ShimOutput* out) {
   *item.entry.mutable_process_start() = ProcessStartOf(hello);
   item.once_key = absl::StrCat("process/", peer_.pid, "/", hello.nonce);
   out->items.push_back(std::move(item));
-  spdlog::debug("shim socket: pid {} (uid {}) runs job {} rank {} in {} mode", peer_.pid,
-                peer_.uid, job_, rank_, std::string(ShimModeName(mode_)));
+  spdlog::debug("shim socket: pid {} (uid {}) runs job {} rank {} in {} mode", peer_.pid, peer_.uid,
+                job_, rank_, std::string(ShimModeName(mode_)));
 }
 
 v1::ProcessStart ShimSession::ProcessStartOf(const ShimHello& hello) const {

@@ -83,8 +83,8 @@ class ShimSessionContext {
 
 // What serving requests produced, in request order.
 struct ShimOutput {
-  std::vector<std::string> replies;                       // to send to the shim
-  std::vector<JournalItem> items;                         // for the journal of session.job()
+  std::vector<std::string> replies;                            // to send to the shim
+  std::vector<JournalItem> items;                              // for the journal of session.job()
   std::vector<std::pair<ShimReject, std::string>> rejections;  // reason, detail: to count and log
   // Set with an enforce-mode PIN reply: the verdict index to pass along with it.
   std::shared_ptr<const VerdictIndex> index;

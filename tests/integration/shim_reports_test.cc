@@ -66,8 +66,8 @@ TEST_F(ShimReportsTest, AProcessThatGoesQuietAfterABurstHasEveryOpenJournaled) {
   EXPECT_EQ(WaitForOpens("job-quiet", Files().size()).size(), Files().size());
   EXPECT_TRUE(quiet.running());
   // They came through the process's report ring, not as datagrams.
-  EXPECT_THAT(Metrics(), ::testing::HasSubstr(
-                             absl::StrCat("repro_shim_ring_reports_total ", Files().size())));
+  EXPECT_THAT(Metrics(),
+              ::testing::HasSubstr(absl::StrCat("repro_shim_ring_reports_total ", Files().size())));
 }
 
 // In enforce mode a file reprod already verified, unchanged since, is allowed by the shim from its
@@ -92,8 +92,8 @@ TEST_F(ShimReportsTest, EnforceAllowsVerifiedFilesLocallyAndStillJournalsThem) {
   for (const std::string& file : Files()) {
     EXPECT_EQ(opens[file].verdict(), v1::VERDICT_MATCH) << file;
   }
-  EXPECT_THAT(Metrics(), ::testing::HasSubstr(absl::StrCat("repro_shim_local_verdicts_total ",
-                                                           Files().size())));
+  EXPECT_THAT(Metrics(), ::testing::HasSubstr(
+                             absl::StrCat("repro_shim_local_verdicts_total ", Files().size())));
 }
 
 // 64 processes, each of its own job, open 1,000 files each at once (the issue asks 10,000; on two
@@ -118,8 +118,8 @@ for i in range(int(sys.argv[2])):
     ASSERT_EQ(pinned.exit_code, 0) << pinned.stderr_text;
     RunOptions options;
     options.env = JobEnv(job, "record");
-    processes.push_back(Process::Spawn(
-        {"/usr/bin/python3", script, many + "/m1", absl::StrCat(kFiles)}, options));
+    processes.push_back(
+        Process::Spawn({"/usr/bin/python3", script, many + "/m1", absl::StrCat(kFiles)}, options));
   }
   for (Process& p : processes) EXPECT_EQ(p.Wait(absl::Seconds(300)), 0);
   for (int p = 0; p < kProcesses; ++p) {

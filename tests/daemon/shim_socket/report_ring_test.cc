@@ -21,8 +21,8 @@ class ReportRingTest : public ::testing::Test {
     ASSERT_TRUE(ring.ok()) << ring.status();
     ring_ = *std::move(ring);
     // The shim's own mapping of the descriptor it received.
-    void* shim = mmap(nullptr, REPRO_SHIM_RING_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
-                      ring_->fd(), 0);
+    void* shim =
+        mmap(nullptr, REPRO_SHIM_RING_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, ring_->fd(), 0);
     ASSERT_NE(shim, MAP_FAILED);
     shim_ = static_cast<uint8_t*>(shim);
   }
@@ -75,7 +75,8 @@ TEST_F(ReportRingTest, AFullRingRefusesWithoutWriting) {
   const std::string big(8000, 'b');
   int published = 0;
   while (Put(big) >= 0) ++published;
-  EXPECT_EQ(published, static_cast<int>(REPRO_SHIM_RING_CAPACITY / repro_shim_ring_record_size(8000)));
+  EXPECT_EQ(published,
+            static_cast<int>(REPRO_SHIM_RING_CAPACITY / repro_shim_ring_record_size(8000)));
   EXPECT_EQ(Drain().size(), static_cast<size_t>(published));
   EXPECT_GE(Put(big), 0);  // room again
 }

@@ -62,11 +62,11 @@ TEST(VerdictIndexTest, FindsEntriesAndTheirIdentity) {
     const VerdictIndexEntry e = Entry(i);
     const repro_shim_index_slot* s = Find(bytes, e.path);
     ASSERT_NE(s, nullptr) << e.path;
-    EXPECT_TRUE(repro_shim_index_same(s, e.stat.device, e.stat.inode, e.stat.size,
-                                      e.stat.mtime_ns, e.stat.ctime_ns));
+    EXPECT_TRUE(repro_shim_index_same(s, e.stat.device, e.stat.inode, e.stat.size, e.stat.mtime_ns,
+                                      e.stat.ctime_ns));
     // A write moves ctime, even when size and mtime are put back.
-    EXPECT_FALSE(repro_shim_index_same(s, e.stat.device, e.stat.inode, e.stat.size,
-                                       e.stat.mtime_ns, e.stat.ctime_ns + 1));
+    EXPECT_FALSE(repro_shim_index_same(s, e.stat.device, e.stat.inode, e.stat.size, e.stat.mtime_ns,
+                                       e.stat.ctime_ns + 1));
     EXPECT_EQ(std::string(reinterpret_cast<const char*>(s->sha256), 32), e.sha256);
   }
   EXPECT_EQ(Find(bytes, "/ml/ds/v1/shard-0/part-1000.bin"), nullptr);
