@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/paths.h"
 #include "common/posix_error.h"
 #include "common/status_macros.h"
@@ -19,6 +20,9 @@ namespace {
 
 // Jobs whose index is kept; the cache is emptied when it grows past this.
 constexpr size_t kMaxCachedIndexes = 256;
+// Building runs while a shim waits for its PIN: past this, the files not yet looked at are left
+// out (they keep asking reprod) rather than letting the HELLO time out on a huge version.
+constexpr absl::Duration kBuildBudget = absl::Milliseconds(500);
 
 }  // namespace
 
@@ -95,11 +99,14 @@ absl::StatusOr<std::shared_ptr<const VerdictIndex>> VerdictIndexes::ForPin(const
 
 absl::StatusOr<std::shared_ptr<const VerdictIndex>> VerdictIndexes::BuildFor(const v1::Pin& pin) {
   std::vector<VerdictIndexEntry> entries;
+  const absl::Time deadline = absl::Now() + kBuildBudget;
+  size_t looked_at = 0;
   for (const v1::PinnedVersion& v : pin.versions()) {
-    if (cache_ == nullptr) break;
+    if (cache_ == nullptr || absl::Now() > deadline) break;
     ASSIGN_OR_RETURN(v1::Manifest manifest, versions_->GetManifest(v.dataset(), v.version()));
     const std::string dir = absl::StrCat(v.root(), "/", Basename(v.path()), "/");
     for (const v1::FileEntry& file : manifest.files()) {
+      if (++looked_at % 1024 == 0 && absl::Now() > deadline) break;
       std::string path = dir + file.path();
       absl::StatusOr<FileStat> stat = fs_->Stat(path);
       if (!stat.ok() || stat->type != FileType::kRegular) continue;

@@ -7,7 +7,9 @@
 //   SendWithFds(socket, pin_reply, {ring_fd, (*index)->fd()});
 //
 // A file is entered only when its current stat has the manifest's SHA-256 in the hash cache (the
-// file was verified with exactly this identity); others are left out and keep asking reprod.
+// file was verified with exactly this identity); others are left out and keep asking reprod. The
+// build runs while the first shim of the job waits for its PIN, so it stops after 500 ms: on a
+// version too large to stat in that time, the rest of its files keep asking reprod.
 //
 // Thread-safe.
 #ifndef REPRO_DAEMON_SHIM_SOCKET_VERDICT_INDEX_H_
