@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -17,8 +18,11 @@
 #include "client/shim/cwd_tracker.h"
 #include "client/shim/path_resolver.h"
 #include "client/shim/pin_table.h"
-#include "client/shim/shim_protocol.h"
 #include "client/shim/shim_text.h"
+#include "client/shim/verdict_index.h"
+#include "proto/shim/shim_index.h"
+#include "proto/shim/shim_protocol.h"
+#include "proto/shim/shim_ring.h"
 
 #define kNsPerMs 1000000ll
 /* How often a lost reprod is tried again. */
@@ -34,6 +38,8 @@
 #define kSendBuffer (1 << 20)
 /* Reports that found the socket full or reprod away wait here, in order, for the next chance. */
 #define kBacklogBytes (256 * 1024)
+/* While reports go to the ring, the connection is checked for a departed reprod this often. */
+#define kRingProbeNs (1 * kNsPerMs)
 
 static struct {
   char job[160];
@@ -64,6 +70,9 @@ static uint8_t g_in[REPRO_SHIM_MAX_MESSAGE];  /* the message being received */
  * g_backlog[g_backlog_head, g_backlog_tail). */
 static uint8_t g_backlog[kBacklogBytes];
 static size_t g_backlog_head, g_backlog_tail;
+/* The report ring reprod passed with the PIN answer on g_fd (proto/shim/shim_ring.h), or NULL. */
+static uint8_t* g_ring;
+static int64_t g_ring_probed_ns; /* when the connection was last checked for a departed reprod */
 
 static atomic_int g_owner_pid;
 static uint64_t g_nonce;
@@ -179,8 +188,42 @@ static void WarnUnreachable(int err) {
   shim_text_line_to_stderr(&t);
 }
 
+/* Caller holds g_mu. Maps the report ring in `fd` (closing fd); a bad one is ignored. */
+static void AttachRing(int fd) {
+  struct stat st;
+  if (g_ring == NULL && fstat(fd, &st) == 0 && st.st_size == (off_t)REPRO_SHIM_RING_SIZE) {
+    void* ring = mmap(NULL, REPRO_SHIM_RING_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (ring != MAP_FAILED) g_ring = ring;
+  }
+  close(fd);
+}
+
+/* Caller holds g_mu (or is a fork child). What was published stays readable by reprod. */
+static void DetachRing(void) {
+  if (g_ring != NULL) munmap(g_ring, REPRO_SHIM_RING_SIZE);
+  g_ring = NULL;
+}
+
+static int Keep(const uint8_t* msg, uint32_t n, size_t limit);
+
+/* Caller holds g_mu. The connection is lost: what reprod has not read from the ring (it may have
+ * died) is kept for the next connection, where reprod's once-keys absorb what it did read. */
+static void SalvageRing(void) {
+  if (g_ring == NULL) return;
+  uint64_t pos = __atomic_load_n(repro_shim_ring_head(g_ring), __ATOMIC_ACQUIRE);
+  const uint64_t tail = __atomic_load_n(repro_shim_ring_tail(g_ring), __ATOMIC_RELAXED);
+  const uint8_t* msg;
+  uint32_t n;
+  if (pos > tail || tail - pos > REPRO_SHIM_RING_CAPACITY) return;
+  while (repro_shim_ring_next(g_ring, &pos, tail, &msg, &n) == 1) {
+    if (Keep(msg, n, kBacklogBytes) != 0) atomic_fetch_add_explicit(&g_dropped, 1, memory_order_relaxed);
+  }
+}
+
 /* Caller holds g_mu. */
 static void CloseLink(void) {
+  SalvageRing();
+  DetachRing();
   if (g_fd >= 0) close(g_fd);
   g_fd = -1;
   g_hello_id = 0;
@@ -318,10 +361,35 @@ struct answer {
   int done;
 };
 
-/* Caller holds g_mu. Handles one message from reprod; malformed ones are ignored. */
-static void Handle(const uint8_t* msg, size_t n, struct answer* a) {
-  struct repro_shim_header h;
-  if (repro_shim_read_header(msg, n, &h) != REPRO_SHIM_HEADER_OK) return;
+/* Caller holds g_mu. Takes the descriptors of the PIN answer to our HELLO: the report ring and,
+ * in enforce mode, the verdict index (told apart by the index's magic). Closes what it does not
+ * keep. */
+static void TakeDescriptors(int fds[2]) {
+  for (int i = 0; i < 2; ++i) {
+    if (fds[i] < 0) continue;
+    uint32_t magic = 0;
+    if (pread(fds[i], &magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
+        magic == REPRO_SHIM_INDEX_MAGIC) {
+      shim_index_attach(fds[i]);
+    } else {
+      AttachRing(fds[i]);
+    }
+  }
+}
+
+/* Caller holds g_mu. Handles one message from reprod; malformed ones are ignored. `fds`: the
+ * descriptors that came with it (-1: none); they are always consumed. */
+static void Handle(const uint8_t* msg, size_t n, int fds[2], struct answer* a) {
+  struct repro_shim_header h = {0};
+  const int ok = repro_shim_read_header(msg, n, &h) == REPRO_SHIM_HEADER_OK;
+  if (!ok || h.type != REPRO_SHIM_PIN || h.request_id != g_hello_id) {
+    for (int i = 0; i < 2; ++i) { /* only the PIN answer to our HELLO carries any */
+      if (fds[i] >= 0) close(fds[i]);
+      fds[i] = -1;
+    }
+  }
+  TakeDescriptors(fds);
+  if (!ok) return;
   struct repro_shim_field f, reason_field;
   int have_reason = 0;
   uint64_t verdict_allow = 0;
@@ -359,13 +427,47 @@ static void Handle(const uint8_t* msg, size_t n, struct answer* a) {
   }
 }
 
+/* Caller holds g_mu. Receives one message and the descriptors that came with it (fds[0..1],
+ * -1 when absent; more are closed). */
+static ssize_t Receive(int fds[2]) {
+  struct iovec iov = {.iov_base = g_in, .iov_len = sizeof(g_in)};
+  union {
+    struct cmsghdr align;
+    char bytes[CMSG_SPACE(4 * sizeof(int))];
+  } control;
+  struct msghdr msg = {.msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = control.bytes,
+                       .msg_controllen = sizeof(control.bytes)};
+  fds[0] = fds[1] = -1;
+  ssize_t n = recvmsg(g_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); n >= 0 && c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (i < 2 && fds[i] < 0) {
+        fds[i] = fd;
+      } else {
+        close(fd);
+      }
+    }
+  }
+  return n;
+}
+
 /* Caller holds g_mu. Reads what is waiting without blocking. */
 static void Drain(struct answer* a) {
   while (g_fd >= 0 && (a == NULL || !a->done)) {
-    ssize_t n = recv(g_fd, g_in, sizeof(g_in), MSG_DONTWAIT);
+    int fds[2];
+    ssize_t n = Receive(fds);
     if (n > 0) {
-      Handle(g_in, (size_t)n, a);
+      Handle(g_in, (size_t)n, fds, a);
       continue;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i] >= 0) close(fds[i]);
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     LoseLink(n == 0 ? ECONNRESET : errno, RetryDelay()); /* reprod went away */
@@ -487,6 +589,33 @@ static int Post(const uint8_t* msg, uint32_t n, size_t keep_limit) {
   return Keep(msg, n, keep_limit);
 }
 
+/* Caller holds g_mu. Publishes a report in the report ring and rings the doorbell when reprod
+ * sleeps; a doorbell that finds the socket full waits in the backlog, which goes first at the next
+ * report or at exit. 0 when published; -1 when there is no ring, no room, or older reports still
+ * wait in the backlog (they go first, in order). */
+static int Publish(const uint8_t* msg, uint32_t n) {
+  if (g_ring == NULL || g_fd < 0 || g_backlog_head != g_backlog_tail) return -1;
+  const int64_t now = NowNs();
+  if (now - g_ring_probed_ns > kRingProbeNs) { /* is reprod still there? (a reprod that died */
+    g_ring_probed_ns = now;                    /* while awake never asks for a doorbell) */
+    Drain(NULL);
+    if (g_fd < 0) return -1; /* lost: CloseLink kept what it had not read */
+  }
+  int put = repro_shim_ring_put(g_ring, msg, n);
+  if (put <= 0) return put;
+  uint8_t bell[REPRO_SHIM_HEADER_SIZE];
+  struct repro_shim_writer w;
+  repro_shim_writer_init(&w, bell, sizeof(bell), REPRO_SHIM_DOORBELL, 0);
+  uint32_t size = repro_shim_finish(&w);
+  if (SendMessage(bell, size) == 0) return 0;
+  if (errno == EAGAIN) {
+    (void)Keep(bell, size, kBacklogBytes); /* and reprod reads the ring when the connection ends */
+  } else {
+    LoseLink(errno, RetryDelay()); /* keeps the report, with what else reprod had not read */
+  }
+  return 0;
+}
+
 /* Caller holds g_mu. Enforce mode: sends the report and waits for the verdict until the
  * deadline; a dead connection is replaced once (reprod may have restarted). */
 static enum shim_answer Ask(const struct shim_report* r, char* reason, size_t cap) {
@@ -528,11 +657,22 @@ enum shim_answer shim_link_report(const struct shim_report* r, int wait, char* r
     result = Ask(r, reason, cap);
   } else {
     uint32_t n = EncodeOpen(r, 0, g_post, sizeof(g_post));
-    if (n != 0 && Post(g_post, n, kBacklogBytes) == 0) result = SHIM_ANSWER_SENT;
+    if (n != 0 && (Publish(g_post, n) == 0 || Post(g_post, n, kBacklogBytes) == 0)) {
+      result = SHIM_ANSWER_SENT;
+    }
   }
   if (result == SHIM_ANSWER_NONE) atomic_fetch_add_explicit(&g_dropped, 1, memory_order_relaxed);
   pthread_mutex_unlock(&g_mu);
   return result;
+}
+
+int shim_link_report_vouched(const struct shim_report* r) {
+  if (!shim_link_in_owner()) return 0;
+  pthread_mutex_lock(&g_mu);
+  uint32_t n = EncodeOpen(r, 0, g_post, sizeof(g_post));
+  int published = n != 0 && Publish(g_post, n) == 0;
+  pthread_mutex_unlock(&g_mu);
+  return published;
 }
 
 int shim_link_post(const uint8_t* msg, uint32_t n) {
@@ -546,6 +686,7 @@ int shim_link_post(const uint8_t* msg, uint32_t n) {
 
 void shim_link_after_fork_child(void) {
   pthread_mutex_init(&g_mu, NULL);
+  DetachRing();               /* the parent's ring: the child gets its own at its HELLO */
   if (g_fd >= 0) close(g_fd); /* the child's copy: the parent keeps its own */
   g_fd = -1;
   g_hello_id = 0;
@@ -557,19 +698,31 @@ void shim_link_after_fork_child(void) {
   atomic_store(&g_dropped, 0);
 }
 
+/* Caller holds g_mu. Sends the backlog, waiting for room up to the timeout. */
+static void FlushBacklogBounded(void) {
+  const int64_t deadline = NowNs() + (int64_t)g_cfg.timeout_ms * kNsPerMs;
+  atomic_store(&g_retry_at_ns, 0);
+  while (g_backlog_head < g_backlog_tail && EnsureLink() == 0) {
+    FlushBacklog();
+    if (g_backlog_head == g_backlog_tail) break;
+    int64_t left = deadline - NowNs();
+    struct pollfd p = {.fd = g_fd, .events = POLLOUT};
+    if (g_fd < 0 || left <= 0 || poll(&p, 1, (int)(left / kNsPerMs) + 1) <= 0) break;
+  }
+}
+
+void shim_link_flush(void) {
+  if (!shim_link_in_owner()) return;
+  pthread_mutex_lock(&g_mu);
+  if (g_backlog_head < g_backlog_tail) FlushBacklogBounded();
+  pthread_mutex_unlock(&g_mu);
+}
+
 void shim_link_at_exit(void) {
   if (!shim_link_in_owner()) return;
   pthread_mutex_lock(&g_mu);
   if (g_backlog_head < g_backlog_tail) {
-    /* Last chance for reports that are still waiting: flush, bounded by the timeout. */
-    const int64_t deadline = NowNs() + (int64_t)g_cfg.timeout_ms * kNsPerMs;
-    atomic_store(&g_retry_at_ns, 0);
-    while (EnsureLink() == 0 && g_backlog_head < g_backlog_tail) {
-      FlushBacklog();
-      int64_t left = deadline - NowNs();
-      struct pollfd p = {.fd = g_fd, .events = POLLOUT};
-      if (g_fd < 0 || left <= 0 || poll(&p, 1, (int)(left / kNsPerMs) + 1) <= 0) break;
-    }
+    FlushBacklogBounded(); /* last chance for reports that are still waiting */
     for (size_t at = g_backlog_head; at < g_backlog_tail;) {
       uint32_t n;
       memcpy(&n, g_backlog + at, sizeof(n));

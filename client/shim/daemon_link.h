@@ -7,9 +7,12 @@
  *
  * Never hangs or crashes its host: the socket is non-blocking; a synchronous wait (HELLO at start,
  * a verdict in enforce mode) is bounded by the configured timeout. Record-mode reports never
- * wait: when the socket is full or reprod is away they queue in a fixed 256 KiB backlog that is
- * sent at the next report (or at exit, within the timeout); beyond it they are dropped and
- * counted (one line at exit). A lost reprod is warned about once per outage and tried again at
+ * wait: they are copied into the report ring reprod passed with the PIN (memory reprod also maps,
+ * proto/shim/shim_ring.h), with a DOORBELL datagram only when reprod sleeps; nothing is held in
+ * the process's own memory, so exit, exec, fork or a quiet process strand nothing. Without a ring
+ * (or with it full) a report is sent as a datagram; when the socket is full or reprod is away
+ * they queue in a fixed 256 KiB backlog that is sent at the next report (or at exit or
+ * shim_link_flush, within the timeout); beyond it they are dropped and counted (one line at exit). A lost reprod is warned about once per outage and tried again at
  * most once a second (every 250 ms in enforce mode). The socket is close-on-exec and sits on a
  * high descriptor number, away from the program's own.
  *
@@ -68,6 +71,11 @@ void shim_link_poll(void);
 enum shim_answer shim_link_report(const struct shim_report* report, int wait, char* reason,
                                   size_t cap);
 
+/* Enforce mode, for a file the verdict index vouches for: publishes the report in the report
+ * ring, never waiting, when reprod is there to read it. 1 when published (the open may go ahead:
+ * it will be journaled); 0 when not (no ring, reprod gone, ring full): ask for a verdict instead. */
+int shim_link_report_vouched(const struct shim_report* report);
+
 /* Sends a message that wants no answer (LOADED, request_id 0) like a record-mode report: now, or
  * from the backlog later, where such messages may fill at most half, the rest staying for dataset
  * opens; never waits. 0 when sent or kept; -1 when dropped (no pin known yet, no room, or a vfork
@@ -80,7 +88,11 @@ int shim_link_in_owner(void);
 /* pthread_atfork child handler. */
 void shim_link_after_fork_child(void);
 
-/* At exit: one line on stderr when reports were dropped. */
+/* Sends what waits in the backlog (reports that found the socket full or reprod away), waiting
+ * for room up to the timeout. For the places that end the process image: call it before exec. */
+void shim_link_flush(void);
+
+/* At exit: shim_link_flush, then one line on stderr when reports were dropped. */
 void shim_link_at_exit(void);
 
 const char* shim_link_socket_path(void);

@@ -9,7 +9,7 @@
 
 #include "client/shim/daemon_link.h"
 #include "client/shim/fixed_table.h"
-#include "client/shim/shim_protocol.h"
+#include "proto/shim/shim_protocol.h"
 
 #define kSlots 4096
 /* Package directories seen but not sent yet wait here, NUL-terminated, back to back. */

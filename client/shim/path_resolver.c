@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "client/shim/fixed_table.h"
-#include "client/shim/shim_protocol.h"
+#include "proto/shim/shim_protocol.h"
 #include "client/shim/shim_text.h"
 
 /* Seeds of directory keys: absolute spellings, spellings relative to the working directory

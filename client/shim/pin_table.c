@@ -3,7 +3,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "client/shim/shim_protocol.h"
+#include "proto/shim/shim_protocol.h"
 
 static struct shim_pin g_tables[2];
 static _Atomic(struct shim_pin*) g_current;

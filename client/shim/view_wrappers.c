@@ -42,7 +42,7 @@
 #include "client/shim/path_resolver.h"
 #include "client/shim/pin_table.h"
 #include "client/shim/real_libc.h"
-#include "client/shim/shim_protocol.h"
+#include "proto/shim/shim_protocol.h"
 #include "client/shim/shim_state.h"
 
 #define SHIM_EXPORT __attribute__((visibility("default")))
@@ -394,13 +394,26 @@ SHIM_EXPORT int chdir(const char* path) {
 typedef int (*execve_fn)(const char*, char* const[], char* const[]);
 typedef int (*execv_fn)(const char*, char* const[]);
 
+/* Reports still waiting in the backlog leave before the process image does (the report ring
+ * needs nothing: reprod reads it when the connection ends). */
+static void FlushBeforeExec(void) {
+  if (!g_active || t_busy || !shim_link_in_owner()) return;
+  int saved = errno;
+  t_busy = 1;
+  shim_link_flush();
+  t_busy = 0;
+  errno = saved;
+}
+
 /* Sets *out to the path an exec gives libc: `file` itself when it has no '/' (`searched`: execvp
  * and execvpe search PATH inside glibc, where the shim does not see it). -1: refused. */
 static int ExecPath(struct view* v, const char* file, int searched, const char** out) {
   *out = file;
-  if (searched && (file == NULL || strchr(file, '/') == NULL)) return 0;
-  if (EnterOrRefuse(v, file, REPRO_SHIM_VIEW_EXEC) != 0) return -1;
-  *out = v->path;
+  if (!searched || (file != NULL && strchr(file, '/') != NULL)) {
+    if (EnterOrRefuse(v, file, REPRO_SHIM_VIEW_EXEC) != 0) return -1;
+    *out = v->path;
+  }
+  FlushBeforeExec();
   return 0;
 }
 

@@ -230,6 +230,13 @@ absl::Status Reprod::StartShimSocket() {
   parts.hash_cache = hash_cache_.get();
   parts.metrics = &metrics_;
   parts.auth = auth_.get();
+  // What the shim path accepted but could not journal becomes a gap entry of the job (journaled
+  // before the job's next Record, or at shutdown). The hook only counts: it may run on the
+  // journal's own thread, which must not wait for another append.
+  parts.on_lost = [gaps = gaps_.get()](absl::string_view job, absl::string_view kind,
+                                       size_t count) {
+    gaps->Lost(job, kind, count, "the shim path could not journal it");
+  };
   ASSIGN_OR_RETURN(shim_, ShimServer::Start({.socket_path = config_.shim_socket}, parts));
   return absl::OkStatus();
 }
@@ -317,6 +324,10 @@ void Reprod::Shutdown(absl::Duration grace) {
   if (metrics_http_ != nullptr) metrics_http_->Stop();
   if (webhook_http_ != nullptr) webhook_http_->Stop();
   if (shim_ != nullptr) shim_->Stop();
+  if (gaps_ != nullptr) {
+    absl::Status flushed = gaps_->FlushAll();  // losses the shim path counted since
+    if (!flushed.ok()) spdlog::error("could not journal gap entries: {}", flushed.ToString());
+  }
   if (heads_ != nullptr) {
     heads_->WaitUntilPublished(std::min(grace, kHeadFlushWait));
     heads_->Stop();

@@ -360,6 +360,10 @@ ParsedShimRequest ParseShimRequest(absl::string_view datagram) {
     ParseOpen(datagram, &parsed);
   } else if (header.type == REPRO_SHIM_LOADED) {
     ParseLoaded(datagram, &parsed);
+  } else if (header.type == REPRO_SHIM_DOORBELL) {
+    if (datagram.size() != REPRO_SHIM_HEADER_SIZE) {
+      Reject(&parsed, ShimReject::kUnknownField, "a DOORBELL has no fields");
+    }
   } else {
     Reject(&parsed, ShimReject::kUnknownType, absl::StrCat("type ", header.type));
   }

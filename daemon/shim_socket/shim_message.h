@@ -1,4 +1,4 @@
-// The shim wire protocol (client/shim/shim_protocol.h) on reprod's side: strict parsing of what
+// The shim wire protocol (proto/shim/shim_protocol.h) on reprod's side: strict parsing of what
 // shims send, with a named reason for every rejection, and encoding of reprod's answers.
 //
 //   ParsedShimRequest parsed = ParseShimRequest(datagram);
@@ -20,7 +20,8 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
-#include "client/shim/shim_protocol.h"
+#include "daemon/loaded_code/loaded_report.h"
+#include "proto/shim/shim_protocol.h"
 #include "repro/v1/journal.pb.h"
 
 namespace repro {
@@ -91,16 +92,11 @@ inline constexpr size_t kMaxShimLoadedEntries = 4096;
 // Longest LIBC_VERSION accepted.
 inline constexpr size_t kMaxShimLibcVersion = 64;
 
-// What a process runs with (LOADED). Paths are absolute, as the process named them; entries may
-// repeat those of earlier reports.
-struct ShimLoaded {
-  std::vector<std::string> libraries;     // shared objects, as the dynamic loader names them
-  std::string libc_version;               // e.g. "2.36"; may be empty
-  std::vector<std::string> package_dirs;  // "<site dir>/<top-level name>" of Python packages
-};
+// What a process runs with (LOADED); described by daemon/loaded_code.
+using ShimLoaded = LoadedReport;
 
 struct ShimRequest {
-  uint16_t type = 0;  // REPRO_SHIM_HELLO, REPRO_SHIM_OPEN or REPRO_SHIM_LOADED
+  uint16_t type = 0;  // REPRO_SHIM_HELLO, _OPEN, _LOADED or _DOORBELL (no body)
   uint32_t request_id = 0;
   ShimHello hello;    // when type is HELLO
   ShimOpen open;      // when type is OPEN

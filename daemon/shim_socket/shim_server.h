@@ -1,6 +1,7 @@
-// ShimServer: reprod's end of the shim socket. Shims in training processes say HELLO and get
-// their job's pin; then they report the dataset files they open, and reprod checks each against
-// the manifest (DataChecker), journals it, and in enforce mode answers with a verdict.
+// ShimServer: reprod's end of the shim socket, the transport only: it listens, accepts, learns
+// each connection's process from SO_PEERCRED, reads and parses datagrams, and hands the requests
+// of a connection to its ShimSession (shim_session.h: the rules), then sends the session's replies,
+// appends its journal items with Journal::AppendAsync and counts its rejections.
 //
 //   ShimServerParts parts{.pins = pins, .versions = versions, .journal = journal,
 //                         .checker = checker, .fs = DefaultFileSystem(), .hash_cache = cache,
@@ -10,14 +11,8 @@
 //   ...
 //   server->Stop();
 //
-// What it journals for a job (in the background, see AsyncJournal: serving a connection never
-// waits for a disk sync): ProcessStart per process (pid, uid, gid from SO_PEERCRED; rank and
-// rank seed; exe path and SHA-256; argv), DataOpen once per job and file (with SHA-256 and
-// verdict), a Violation when a file is not in the manifest, lies in another version, no longer
-// matches, or was opened for writing, and LibrariesLoaded / PythonPackages once per job and
-// library or distribution that processes report (LOADED, described off the workers by the
-// LoadedRecorder). Every message of a connection is attributed to the process that connected,
-// whatever the message claims.
+// Serving a connection never waits for a disk sync: items join the journal's group commit in the
+// background, and items that cannot be written are counted in one place (LostItems).
 //
 // Threading: one thread owns the socket (epoll: accept, receive, parse, reject); a small pool of
 // workers serves connections, one worker per connection at a time, so a connection's messages are
@@ -41,6 +36,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -53,11 +49,15 @@
 #include "daemon/os/file_system.h"
 #include "daemon/registry/pin_registry.h"
 #include "daemon/registry/version_registry.h"
-#include "daemon/shim_socket/async_journal.h"
+#include "daemon/loaded_code/loaded_recorder.h"
 #include "daemon/shim_socket/data_checker.h"
-#include "daemon/shim_socket/loaded_recorder.h"
+#include "daemon/shim_socket/report_ring.h"
 #include "daemon/shim_socket/shim_message.h"
+#include "daemon/shim_socket/shim_pins.h"
+#include "daemon/shim_socket/shim_session.h"
+#include "daemon/shim_socket/verdict_index.h"
 #include "daemon/store/journal.h"
+#include "daemon/store/lost_items.h"
 
 namespace repro {
 
@@ -85,6 +85,7 @@ struct ShimServerParts {
   // Decides whose HELLO is accepted for a job and which files may be hashed for a process. May
   // be null: a default Authorizer (root is admin, jobs belong to their pinning uid).
   Authorizer* auth = nullptr;
+  LostItems::Hook on_lost;           // may be empty: called for every journal item lost
 };
 
 class ShimServer {
@@ -104,23 +105,8 @@ class ShimServer {
   const std::string& socket_path() const { return options_.socket_path; }
 
  private:
-  struct Peer {
-    pid_t pid = 0;
-    uid_t uid = 0;
-    gid_t gid = 0;
-    std::vector<gid_t> groups;  // SO_PEERGROUPS
-
-    Identity identity() const { return Identity::Unix(uid, gid, groups); }
-  };
   struct Connection;
   using ConnectionPtr = std::shared_ptr<Connection>;
-  // The answer to an OPEN whose shim waits for it (enforce mode).
-  struct Verdict {
-    uint32_t request_id = 0;
-    v1::Verdict verdict = v1::VERDICT_UNSPECIFIED;
-    bool allow = false;
-    std::string reason;
-  };
 
   ShimServer(ShimServerOptions options, ShimServerParts parts);
   absl::Status Listen();
@@ -129,24 +115,23 @@ class ShimServer {
   // Reads what `c` sent (events: what epoll reported).
   void Receive(const ConnectionPtr& c, uint32_t events);
   void Drop(int fd);
-  void Enqueue(const ConnectionPtr& c, ShimRequest request);
+  // Queues requests of `c` for its worker. True when c's queue is now full.
+  bool Enqueue(const ConnectionPtr& c, std::vector<ShimRequest> requests);
+  // Queues what c's report ring holds; then puts the ring to sleep when it was empty, or looks
+  // again kRingAwake later (unless the connection `ended`).
+  void ReadRing(const ConnectionPtr& c, bool ended);
+  // The timer: reads the rings that are due.
+  void ReadDueRings();
+  void ArmTimer(absl::Time when);
   void WorkerLoop();
-  // Serves one batch of c's queued requests; reschedules c when more are waiting.
+  // Serves one batch of c's queued requests through its session; reschedules c when more are
+  // waiting.
   void Serve(const ConnectionPtr& c);
-  void HandleHello(Connection& c, const ShimRequest& request);
-  // Hands a LOADED report to the recorder (it is never answered).
-  void HandleLoaded(Connection& c, ShimLoaded loaded);
-  // Serves the OPENs of one batch: checks each, answers the shims that wait, then journals them
-  // all in one append.
-  void HandleOpens(Connection& c, const std::vector<const ShimRequest*>& opens);
-  // Checks one OPEN; adds its journal items and, when its shim waits, its verdict.
-  void CheckOpen(Connection& c, const ShimRequest& request, std::vector<JournalItem>* items,
-                 std::vector<Verdict>* verdicts);
-  // The pin of `job`, journaled on this node on first use.
-  absl::StatusOr<std::shared_ptr<const v1::Pin>> PinFor(const std::string& job);
-  ShimPinReply PinReply(const v1::Pin& pin, const ShimHello& hello);
-  v1::ProcessStart ProcessStartOf(const Connection& c, const ShimHello& hello);
   void Send(Connection& c, const std::string& message);
+  // Sends the PIN answer with a new report ring and `index` when not null (SCM_RIGHTS); without
+  // a ring if none can be made.
+  void SendPin(Connection& c, const std::string& message, const VerdictIndex* index);
+  // Counts a rejected datagram and logs it (at most once per connection per log_interval).
   void Reject(Connection& c, ShimReject reason, const std::string& detail);
 
   const ShimServerOptions options_;
@@ -156,35 +141,34 @@ class ShimServer {
   Authorizer own_auth_{AuthorizerOptions{}};  // used when parts_.auth is null
   Authorizer* const auth_;
   std::map<ShimReject, Counter*> rejected_;
-  std::map<v1::Verdict, Counter*> verdicts_;
-  Counter* hellos_;
-  Counter* hello_errors_;
-  Counter* opens_;
   Counter* replies_dropped_;
-  Counter* journal_errors_;
   Counter* connections_total_;
   Counter* connections_refused_;
+  Counter* ring_reports_;
   Gauge* connections_open_;
-  std::unique_ptr<AsyncJournal> journal_;  // entries are written off the connections' workers
-  std::unique_ptr<LoadedRecorder> loaded_;  // appends to journal_
+  LostItems lost_;
+  ShimPins pins_;
+  VerdictIndexes indexes_;
+  std::unique_ptr<LoadedRecorder> loaded_;
+  std::unique_ptr<ShimSessionContext> sessions_;
 
   int listen_fd_ = -1;
   int epoll_fd_ = -1;
   int stop_fd_ = -1;  // eventfd that wakes the IO thread to stop
+  int timer_fd_ = -1;  // wakes the IO thread for ring_due_
   std::thread io_thread_;
   std::vector<std::thread> workers_;
   std::atomic<bool> stopped_{false};
 
   // IO thread only (and Stop, after the IO thread ended).
   absl::flat_hash_map<int, ConnectionPtr> connections_;
+  // Connections whose report ring is read again at the given time, in time order.
+  std::deque<std::pair<absl::Time, ConnectionPtr>> ring_due_;
 
   absl::Mutex ready_mu_;
   absl::CondVar ready_cv_;
   std::deque<ConnectionPtr> ready_ ABSL_GUARDED_BY(ready_mu_);
   bool stopping_ ABSL_GUARDED_BY(ready_mu_) = false;
-
-  absl::Mutex pins_mu_;
-  absl::flat_hash_map<std::string, std::shared_ptr<const v1::Pin>> pins_ ABSL_GUARDED_BY(pins_mu_);
 };
 
 }  // namespace repro

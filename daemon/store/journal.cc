@@ -1,5 +1,9 @@
 #include "daemon/store/journal.h"
 
+#include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <memory>
 #include <utility>
 
@@ -15,13 +19,19 @@ namespace repro {
 
 using google::protobuf::util::TimeUtil;
 
-// A caller of Append waiting in writers_. The leader fills `result` and sets `done`.
+// A caller of Append waiting in writers_, or an AppendAsync call (owned by writers_ until it is
+// done). The leader fills `result` and sets `done`.
 struct Journal::Writer {
   absl::string_view job;
   std::vector<JournalItem>* items;
   absl::StatusOr<std::vector<Appended>> result = absl::UnknownError("not committed");
   bool done = false;
   absl::CondVar cv;  // signalled when done, or when this writer reaches the front and must lead
+  // AppendAsync only: the writer owns its job and items, and reports to `on_done`.
+  bool async = false;
+  std::string owned_job;
+  std::vector<JournalItem> owned_items;
+  JournalDone on_done;
 };
 
 // What the leader prepared for one group: the writers it commits and the heads it moves to.
@@ -46,6 +56,15 @@ Journal::Journal(RocksStore* store, JournalOptions options)
       commit_seconds_(Registry()->GetHistogram("repro_journal_commit_seconds",
                                                "Time to build and durably write a group",
                                                Histogram::ExponentialBuckets(0.0001, 2, 16))) {}
+
+Journal::~Journal() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    committer_wake_.Signal();
+  }
+  if (committer_.joinable()) committer_.join();
+}
 
 Metrics* Journal::Registry() {
   return options_.metrics != nullptr ? options_.metrics : &own_metrics_;
@@ -168,20 +187,82 @@ absl::StatusOr<std::vector<Appended>> Journal::Append(absl::string_view job,
   return std::move(self.result);
 }
 
+void Journal::AppendAsync(std::string job, std::vector<JournalItem> items, JournalDone done) {
+  auto writer = std::make_unique<Writer>();
+  writer->async = true;
+  writer->owned_job = std::move(job);
+  writer->owned_items = std::move(items);
+  writer->job = writer->owned_job;
+  writer->items = &writer->owned_items;
+  writer->on_done = std::move(done);
+  const size_t n = writer->owned_items.size();
+  absl::MutexLock lock(&mu_);
+  if (!committer_.joinable()) committer_ = std::thread([this] { CommitterLoop(); });
+  while (async_items_ > 0 && async_items_ + n > options_.max_async_items) {
+    async_progress_.Wait(&mu_);
+  }
+  async_items_ += n;
+  ++async_queued_;
+  writers_.push_back(writer.release());
+  if (writers_.size() == 1) WakeFront();
+}
+
+void Journal::FlushAsync() {
+  absl::MutexLock lock(&mu_);
+  const uint64_t target = async_queued_;
+  while (async_finished_ < target) async_progress_.Wait(&mu_);
+}
+
+void Journal::WakeFront() {
+  if (writers_.empty()) return;
+  if (writers_.front()->async) {
+    committer_wake_.Signal();
+  } else {
+    writers_.front()->cv.Signal();
+  }
+}
+
+void Journal::CommitterLoop() {
+  pthread_setname_np(pthread_self(), "journal-commit");
+  if (options_.committer_nice != 0) {
+    setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), options_.committer_nice);
+  }
+  absl::MutexLock lock(&mu_);
+  for (;;) {
+    if (!writers_.empty() && writers_.front()->async) {
+      LeadGroup(writers_.front());
+      continue;
+    }
+    if (stopping_ && async_finished_ == async_queued_) return;
+    committer_wake_.Wait(&mu_);
+  }
+}
+
 void Journal::LeadGroup(Writer* leader) {
   GroupCommit commit;
   const size_t group_size = TakeGroup(&commit);
   mu_.Unlock();
   absl::Status status = CommitAndCount(&commit);
   mu_.Lock();
-  FinishGroup(leader, group_size, status, &commit);
+  std::vector<std::unique_ptr<Writer>> finished = FinishGroup(leader, group_size, status, &commit);
+  std::vector<v1::JournalHead> heads;
   if (status.ok() && !commit.touched.empty() && options_.on_commit) {
-    std::vector<v1::JournalHead> heads;
     for (const std::string& job : commit.touched) heads.push_back(ToProto(job, commit.heads[job]));
-    mu_.Unlock();  // the observer runs outside the lock (JournalOptions::on_commit)
-    options_.on_commit(std::move(heads));
-    mu_.Lock();
   }
+  if (heads.empty() && finished.empty()) return;
+  mu_.Unlock();  // observers run outside the lock (JournalOptions::on_commit, JournalDone)
+  if (!heads.empty()) options_.on_commit(std::move(heads));
+  for (const std::unique_ptr<Writer>& w : finished) {
+    if (w->on_done) w->on_done(w->result.status());
+  }
+  mu_.Lock();
+  async_items_ -= [&] {
+    size_t n = 0;
+    for (const std::unique_ptr<Writer>& w : finished) n += w->owned_items.size();
+    return n;
+  }();
+  async_finished_ += finished.size();
+  if (!finished.empty()) async_progress_.SignalAll();
 }
 
 size_t Journal::TakeGroup(GroupCommit* commit) {
@@ -226,8 +307,10 @@ absl::Status Journal::CommitAndCount(GroupCommit* commit) {
   return status;
 }
 
-void Journal::FinishGroup(Writer* leader, size_t group_size, const absl::Status& status,
-                          GroupCommit* commit) {
+std::vector<std::unique_ptr<Journal::Writer>> Journal::FinishGroup(Writer* leader,
+                                                                  size_t group_size,
+                                                                  const absl::Status& status,
+                                                                  GroupCommit* commit) {
   if (status.ok()) {
     for (const std::string& job : commit->touched) heads_[job] = commit->heads[job];
     if (commit->log.has_value()) options_.head_log->Apply(*std::move(commit->log));
@@ -240,14 +323,20 @@ void Journal::FinishGroup(Writer* leader, size_t group_size, const absl::Status&
     }
   }
   // Wake exactly the writers that are done and the next leader, not every waiting thread.
+  std::vector<std::unique_ptr<Writer>> finished_async;
   for (size_t i = 0; i < group_size; ++i) {
     Writer* done = writers_.front();
     writers_.pop_front();
     done->done = true;
-    if (done != leader) done->cv.Signal();
+    if (done->async) {
+      finished_async.emplace_back(done);
+    } else if (done != leader) {
+      done->cv.Signal();
+    }
   }
-  if (!writers_.empty()) writers_.front()->cv.Signal();
+  WakeFront();
   if (status.ok() && !commit->touched.empty()) appended_.SignalAll();
+  return finished_async;
 }
 
 absl::StatusOr<std::vector<StoredEntry>> Journal::Read(absl::string_view job, uint64_t after_seq,

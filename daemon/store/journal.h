@@ -9,13 +9,21 @@
 // concurrent Append calls (for any jobs) are merged by a leader into one RocksDB write batch with
 // one WAL fdatasync, and every caller returns only after its entries are durable. Entries of one
 // job are therefore dense and ordered, and an acknowledged entry survives kill -9 and power loss.
+//
+// AppendAsync joins the same queue without waiting: its items ride in the next group, led by the
+// journal's own committer thread when no Append caller is leading one.
+//
+//   journal.AppendAsync("job-1", std::move(items), [](const absl::Status& s) { ... });
+//   journal.FlushAsync();  // every AppendAsync so far is durable (or failed)
 #ifndef REPRO_DAEMON_STORE_JOURNAL_H_
 #define REPRO_DAEMON_STORE_JOURNAL_H_
 
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -47,7 +55,15 @@ struct JournalOptions {
   // journal's lock, possibly out of order between groups. It must return quickly and must not
   // call Append. Cluster mode publishes heads to etcd from here.
   std::function<void(std::vector<v1::JournalHead>)> on_commit;
+  // AppendAsync blocks its caller while this many of its items wait to be committed.
+  size_t max_async_items = 100000;
+  // Nice value of the committer thread that leads groups of AppendAsync items: journaling yields
+  // the CPU to the processes reprod serves, and catches up when the CPU is free.
+  int committer_nice = 10;
 };
+
+// Called once with the outcome of an AppendAsync (OK: durable).
+using JournalDone = std::function<void(const absl::Status&)>;
 
 // One entry to append. The journal sets entry.job, entry.seq, entry.node and, when unset,
 // entry.time.
@@ -74,6 +90,8 @@ class Journal {
  public:
   // `store` is not owned and must outlive the Journal.
   Journal(RocksStore* store, JournalOptions options);
+  // Commits what AppendAsync queued, then returns.
+  ~Journal();
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
 
@@ -82,6 +100,16 @@ class Journal {
   // journal is damaged (it is never extended), or with the store's error (e.g.
   // RESOURCE_EXHAUSTED on a full disk); on failure nothing was appended.
   absl::StatusOr<std::vector<Appended>> Append(absl::string_view job, std::vector<JournalItem> items);
+
+  // Queues `items` for `job` like Append and returns without waiting for the commit (unless
+  // max_async_items are already waiting: then it waits for room). Items of one job keep the order
+  // of the calls. `done`, when set, is called once with Append's status (OK: durable), on the
+  // committing thread and outside the journal's lock; it must return quickly and must not append.
+  void AppendAsync(std::string job, std::vector<JournalItem> items, JournalDone done = nullptr);
+
+  // Returns once everything AppendAsync queued before the call is committed or failed (its `done`
+  // has run).
+  void FlushAsync();
 
   // Up to `max_entries` entries of `job` with seq > after_seq, oldest first. Empty when none.
   absl::StatusOr<std::vector<StoredEntry>> Read(absl::string_view job, uint64_t after_seq,
@@ -121,13 +149,20 @@ class Journal {
   // writes their batch (without mu_: only the leader touches it), FinishGroup publishes the new
   // heads, hands each writer its result and wakes them and the next leader (under mu_).
   void LeadGroup(Writer* leader) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Wakes whoever must lead the next group: the writer at the front of writers_, or the committer
+  // thread when that writer came from AppendAsync.
+  void WakeFront() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The committer thread: leads groups whose front writer came from AppendAsync.
+  void CommitterLoop();
   // Returns how many writers from the front of writers_ the group covers (including those that
   // already failed because their job's journal is damaged).
   size_t TakeGroup(GroupCommit* commit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Commit(GroupCommit* commit);
   absl::Status CommitAndCount(GroupCommit* commit);
-  void FinishGroup(Writer* leader, size_t group_size, const absl::Status& status,
-                   GroupCommit* commit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Returns the AppendAsync writers of the group, whose `on_done` the leader calls unlocked.
+  std::vector<std::unique_ptr<Writer>> FinishGroup(Writer* leader, size_t group_size,
+                                                   const absl::Status& status, GroupCommit* commit)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::JournalHead ToProto(absl::string_view job, const HeadState& head) const;
   Metrics* Registry();
 
@@ -142,6 +177,14 @@ class Journal {
   mutable absl::Mutex mu_;
   mutable absl::CondVar appended_;  // signalled when a group appended entries
   std::deque<Writer*> writers_ ABSL_GUARDED_BY(mu_);
+  // AppendAsync state: items queued and not yet finished, calls ever queued and finished.
+  absl::CondVar async_progress_;  // signalled when AppendAsync writers finish
+  absl::CondVar committer_wake_;  // signalled when an AppendAsync writer reaches the front
+  size_t async_items_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t async_queued_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t async_finished_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread committer_;  // started by the first AppendAsync (under mu_)
   mutable absl::flat_hash_map<std::string, HeadState> heads_ ABSL_GUARDED_BY(mu_);
 };
 

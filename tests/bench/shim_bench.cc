@@ -10,7 +10,8 @@
 //    noted for package capture: the cost of issue 4's capture on non-dataset opens);
 //    `strace -f -e trace=openat`; `reprozip trace`. Each shim run is a new job, so every
 //    file is checked and journaled once, as in a real first epoch. Python's user+sys CPU time is
-//    reported beside it: on a small machine reprod's work competes with the loop for the cores.
+//    reported beside it: on a small machine reprod's work competes with the loop for the cores,
+//    and so is reprod's own CPU time per reported open (from /proc, each run's work let finish).
 // 2. Added latency per open (ns), from this program re-run as a child under the shim, timing the
 //    shim's open() against libc's own in alternating batches: the first open of a dataset file
 //    (record; enforce, which waits for reprod's verdict), a repeated open of a dataset file, an
@@ -23,6 +24,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
@@ -167,11 +169,35 @@ class ShimBench {
     return sample;
   }
 
+  // reprod's user+sys CPU seconds so far, read once it stops growing (the journaling of the last
+  // run has finished), polling for at most 5 s.
+  double ReprodCpuSettled() {
+    auto read = [this] {
+      std::ifstream in(absl::StrCat("/proc/", reprod_->pid(), "/stat"));
+      std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      std::vector<std::string> fields = absl::StrSplit(stat.substr(stat.rfind(')') + 2), ' ');
+      double utime = 0, stime = 0;  // fields 14 and 15 of proc(5), 0-based 11 and 12 here
+      if (fields.size() > 12) {
+        (void)absl::SimpleAtod(fields[11], &utime);
+        (void)absl::SimpleAtod(fields[12], &stime);
+      }
+      return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+    };
+    double last = read();
+    for (int i = 0; i < 100; ++i) {
+      usleep(50000);
+      double now = read();
+      if (now == last) return now;
+      last = now;
+    }
+    return last;
+  }
+
   void LoopFigures() {
     struct Variant {
       std::string name;
       std::function<Sample()> run;
-      std::vector<double> loop, cpu;
+      std::vector<double> loop, cpu, reprod_cpu;
     };
     const std::string latest = dir_.Path("ml/bench/latest");
     std::vector<Variant> variants;
@@ -201,7 +227,9 @@ class ShimBench {
     for (Variant& v : variants) v.run();  // warm-up: page cache, interpreter, reprod
     for (int i = 0; i < absl::GetFlag(FLAGS_runs); ++i) {
       for (Variant& v : variants) {
+        const double reprod_before = ReprodCpuSettled();
         Sample s = v.run();
+        v.reprod_cpu.push_back(ReprodCpuSettled() - reprod_before);
         v.loop.push_back(s.loop);
         v.cpu.push_back(s.cpu);
       }
@@ -215,6 +243,10 @@ class ShimBench {
       printf("%-34s %10.3f %7.2fx %7.3f %5.2fx\n", v.name.c_str(), loop, loop / bare, cpu,
              cpu / bare_cpu);
     }
+    const int files = absl::GetFlag(FLAGS_files);
+    printf("reprod CPU per reported open (us): record %.1f, enforce %.1f\n",
+           Median(variants[1].reprod_cpu) / files * 1e6,
+           Median(variants[2].reprod_cpu) / files * 1e6);
     printf("package capture (shim vs bare, site-packages files): loop %.3fx, cpu %.3fx\n",
            Median(variants[5].loop) / Median(variants[4].loop),
            Median(variants[5].cpu) / Median(variants[4].cpu));

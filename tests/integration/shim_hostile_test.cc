@@ -6,7 +6,6 @@
 #include "gtest/gtest.h"
 #include "tests/client/shim/shim_job.h"
 #include "tests/client/shim/shim_socket_client.h"
-#include "tests/testutil/http_client.h"
 
 namespace repro::testing {
 namespace {
@@ -15,18 +14,7 @@ using ::testing::HasSubstr;
 
 class ShimHostileTest : public ShimJobTest {
  protected:
-  std::vector<std::string> ReprodFlags() override {
-    port_ = PickFreePort();
-    return {absl::StrCat("--metrics_listen=127.0.0.1:", port_)};
-  }
-
-  std::string Metrics() {
-    absl::StatusOr<HttpTestResponse> response = HttpFetch({.port = port_}, "GET", "/metrics");
-    EXPECT_TRUE(response.ok()) << response.status();
-    return response.ok() ? response->body : "";
-  }
-
-  int port_ = 0;
+  std::vector<std::string> ReprodFlags() override { return MetricsFlags(); }
 };
 
 TEST_F(ShimHostileTest, RejectsCountsAndKeepsServing) {

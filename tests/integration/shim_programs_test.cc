@@ -2,6 +2,9 @@
 // numpy, a PyTorch DataLoader with forked workers under torchrun-style ranks, and reproctl run.
 // Every file read is journaled once per job with its SHA-256, aliases return the pinned bytes,
 // other versions and changed files are violations (refused in enforce mode).
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -10,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "common/sha256.h"
 #include "daemon/registry/seeds.h"
 #include "gmock/gmock.h"
@@ -168,6 +172,48 @@ TEST_F(ShimProgramsTest, FileChangedInThePinnedVersion) {
   EXPECT_THAT(enforce.stderr_text, HasSubstr("no longer matches the registered one"));
   violations = WaitForViolations("job-changed", 2);
   EXPECT_TRUE(violations[1].refused());
+}
+
+// Changed in place after reprod hashed and cached it: same size, and (sub/b.csv) even the old
+// mtime put back. The inode's ctime still moves, so the cached hash is not trusted: caught in
+// both modes.
+TEST_F(ShimProgramsTest, FileChangedInPlaceWithSizeAndMtimeKept) {
+  Pin("job-cache");
+  const std::vector<std::string> files = {"a.csv", "sub/b.csv"};
+  for (const std::string& file : files) {
+    RunResult warm = RunAs("job-cache", "record", {"cat", Root() + "/latest/" + file});
+    EXPECT_EQ(warm.stdout_text, Content("v1", file));
+  }
+  ASSERT_EQ(WaitForOpens("job-cache", 2).size(), 2u);  // hashed, and cached by stat
+  absl::SleepFor(absl::Milliseconds(50));  // past the hash cache's racy window
+  struct stat before;
+  ASSERT_EQ(stat((Root() + "/v1/sub/b.csv").c_str(), &before), 0);
+  for (const std::string& file : files) {
+    std::string changed = Content("v1", file);
+    changed[0] = changed[0] == 'X' ? 'Y' : 'X';  // same size
+    WriteFileOrDie(Root() + "/v1/" + file, changed);
+  }
+  const timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(utimensat(AT_FDCWD, (Root() + "/v1/sub/b.csv").c_str(), times, 0), 0);
+  for (const char* mode : {"record", "enforce"}) {
+    const std::string job = absl::StrCat("job-inplace-", mode);
+    Pin(job);
+    for (const std::string& file : files) {
+      RunResult r = RunAs(job, mode, {"cat", Root() + "/latest/" + file});
+      if (std::string(mode) == "enforce") {
+        EXPECT_NE(r.exit_code, 0) << file;
+        EXPECT_THAT(r.stderr_text, HasSubstr("no longer matches the registered one")) << file;
+      } else {
+        EXPECT_EQ(r.exit_code, 0) << file;
+      }
+    }
+    std::vector<v1::Violation> violations = WaitForViolations(job, 2);
+    ASSERT_EQ(violations.size(), 2u) << mode;
+    for (const v1::Violation& v : violations) {
+      EXPECT_EQ(v.verdict(), v1::VERDICT_CONTENT_CHANGED) << mode << " " << v.path();
+      EXPECT_EQ(v.refused(), std::string(mode) == "enforce") << v.path();
+    }
+  }
 }
 
 TEST_F(ShimProgramsTest, ReproctlRunPinsSeedsAndRuns) {

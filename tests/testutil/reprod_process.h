@@ -39,6 +39,7 @@ class ReprodProcess {
   // Sends `sig` and waits for exit; returns the exit code (128 + signal when killed).
   int Kill(int sig);
   bool running() { return process_.running(); }
+  pid_t pid() const { return process_.pid(); }
 
   std::string addr() const { return "unix:" + grpc_socket_; }
   const std::string& grpc_socket() const { return grpc_socket_; }

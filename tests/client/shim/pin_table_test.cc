@@ -7,7 +7,7 @@
 #include "tests/client/shim/test_pins.h"
 
 extern "C" {
-#include "client/shim/shim_protocol.h"
+#include "proto/shim/shim_protocol.h"
 }
 
 namespace repro::testing {

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
+#include "tests/testutil/http_client.h"
 
 namespace repro::testing {
 
@@ -72,6 +73,18 @@ RunResult ShimJobTest::RunAs(const std::string& job, const std::string& mode,
   options.unset_env = {"REPRO_PINNED", "REPRO_RANK_SEED", "RANK", "REPRO_RANK"};
   options.cwd = cwd.empty() ? work_ : cwd;
   return RunCommand(argv, options);
+}
+
+std::vector<std::string> ShimJobTest::MetricsFlags() {
+  metrics_port_ = PickFreePort();
+  return {absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port_)};
+}
+
+std::string ShimJobTest::Metrics() {
+  absl::StatusOr<HttpTestResponse> response =
+      HttpFetch({.port = metrics_port_}, "GET", "/metrics");
+  EXPECT_TRUE(response.ok()) << response.status();
+  return response.ok() ? response->body : "";
 }
 
 std::string ShimJobTest::Script(const std::string& name, const std::string& code) {

@@ -36,8 +36,11 @@ class ShimJobTest : public ::testing::Test {
 
   void SetUp() override;
 
-  // Extra reprod flags (e.g. --metrics_listen), read by SetUp.
+  // Extra reprod flags (e.g. MetricsFlags()), read by SetUp.
   virtual std::vector<std::string> ReprodFlags() { return {}; }
+  // --metrics_listen on a free local port, for ReprodFlags; then Metrics() reads /metrics.
+  std::vector<std::string> MetricsFlags();
+  std::string Metrics();
 
   // The canonical dataset root: Root()/v1, Root()/v2, Root()/latest -> v2.
   const std::string& Root() const { return root_; }
@@ -71,6 +74,7 @@ class ShimJobTest : public ::testing::Test {
   std::unique_ptr<ReprodProcess> reprod_;
   std::string root_;
   std::string work_;  // a scratch directory outside the dataset
+  int metrics_port_ = 0;
 };
 
 }  // namespace repro::testing

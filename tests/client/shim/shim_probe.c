@@ -21,6 +21,9 @@
  *   execv P                                      (forks; the child execv's P; "OK <exit code>")
  *   replace D T                                  (renames directory D away and makes D a
  *                                                 symlink to T: "OK")
+ *   _exit                                        (ends at once: no atexit, no destructors)
+ *   exec P [ARG...]                              (execv(P, [P, ARG...]): the rest of the line)
+ *   pause                                        (prints "OK", then waits until killed)
  */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -301,6 +304,18 @@ static int Run(int argc, char** argv) {
     errno = err;
     Result(fd);
     return 3;
+  }
+  if (strcmp(cmd, "_exit") == 0) _exit(0);
+  if (strcmp(cmd, "exec") == 0) {
+    char* args[64] = {0};
+    for (int k = 1; k < argc && k < 63; ++k) args[k - 1] = argv[k];
+    execv(a, args);
+    Fail(errno);
+    return argc;
+  }
+  if (strcmp(cmd, "pause") == 0) {
+    Print("OK");
+    for (;;) pause();
   }
   if (strcmp(cmd, "dlopen") == 0) {
     Print(dlopen(a, RTLD_NOW) != NULL ? "OK" : "ERR dlopen");

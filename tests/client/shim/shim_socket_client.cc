@@ -5,7 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "client/shim/shim_protocol.h"
+#include "proto/shim/shim_protocol.h"
 
 namespace repro::testing {
 

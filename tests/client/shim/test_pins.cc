@@ -1,6 +1,6 @@
 #include "tests/client/shim/test_pins.h"
 
-#include "client/shim/shim_protocol.h"
+#include "proto/shim/shim_protocol.h"
 #include "gtest/gtest.h"
 
 namespace repro::testing {

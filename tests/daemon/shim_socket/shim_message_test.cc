@@ -154,6 +154,13 @@ TEST(ShimMessageTest, RejectsBrokenFraming) {
   EXPECT_EQ(Reason(std::string(64, '\xff')), ShimReject::kBadMagic);
 }
 
+TEST(ShimMessageTest, ADoorbellHasNoFields) {
+  EXPECT_EQ(Reason(Raw(REPRO_SHIM_DOORBELL, [](repro_shim_writer*) {})), ShimReject::kNone);
+  EXPECT_EQ(Reason(Raw(REPRO_SHIM_DOORBELL,
+                       [](repro_shim_writer* w) { repro_shim_put_u64(w, REPRO_SHIM_F_RANK, 1); })),
+            ShimReject::kUnknownField);
+}
+
 TEST(ShimMessageTest, RejectsBrokenFields) {
   std::string good = EncodeShimHello(1, Hello());
   std::string reserved = good;

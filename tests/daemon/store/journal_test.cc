@@ -1,8 +1,10 @@
 #include "daemon/store/journal.h"
 
+#include <atomic>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/sha256.h"
 #include "daemon/store/chain.h"
 #include "gmock/gmock.h"
@@ -157,6 +159,50 @@ TEST_F(JournalTest, ConcurrentAppendersGetDenseOrderedJournals) {
   EXPECT_EQ(journal_->ListJobs()->size(), 1u + kThreads / 2);
 }
 
+TEST_F(JournalTest, AppendAsyncJoinsTheGroupCommitInOrderWithAppend) {
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 200;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([this, t, &ok] {
+      for (int i = 0; i < kPerThread; ++i) {
+        std::string value = absl::StrCat(t, ":", i);
+        if (t % 2 == 0) {  // async and blocking callers share one job
+          journal_->AppendAsync("shared", {Fact("t", value)}, [&ok](const absl::Status& s) {
+            if (s.ok()) ++ok;
+          });
+        } else {
+          ASSERT_TRUE(journal_->Append("shared", {Fact("t", value)}).ok());
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  journal_->FlushAsync();
+  EXPECT_EQ(ok.load(), kThreads / 2 * kPerThread);  // every `done` ran before FlushAsync returned
+  v1::NodeJournalCheck check = Verify("shared");
+  EXPECT_TRUE(check.intact()) << check.problem();
+  EXPECT_EQ(check.entries(), static_cast<uint64_t>(kThreads * kPerThread));
+  // Each thread's entries keep the order of its calls.
+  auto entries = journal_->Read("shared", 0, kThreads * kPerThread);
+  ASSERT_TRUE(entries.ok());
+  std::vector<int> next(kThreads, 0);
+  for (const StoredEntry& stored : *entries) {
+    v1::JournalEntry entry;
+    ASSERT_TRUE(entry.ParseFromString(stored.payload));
+    std::vector<std::string> parts = absl::StrSplit(entry.record().facts(0).value(), ':');
+    const int t = std::stoi(parts[0]);
+    EXPECT_EQ(std::stoi(parts[1]), next[t]++);
+  }
+}
+
+TEST_F(JournalTest, DestroyingTheJournalCommitsWhatAppendAsyncQueued) {
+  for (int i = 0; i < 500; ++i) journal_->AppendAsync("job", {Fact("k", absl::StrCat(i))});
+  Open();  // destroys the journal (and store), then reopens both
+  EXPECT_EQ(Verify("job").entries(), 500u);
+}
+
 TEST_F(JournalTest, WaitForEntriesAfterWakesOnAppendAndTimesOut) {
   AppendFact("job", "1");
   EXPECT_TRUE(journal_->WaitForEntriesAfter("job", 0, absl::Milliseconds(10)));
@@ -232,6 +278,12 @@ TEST_F(JournalTest, FullDiskFailsTheAppendAndLosesNothingAcknowledged) {
   auto failed = journal_->Append("job", {Fact("k", "during")});
   ASSERT_FALSE(failed.ok());
   EXPECT_THAT(std::string(failed.status().message()), HasSubstr("No space"));
+  // An AppendAsync that fails reports it to its `done`.
+  absl::Status async_status;
+  journal_->AppendAsync("job", {Fact("k", "async")},
+                        [&async_status](const absl::Status& s) { async_status = s; });
+  journal_->FlushAsync();
+  EXPECT_FALSE(async_status.ok());
   fs->set_full(false);
   // Writes resume once space is back (RocksDB re-checks every 5 s), continuing the chain without
   // the failed entry.

@@ -3,8 +3,8 @@
 //   entry.mutable_data_open()->set_opened_path(JournalText(open.opened_path));
 //
 // Protobuf string fields must hold UTF-8, while POSIX file names and arguments are any bytes.
-#ifndef REPRO_DAEMON_SHIM_SOCKET_JOURNAL_TEXT_H_
-#define REPRO_DAEMON_SHIM_SOCKET_JOURNAL_TEXT_H_
+#ifndef REPRO_DAEMON_STORE_JOURNAL_TEXT_H_
+#define REPRO_DAEMON_STORE_JOURNAL_TEXT_H_
 
 #include <string>
 
@@ -17,4 +17,4 @@ std::string JournalText(absl::string_view s);
 
 }  // namespace repro
 
-#endif  // REPRO_DAEMON_SHIM_SOCKET_JOURNAL_TEXT_H_
+#endif  // REPRO_DAEMON_STORE_JOURNAL_TEXT_H_

@@ -1,4 +1,4 @@
-#include "daemon/shim_socket/journal_text.h"
+#include "daemon/store/journal_text.h"
 
 #include "absl/strings/str_cat.h"
 

@@ -1,6 +1,6 @@
 // Mapping imported modules to installed distributions: fixture site directories with every kind
 // of distribution entry, and the system Python's real numpy.
-#include "daemon/shim_socket/python_packages.h"
+#include "daemon/loaded_code/python_packages.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -63,12 +63,20 @@
  *                            PACKAGE_DIR* (<site dir>/<top-level name> of a Python package or
  *                            module the process opened under a site-packages or dist-packages
  *                            directory, e.g. /usr/lib/python3/dist-packages/numpy)
+ *   DOORBELL shim -> reprod  no fields, request_id 0: reports wait in the process's report ring
+ *                            (proto/shim/shim_ring.h); a shim without a ring sends its reports as
+ *                            OPEN datagrams
+ *
+ * Descriptors: the PIN answer carries SCM_RIGHTS data: the report ring (a memfd of
+ * REPRO_SHIM_RING_SIZE bytes) and, in enforce mode, the verdict index (a sealed memfd starting
+ * with REPRO_SHIM_INDEX_MAGIC, proto/shim/shim_index.h). An enforce-mode OPEN with request_id 0
+ * (and no REFUSED or WRITE flag) is one the shim allowed itself from the index.
  *
  * Limits: a message is at most REPRO_SHIM_MAX_MESSAGE bytes; a string at most
  * REPRO_SHIM_MAX_STRING; a HELLO carries at most REPRO_SHIM_MAX_ARGS ARG fields.
  */
-#ifndef REPRO_CLIENT_SHIM_SHIM_PROTOCOL_H_
-#define REPRO_CLIENT_SHIM_SHIM_PROTOCOL_H_
+#ifndef REPRO_PROTO_SHIM_SHIM_PROTOCOL_H_
+#define REPRO_PROTO_SHIM_SHIM_PROTOCOL_H_
 
 #include <stddef.h>
 #include <stdint.h>
@@ -93,6 +101,7 @@ enum repro_shim_type {
   REPRO_SHIM_VERDICT = 4,
   REPRO_SHIM_ERROR = 5,
   REPRO_SHIM_LOADED = 6,
+  REPRO_SHIM_DOORBELL = 50,
 };
 
 enum repro_shim_tag {
@@ -336,4 +345,4 @@ static inline int repro_shim_field_is_str(const struct repro_shim_field* f) {
 }  /* extern "C" */
 #endif
 
-#endif /* REPRO_CLIENT_SHIM_SHIM_PROTOCOL_H_ */
+#endif /* REPRO_PROTO_SHIM_SHIM_PROTOCOL_H_ */

@@ -15,8 +15,8 @@
 // reporting process could read it itself (Authorizer::MayHash: mode bits of the file and every
 // directory on its path against its uid and groups), so a process cannot learn through the
 // journal the hash of a file it may not read.
-#ifndef REPRO_DAEMON_SHIM_SOCKET_LOADED_ENTRIES_H_
-#define REPRO_DAEMON_SHIM_SOCKET_LOADED_ENTRIES_H_
+#ifndef REPRO_DAEMON_LOADED_CODE_LOADED_ENTRIES_H_
+#define REPRO_DAEMON_LOADED_CODE_LOADED_ENTRIES_H_
 
 #include <sys/types.h>
 
@@ -31,8 +31,8 @@
 #include "daemon/hashing/file_hasher.h"
 #include "daemon/hashing/hash_cache.h"
 #include "daemon/os/file_system.h"
-#include "daemon/shim_socket/python_packages.h"
-#include "daemon/shim_socket/shim_message.h"
+#include "daemon/loaded_code/python_packages.h"
+#include "daemon/loaded_code/loaded_report.h"
 #include "daemon/store/journal.h"
 
 namespace repro {
@@ -68,7 +68,7 @@ class LoadedEntryBuilder {
   // package directories and of libraries lying under a "*-packages" directory). Entries repeated
   // within the report appear once. Never fails: what cannot be described is skipped, counted and
   // logged at debug.
-  LoadedEntries Build(const LoadedSource& source, const ShimLoaded& loaded);
+  LoadedEntries Build(const LoadedSource& source, const LoadedReport& loaded);
 
  private:
   // The LibrariesLoaded item for the library the loader named `path`, or nullopt.
@@ -97,4 +97,4 @@ bool ProcessMayRead(uid_t uid, gid_t gid, const FileStat& stat);
 
 }  // namespace repro
 
-#endif  // REPRO_DAEMON_SHIM_SOCKET_LOADED_ENTRIES_H_
+#endif  // REPRO_DAEMON_LOADED_CODE_LOADED_ENTRIES_H_

@@ -1,6 +1,6 @@
 // From a LOADED report to journal items: real system libraries, fixture site directories, and
 // files the reporting process may not read.
-#include "daemon/shim_socket/loaded_entries.h"
+#include "daemon/loaded_code/loaded_entries.h"
 
 #include <gnu/libc-version.h>
 #include <sys/stat.h>
@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/paths.h"
 #include "common/sha256.h"
-#include "daemon/shim_socket/shared_library.h"
+#include "daemon/loaded_code/shared_library.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testutil/system_runtime.h"
@@ -62,7 +62,7 @@ TEST(LoadedEntriesTest, LibcWithTheVersionTheProcessReported) {
   const std::string libc = LoadedLibraryPath("libc.so.6");
   ASSERT_FALSE(libc.empty());
   LoadedEntryBuilder builder(DefaultFileSystem(), nullptr);
-  ShimLoaded loaded;
+  LoadedReport loaded;
   loaded.libraries = {libc, libc};  // repeated in one report: one entry
   loaded.libc_version = gnu_get_libc_version();
   LoadedEntries built = builder.Build(Source(), loaded);
@@ -81,7 +81,7 @@ TEST(LoadedEntriesTest, VersionsComeFromTheVersionedFile) {
   const std::string libz = LoadedLibraryPath("libz.so.1");  // a symlink to libz.so.1.2.x
   ASSERT_FALSE(libz.empty());
   LoadedEntryBuilder builder(DefaultFileSystem(), nullptr);
-  ShimLoaded loaded;
+  LoadedReport loaded;
   loaded.libraries = {libz, Real(libz)};  // one file under two names: one entry
   LoadedEntries built = builder.Build(Source(), loaded);
   ASSERT_EQ(built.items.size(), 1u);
@@ -102,7 +102,7 @@ TEST(LoadedEntriesTest, SkipsWhatCannotBeDescribed) {
   ASSERT_EQ(chmod(dir.Path("private").c_str(), 0700), 0);
   ASSERT_EQ(chmod(dir.path().c_str(), 0755), 0);  // mkdtemp made it 0700
   LoadedEntryBuilder builder(DefaultFileSystem(), nullptr);
-  ShimLoaded loaded;
+  LoadedReport loaded;
   loaded.libraries = {"/nonexistent/libx.so.1", dir.path(), dir.Path("libplain-2.1.so"),
                       dir.Path("libsecret.so.1"), dir.Path("private/libhidden.so.1")};
   LoadedSource other_user = Source();
@@ -133,7 +133,7 @@ TEST(LoadedEntriesTest, PackagesOfPackageDirsAndOfLibraries) {
   WriteFileOrDie(site + "/six-1.16.0.egg-info", "Name: six\nVersion: 1.16.0\n");
   WriteFileOrDie(site + "/__pycache__/six.cpython-311.pyc", "");
   LoadedEntryBuilder builder(DefaultFileSystem(), nullptr);
-  ShimLoaded loaded;
+  LoadedReport loaded;
   loaded.libraries = {site + "/foo/_c.cpython-311-x86_64-linux-gnu.so"};
   loaded.package_dirs = {site + "/foo", site + "/__pycache__/six.cpython-311.pyc",
                          site + "/unknown", site + "/Foo_Bar-1.0.dist-info"};

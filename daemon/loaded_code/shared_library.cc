@@ -1,4 +1,4 @@
-#include "daemon/shim_socket/shared_library.h"
+#include "daemon/loaded_code/shared_library.h"
 
 #include <elf.h>
 

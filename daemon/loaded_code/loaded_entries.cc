@@ -1,4 +1,4 @@
-#include "daemon/shim_socket/loaded_entries.h"
+#include "daemon/loaded_code/loaded_entries.h"
 
 #include <sys/stat.h>
 
@@ -11,8 +11,8 @@
 #include "common/paths.h"
 #include "common/sha256.h"
 #include "daemon/hashing/file_hasher.h"
-#include "daemon/shim_socket/journal_text.h"
-#include "daemon/shim_socket/shared_library.h"
+#include "daemon/store/journal_text.h"
+#include "daemon/loaded_code/shared_library.h"
 #include "spdlog/spdlog.h"
 
 namespace repro {
@@ -42,7 +42,7 @@ LoadedEntryBuilder::LoadedEntryBuilder(FileSystem* fs, HashCache* hash_cache, Au
       hasher_(fs, hash_cache),
       packages_(fs) {}
 
-LoadedEntries LoadedEntryBuilder::Build(const LoadedSource& source, const ShimLoaded& loaded) {
+LoadedEntries LoadedEntryBuilder::Build(const LoadedSource& source, const LoadedReport& loaded) {
   LoadedEntries out;
   absl::flat_hash_set<std::string> once_keys;  // entries already built from this report
   auto add = [&](std::optional<JournalItem> item, size_t* skipped) {

@@ -1,4 +1,4 @@
-#include "daemon/shim_socket/python_packages.h"
+#include "daemon/loaded_code/python_packages.h"
 
 #include <algorithm>
 #include <utility>

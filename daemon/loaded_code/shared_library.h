@@ -7,8 +7,8 @@
 //
 // The files are named by untrusted processes: every read is bounded and checked against the file's
 // size, and a file that is not a well-formed ELF64 object is an error, never a crash.
-#ifndef REPRO_DAEMON_SHIM_SOCKET_SHARED_LIBRARY_H_
-#define REPRO_DAEMON_SHIM_SOCKET_SHARED_LIBRARY_H_
+#ifndef REPRO_DAEMON_LOADED_CODE_SHARED_LIBRARY_H_
+#define REPRO_DAEMON_LOADED_CODE_SHARED_LIBRARY_H_
 
 #include <string>
 
@@ -33,4 +33,4 @@ std::string VersionFromFileName(absl::string_view file_name);
 
 }  // namespace repro
 
-#endif  // REPRO_DAEMON_SHIM_SOCKET_SHARED_LIBRARY_H_
+#endif  // REPRO_DAEMON_LOADED_CODE_SHARED_LIBRARY_H_

@@ -1,6 +1,6 @@
 // The soname reader on real system libraries and on files that are not, or no longer, well-formed
 // ELF objects; versions from library file names.
-#include "daemon/shim_socket/shared_library.h"
+#include "daemon/loaded_code/shared_library.h"
 
 #include <elf.h>
 #include <sys/stat.h>

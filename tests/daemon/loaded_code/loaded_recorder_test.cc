@@ -1,6 +1,6 @@
 // The recorder journals reports in the background, once per job and library, drains its queue on
 // Stop, and drops (and counts) what does not fit in its queue.
-#include "daemon/shim_socket/loaded_recorder.h"
+#include "daemon/loaded_code/loaded_recorder.h"
 
 #include <gnu/libc-version.h>
 #include <unistd.h>
@@ -23,8 +23,7 @@ using testing::ShimTestStack;
 class LoadedRecorderTest : public ::testing::Test {
  protected:
   LoadedRecorderTest()
-      : journal_(stack_.journal.get(), {}),
-        parts_{.journal = &journal_,
+      : parts_{.journal = stack_.journal.get(),
                .fs = DefaultFileSystem(),
                .hash_cache = stack_.cache.get(),
                .metrics = &metrics_} {}
@@ -33,21 +32,20 @@ class LoadedRecorderTest : public ::testing::Test {
     return {.job = "job-1", .pid = pid, .uid = getuid(), .gid = getgid(), .rank = 0};
   }
 
-  static ShimLoaded Libc() {
-    ShimLoaded loaded;
+  static LoadedReport Libc() {
+    LoadedReport loaded;
     loaded.libraries = {LoadedLibraryPath("libc.so.6")};
     loaded.libc_version = gnu_get_libc_version();
     return loaded;
   }
 
   std::vector<v1::JournalEntry> Journaled() {
-    journal_.Flush();
+    stack_.journal->FlushAsync();
     return stack_.Entries("job-1");
   }
 
   ShimTestStack stack_;
   Metrics metrics_;
-  AsyncJournal journal_;
   LoadedRecorderParts parts_;
 };
 
@@ -65,7 +63,7 @@ TEST_F(LoadedRecorderTest, JournalsEachLibraryOncePerJob) {
 
 TEST_F(LoadedRecorderTest, StopJournalsWhatWasQueued) {
   auto recorder = std::make_unique<LoadedRecorder>(parts_);
-  ShimLoaded libraries = Libc();
+  LoadedReport libraries = Libc();
   libraries.libraries.push_back(LoadedLibraryPath("libz.so.1"));
   libraries.libraries.push_back(LoadedLibraryPath("libstdc++.so.6"));
   for (pid_t pid = 100; pid < 120; ++pid) ASSERT_TRUE(recorder->Record(Source(pid), libraries));
@@ -85,7 +83,7 @@ TEST_F(LoadedRecorderTest, AFullQueueDropsReports) {
 
 TEST_F(LoadedRecorderTest, CountsWhatItSkips) {
   LoadedRecorder recorder(parts_);
-  ShimLoaded loaded;
+  LoadedReport loaded;
   loaded.libraries = {"/nonexistent/libx.so.1"};
   loaded.package_dirs = {"/nonexistent/site-packages/foo"};
   ASSERT_TRUE(recorder.Record(Source(100), loaded));

@@ -13,8 +13,8 @@
 // without either file, its own name in import form ("python-dateutil" -> "python_dateutil"), and
 // such a guess yields to a listed claim of another distribution. Name and Version come from the
 // headers of METADATA (dist-info), PKG-INFO (egg-info directory) or the egg-info file itself.
-#ifndef REPRO_DAEMON_SHIM_SOCKET_PYTHON_PACKAGES_H_
-#define REPRO_DAEMON_SHIM_SOCKET_PYTHON_PACKAGES_H_
+#ifndef REPRO_DAEMON_LOADED_CODE_PYTHON_PACKAGES_H_
+#define REPRO_DAEMON_LOADED_CODE_PYTHON_PACKAGES_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -96,4 +96,4 @@ class PythonPackageResolver {
 
 }  // namespace repro
 
-#endif  // REPRO_DAEMON_SHIM_SOCKET_PYTHON_PACKAGES_H_
+#endif  // REPRO_DAEMON_LOADED_CODE_PYTHON_PACKAGES_H_

@@ -1,0 +1,309 @@
+#include "daemon/shim_socket/shim_session.h"
+
+#include <unistd.h>
+
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "daemon/hashing/file_hasher.h"
+#include "daemon/registry/seeds.h"
+#include "daemon/store/journal_text.h"
+#include "spdlog/spdlog.h"
+
+namespace repro {
+namespace {
+
+constexpr v1::Verdict kVerdicts[] = {v1::VERDICT_MATCH,           v1::VERDICT_NOT_IN_MANIFEST,
+                                     v1::VERDICT_CONTENT_CHANGED, v1::VERDICT_OTHER_VERSION,
+                                     v1::VERDICT_UNREADABLE,      v1::VERDICT_WRITE};
+
+// "match", "not_in_manifest", ...
+std::string VerdictLabel(v1::Verdict verdict) {
+  std::string name = v1::Verdict_Name(verdict);
+  return absl::AsciiStrToLower(absl::string_view(name).substr(name.find('_') + 1));
+}
+
+// The executable of `pid` as the kernel knows it, or "" when it cannot be read.
+std::string ExecutableOf(pid_t pid) {
+  char buffer[4096];
+  const std::string link = absl::StrCat("/proc/", pid, "/exe");
+  ssize_t n = readlink(link.c_str(), buffer, sizeof(buffer));
+  if (n <= 0 || n >= static_cast<ssize_t>(sizeof(buffer))) return "";
+  std::string exe(buffer, n);
+  return absl::EndsWith(exe, " (deleted)") ? "" : exe;
+}
+
+// The once-key of a DataOpen: "data/<dataset>/<relpath>" for files of the pinned version, with
+// the version spelled out for any other.
+std::string DataOnceKey(const ShimOpen& open, const OpenCheck& check,
+                        absl::string_view pinned_version) {
+  if (check.version == pinned_version && !check.relative_path.empty()) {
+    return absl::StrCat("data/", open.dataset, "/", check.relative_path);
+  }
+  return absl::StrCat("data/", open.dataset, "@", check.version, "/",
+                      check.relative_path.empty() ? open.opened_path : check.relative_path);
+}
+
+// What a VIEW_USE report says was done with the path.
+absl::string_view ViewUseName(uint32_t use) {
+  switch (use) {
+    case REPRO_SHIM_VIEW_STAT: return "stat-ed";
+    case REPRO_SHIM_VIEW_LIST: return "listed";
+    case REPRO_SHIM_VIEW_RESOLVE: return "resolved";
+    case REPRO_SHIM_VIEW_CHDIR: return "entered (chdir)";
+    default: return "executed";
+  }
+}
+
+// The launcher identity from a HELLO's launcher variables (validated by the parser).
+v1::LauncherIdentity LauncherIdentityOf(const std::map<std::string, std::string>& vars) {
+  v1::LauncherIdentity out;
+  const std::pair<const char*, void (v1::LauncherIdentity::*)(const std::string&)> kFields[] = {
+      {"TORCHELASTIC_RUN_ID", &v1::LauncherIdentity::set_torchelastic_run_id},
+      {"TORCHELASTIC_RESTART_COUNT", &v1::LauncherIdentity::set_torchelastic_restart_count},
+      {"LOCAL_RANK", &v1::LauncherIdentity::set_local_rank},
+      {"WORLD_SIZE", &v1::LauncherIdentity::set_world_size},
+      {"GROUP_RANK", &v1::LauncherIdentity::set_group_rank},
+      {"SLURM_JOB_ID", &v1::LauncherIdentity::set_slurm_job_id},
+      {"SLURM_STEP_ID", &v1::LauncherIdentity::set_slurm_step_id},
+      {"REPRO_POD_NAME", &v1::LauncherIdentity::set_pod_name},
+      {"REPRO_POD_NAMESPACE", &v1::LauncherIdentity::set_pod_namespace},
+      {"REPRO_POD_UID", &v1::LauncherIdentity::set_pod_uid},
+  };
+  for (const auto& [name, setter] : kFields) {
+    auto it = vars.find(name);
+    if (it != vars.end()) (out.*setter)(JournalText(it->second));
+  }
+  return out;
+}
+
+std::string PinnedVersionOf(const v1::Pin& pin, absl::string_view dataset) {
+  for (const v1::PinnedVersion& v : pin.versions()) {
+    if (v.dataset() == dataset) return v.version();
+  }
+  return "";
+}
+
+JournalItem DataOpenItem(const ShimOpen& open, const OpenCheck& check, int64_t rank, pid_t pid,
+                         absl::string_view pinned_version) {
+  JournalItem item;
+  v1::DataOpen* data = item.entry.mutable_data_open();
+  data->set_dataset(open.dataset);
+  data->set_version(check.version);
+  data->set_requested_path(JournalText(open.requested_path));
+  data->set_opened_path(JournalText(open.opened_path));
+  data->set_relative_path(JournalText(check.relative_path));
+  data->set_size(open.has_stat ? open.size : check.stat.size);
+  data->set_mtime_ns(open.has_stat ? open.mtime_ns : check.stat.mtime_ns);
+  data->set_sha256(check.sha256);
+  data->set_rank(rank);
+  data->set_pid(pid);
+  data->set_verdict(check.verdict);
+  data->set_redirected(open.redirected());
+  data->set_device(open.has_stat ? open.device : check.stat.device);
+  data->set_inode(open.has_stat ? open.inode : check.stat.inode);
+  item.once_key = DataOnceKey(open, check, pinned_version);
+  return item;
+}
+
+JournalItem ViolationItem(const ShimOpen& open, const OpenCheck& check, int64_t rank, pid_t pid,
+                          absl::string_view pinned_version, bool refused) {
+  JournalItem item;
+  v1::Violation* violation = item.entry.mutable_violation();
+  violation->set_verdict(check.verdict);
+  violation->set_path(JournalText(open.opened_path));
+  violation->set_requested_path(JournalText(open.requested_path));
+  violation->set_dataset(open.dataset);
+  violation->set_pinned_version(std::string(pinned_version));
+  violation->set_detail(JournalText(check.detail));
+  violation->set_rank(rank);
+  violation->set_pid(pid);
+  violation->set_refused(refused);
+  item.once_key = absl::StrCat("violation/", VerdictLabel(check.verdict), "/",
+                               refused ? "refused" : "allowed", "/", open.opened_path);
+  return item;
+}
+
+}  // namespace
+
+ShimSessionContext::ShimSessionContext(ShimSessionParts parts, Metrics* metrics) : parts_(parts) {
+  for (v1::Verdict verdict : kVerdicts) {
+    verdicts_[verdict] =
+        metrics->GetCounter("repro_shim_verdicts_total", "Dataset opens checked, by verdict.",
+                            {{"verdict", VerdictLabel(verdict)}});
+  }
+  hellos_ = metrics->GetCounter("repro_shim_hellos_total", "HELLOs from shims.");
+  hello_errors_ = metrics->GetCounter("repro_shim_hello_errors_total",
+                                      "HELLOs refused: job not pinned, store unavailable.");
+  opens_ = metrics->GetCounter("repro_shim_opens_total", "Dataset opens reported by shims.");
+  local_verdicts_ = metrics->GetCounter(
+      "repro_shim_local_verdicts_total",
+      "Enforce-mode opens the shim allowed itself from its verdict index (then reported).");
+}
+
+void ShimSessionContext::CountVerdict(v1::Verdict verdict) {
+  auto counter = verdicts_.find(verdict);
+  if (counter != verdicts_.end()) counter->second->Increment();
+}
+
+void ShimSession::Handle(ShimRequest request, ShimOutput* out) {
+  switch (request.type) {
+    case REPRO_SHIM_HELLO:
+      HandleHello(request, out);
+      break;
+    case REPRO_SHIM_OPEN:
+      HandleOpen(request, out);
+      break;
+    case REPRO_SHIM_LOADED:
+      HandleLoaded(request, out);
+      break;
+    default:
+      out->rejections.emplace_back(ShimReject::kUnknownType, "not a request");
+  }
+}
+
+void ShimSession::HandleHello(const ShimRequest& request, ShimOutput* out) {
+  context_->hellos()->Increment();
+  const ShimHello& hello = request.hello;
+  if (!job_.empty()) {
+    out->rejections.emplace_back(ShimReject::kUnexpected, "a second HELLO on one connection");
+    return;
+  }
+  // The one place where the peer's credentials (peer_, from SO_PEERCRED) meet the job it claims.
+  absl::StatusOr<std::shared_ptr<const v1::Pin>> pin = context_->parts().pins->Get(hello.job);
+  if (pin.ok() && context_->parts().auth != nullptr) {  // the job's owner or an admin only
+    absl::Status allowed = context_->parts().auth->CheckJobWrite("ShimHello", peer_.identity(),
+                                                                 hello.job, (*pin)->owner());
+    if (!allowed.ok()) pin = allowed;
+  }
+  if (!pin.ok()) {
+    context_->hello_errors()->Increment();
+    spdlog::info("shim socket: refused HELLO of pid {} (uid {}) for job {}: {}", peer_.pid,
+                 peer_.uid, hello.job, pin.status().ToString());
+    out->replies.push_back(EncodeShimError(request.request_id, pin.status().message()));
+    return;
+  }
+  size_t omitted = 0;
+  std::string reply =
+      EncodeShimPin(request.request_id, context_->parts().pins->Reply(**pin, hello), &omitted);
+  if (omitted > 0) {
+    spdlog::warn(
+        "shim socket: job {} pins datasets with too many versions for one message; {} "
+        "version directories left out (the shim treats them as aliases)",
+        hello.job, omitted);
+  }
+  if (reply.empty()) {
+    out->replies.push_back(
+        EncodeShimError(request.request_id, "the pin does not fit in a shim message"));
+    return;
+  }
+  job_ = hello.job;
+  rank_ = hello.rank;
+  mode_ = hello.mode;
+  pin_ = *pin;
+  rank_seed_ = DeriveRankSeed(pin_->seed(), static_cast<uint64_t>(hello.rank));
+  out->replies.push_back(std::move(reply));
+  if (mode_ == ShimMode::kEnforce && context_->parts().indexes != nullptr) {
+    absl::StatusOr<std::shared_ptr<const VerdictIndex>> index =
+        context_->parts().indexes->ForPin(*pin_);
+    if (index.ok()) {
+      out->index = *std::move(index);
+    } else {  // the shim then asks for every verdict
+      spdlog::warn("shim socket: no verdict index for job {}: {}", job_, index.status().ToString());
+    }
+  }
+
+  JournalItem item;
+  *item.entry.mutable_process_start() = ProcessStartOf(hello);
+  item.once_key = absl::StrCat("process/", peer_.pid, "/", hello.nonce);
+  out->items.push_back(std::move(item));
+  spdlog::debug("shim socket: pid {} (uid {}) runs job {} rank {} in {} mode", peer_.pid, peer_.uid,
+                job_, rank_, std::string(ShimModeName(mode_)));
+}
+
+v1::ProcessStart ShimSession::ProcessStartOf(const ShimHello& hello) const {
+  v1::ProcessStart start;
+  start.set_pid(peer_.pid);
+  start.set_uid(peer_.uid);
+  start.set_gid(peer_.gid);
+  start.set_rank(rank_);
+  start.set_rank_seed(rank_seed_);
+  start.set_mode(std::string(ShimModeName(mode_)));
+  start.set_parent_pid(static_cast<int32_t>(hello.parent_pid));
+  if (!hello.launcher.empty()) *start.mutable_launcher() = LauncherIdentityOf(hello.launcher);
+  std::string exe = ExecutableOf(peer_.pid);  // the kernel's word over the process's
+  if (exe.empty()) exe = hello.exe;
+  start.set_exe(JournalText(exe));
+  Authorizer* auth = context_->parts().auth;
+  if (!exe.empty() && exe[0] == '/' &&
+      (auth == nullptr || auth->MayHash("ShimHello", peer_.identity(), exe))) {
+    absl::StatusOr<HashedFile> hashed =
+        HashFile(context_->parts().fs, exe, context_->parts().hash_cache);
+    if (hashed.ok()) start.set_exe_sha256(hashed->sha256);
+  }
+  for (const std::string& arg : hello.argv) start.add_argv(JournalText(arg));
+  return start;
+}
+
+void ShimSession::HandleOpen(const ShimRequest& request, ShimOutput* out) {
+  context_->opens()->Increment();
+  if (job_.empty()) {
+    out->rejections.emplace_back(ShimReject::kNoHello, "OPEN before an accepted HELLO");
+    if (request.request_id != 0) {
+      out->replies.push_back(
+          EncodeShimError(request.request_id, "no accepted HELLO on this connection"));
+    }
+    return;
+  }
+  const ShimOpen& open = request.open;
+  if (mode_ == ShimMode::kEnforce && request.request_id == 0 && !open.refused_by_shim() &&
+      !open.write()) {
+    context_->local_verdicts()->Increment();
+  }
+  OpenCheck check;
+  if (open.write()) {
+    check.verdict = v1::VERDICT_WRITE;
+    check.detail = "opened for writing, and data versions are read-only";
+  } else if (open.view_use != 0) {
+    // Listed, stat-ed, resolved, entered or executed in another version: nothing was read, so
+    // nothing is hashed; the shim reports only such uses of other versions.
+    check.verdict = v1::VERDICT_OTHER_VERSION;
+    check.detail =
+        absl::StrCat("it was ", ViewUseName(open.view_use),
+                     ", and it belongs to another version than the pinned ", open.dataset, "@",
+                     PinnedVersionOf(*pin_, open.dataset));
+  } else {
+    check = context_->parts().checker->Check(*pin_, open.dataset, open.opened_path);
+  }
+  const bool refused =
+      open.refused_by_shim() || (mode_ == ShimMode::kEnforce && check.verdict != v1::VERDICT_MATCH);
+  context_->CountVerdict(check.verdict);
+  const std::string pinned_version = PinnedVersionOf(*pin_, open.dataset);
+  // A waiting shim does not also wait for the journal's commit: its verdict goes out first.
+  if (request.request_id != 0) {
+    out->replies.push_back(EncodeShimVerdict(request.request_id, check.verdict, !refused,
+                                             refused ? check.detail : ""));
+  }
+  if (!refused && !open.write() && open.view_use == 0) {  // the process reads this file
+    out->items.push_back(DataOpenItem(open, check, rank_, peer_.pid, pinned_version));
+  }
+  if (check.verdict != v1::VERDICT_MATCH) {
+    out->items.push_back(ViolationItem(open, check, rank_, peer_.pid, pinned_version, refused));
+  }
+}
+
+void ShimSession::HandleLoaded(ShimRequest& request, ShimOutput* out) {
+  if (job_.empty()) {
+    out->rejections.emplace_back(ShimReject::kNoHello, "LOADED before an accepted HELLO");
+    return;
+  }
+  if (context_->parts().loaded == nullptr) return;
+  context_->parts().loaded->Record(
+      {.job = job_, .pid = peer_.pid, .uid = peer_.uid, .gid = peer_.gid, .groups = peer_.groups,
+       .rank = rank_},
+      std::move(request.loaded));
+}
+
+}  // namespace repro

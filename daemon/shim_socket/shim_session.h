@@ -1,0 +1,129 @@
+// ShimSession: what reprod does with the requests of one shim connection, without the socket.
+// HELLO gets the job's pin (and journals the process), each OPEN is checked against the manifest
+// (DataChecker) and becomes journal items and, when its shim waits, a verdict; LOADED goes to the
+// LoadedRecorder. The transport (ShimServer) hands it parsed requests and sends, journals and
+// logs what it returns.
+//
+//   ShimSessionContext context(parts, &metrics);            // shared by every connection
+//   ShimSession session(&context, {.pid = pid, .uid = uid, .gid = gid});  // from SO_PEERCRED
+//   ShimOutput out;
+//   for (ShimRequest& r : requests) session.Handle(std::move(r), &out);
+//   send(out.replies...); journal->AppendAsync(session.job(), std::move(out.items));
+//
+// Every item is attributed to the peer (SO_PEERCRED), never to what the process claims. What it
+// journals for a job: ProcessStart per process (pid, uid, gid; rank and rank seed; exe path and
+// SHA-256; argv), DataOpen once per job and file (with SHA-256 and verdict), a Violation when a
+// file is not in the manifest, lies in another version, no longer matches, or was opened for
+// writing.
+//
+// Not thread-safe: one session per connection, used by one thread at a time. The context is
+// thread-safe.
+#ifndef REPRO_DAEMON_SHIM_SOCKET_SHIM_SESSION_H_
+#define REPRO_DAEMON_SHIM_SOCKET_SHIM_SESSION_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "daemon/auth/authorizer.h"
+#include "daemon/hashing/hash_cache.h"
+#include "daemon/loaded_code/loaded_recorder.h"
+#include "daemon/metrics/metrics.h"
+#include "daemon/os/file_system.h"
+#include "daemon/shim_socket/data_checker.h"
+#include "daemon/shim_socket/shim_message.h"
+#include "daemon/shim_socket/shim_pins.h"
+#include "daemon/shim_socket/verdict_index.h"
+#include "daemon/store/journal.h"
+
+namespace repro {
+
+// The process at the other end of a connection, as the kernel says (SO_PEERCRED).
+struct ShimPeer {
+  pid_t pid = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups (SO_PEERGROUPS)
+
+  Identity identity() const { return Identity::Unix(uid, gid, groups); }
+};
+
+// Not owned; each must outlive the context.
+struct ShimSessionParts {
+  ShimPins* pins = nullptr;
+  DataChecker* checker = nullptr;
+  FileSystem* fs = nullptr;           // hashes executables
+  HashCache* hash_cache = nullptr;    // may be null
+  LoadedRecorder* loaded = nullptr;   // may be null: LOADED reports are ignored
+  VerdictIndexes* indexes = nullptr;  // may be null: enforce-mode shims ask for every verdict
+  Authorizer* auth = nullptr;         // whose HELLO a job accepts, which files may be hashed
+};
+
+// What every session shares: the parts and the counters. Thread-safe.
+class ShimSessionContext {
+ public:
+  // `metrics` is not owned and must outlive the context.
+  ShimSessionContext(ShimSessionParts parts, Metrics* metrics);
+
+  const ShimSessionParts& parts() const { return parts_; }
+  void CountVerdict(v1::Verdict verdict);
+  Counter* hellos() const { return hellos_; }
+  Counter* hello_errors() const { return hello_errors_; }
+  Counter* opens() const { return opens_; }
+  Counter* local_verdicts() const { return local_verdicts_; }
+
+ private:
+  const ShimSessionParts parts_;
+  std::map<v1::Verdict, Counter*> verdicts_;
+  Counter* hellos_;
+  Counter* hello_errors_;
+  Counter* opens_;
+  Counter* local_verdicts_;
+};
+
+// What serving requests produced, in request order.
+struct ShimOutput {
+  std::vector<std::string> replies;                            // to send to the shim
+  std::vector<JournalItem> items;                              // for the journal of session.job()
+  std::vector<std::pair<ShimReject, std::string>> rejections;  // reason, detail: to count and log
+  // Set with an enforce-mode PIN reply: the verdict index to pass along with it.
+  std::shared_ptr<const VerdictIndex> index;
+};
+
+class ShimSession {
+ public:
+  // `context` is not owned and must outlive the session.
+  ShimSession(ShimSessionContext* context, ShimPeer peer)
+      : context_(context), peer_(std::move(peer)) {}
+
+  // Serves one parsed request (ParseShimRequest), appending to `out`.
+  void Handle(ShimRequest request, ShimOutput* out);
+
+  // The job of the accepted HELLO; empty before.
+  const std::string& job() const { return job_; }
+  const ShimPeer& peer() const { return peer_; }
+
+ private:
+  void HandleHello(const ShimRequest& request, ShimOutput* out);
+  void HandleOpen(const ShimRequest& request, ShimOutput* out);
+  void HandleLoaded(ShimRequest& request, ShimOutput* out);
+  v1::ProcessStart ProcessStartOf(const ShimHello& hello) const;
+
+  ShimSessionContext* const context_;
+  const ShimPeer peer_;
+  // Set by the accepted HELLO.
+  std::string job_;
+  int64_t rank_ = 0;
+  uint64_t rank_seed_ = 0;
+  ShimMode mode_ = ShimMode::kRecord;
+  std::shared_ptr<const v1::Pin> pin_;
+};
+
+}  // namespace repro
+
+#endif  // REPRO_DAEMON_SHIM_SOCKET_SHIM_SESSION_H_
