@@ -163,6 +163,11 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   return server;
 }
 
+void GrpcServer::SetServing(bool serving) {
+  if (server_ == nullptr || server_->GetHealthCheckService() == nullptr) return;
+  server_->GetHealthCheckService()->SetServingStatus(serving);
+}
+
 void GrpcServer::Shutdown(absl::Duration grace) {
   if (server_ == nullptr) return;
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
