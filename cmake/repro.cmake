@@ -18,3 +18,22 @@ function(repro_add_test name)
     LABELS "${ARG_LABELS}"
     ENVIRONMENT "REPRO_BIN_DIR=${CMAKE_BINARY_DIR}/bin;REPRO_LIB_DIR=${CMAKE_BINARY_DIR}/lib;REPRO_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
 endfunction()
+
+# repro_unsanitized(target...)
+# Strips the -fsanitize flags that REPRO_SANITIZE / REPRO_FUZZ added to every target from these
+# (used for the LD_PRELOAD shim, which runs inside uninstrumented programs). Targets that do not
+# exist are skipped.
+function(repro_unsanitized)
+  foreach(target ${ARGN})
+    if(NOT TARGET ${target})
+      continue()
+    endif()
+    foreach(property COMPILE_OPTIONS LINK_OPTIONS)
+      get_target_property(options ${target} ${property})
+      if(options)
+        list(FILTER options EXCLUDE REGEX "^-f(no-)?sanitize")
+        set_target_properties(${target} PROPERTIES ${property} "${options}")
+      endif()
+    endforeach()
+  endforeach()
+endfunction()

@@ -2,6 +2,7 @@
 # Installs the Debian 12 packages that build, test and demo repro need. Idempotent; run as root.
 #   scripts/install-deps.sh            build + tests + demo
 #   scripts/install-deps.sh --bench    also the peers the benchmarks compare against
+#   scripts/install-deps.sh --fuzz     also clang and libFuzzer (scripts/fuzz.sh)
 set -euo pipefail
 
 packages=(
@@ -17,6 +18,9 @@ packages=(
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(reprozip)
+fi
+if [[ "${1:-}" == "--fuzz" ]]; then
+  packages+=(clang-14 libfuzzer-14-dev)
 fi
 
 missing=()

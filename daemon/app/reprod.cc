@@ -142,6 +142,10 @@ absl::Status Reprod::Init() {
   // reproctl) can start training processes at once.
   RETURN_IF_ERROR(StartShimSocket());
   ASSIGN_OR_RETURN(grpc_, GrpcServer::Start(grpc_options, {service_.get()}));
+  store_watch_ = std::make_unique<StoreWatch>(
+      store_.get(), &metrics_, [this](const absl::Status& writable) {
+        grpc_->SetServing(writable.ok());
+      });
   RETURN_IF_ERROR(StartCluster());
   RETURN_IF_ERROR(StartMetricsEndpoint());
   RETURN_IF_ERROR(StartWebhook());
@@ -319,6 +323,7 @@ absl::StatusOr<v1::NodeInfo> Reprod::NodeInfo() {
 }
 
 void Reprod::Shutdown(absl::Duration grace) {
+  store_watch_.reset();
   if (service_ != nullptr) service_->BeginShutdown();
   if (grpc_ != nullptr) grpc_->Shutdown(grace);
   if (metrics_http_ != nullptr) metrics_http_->Stop();

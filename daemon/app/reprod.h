@@ -37,6 +37,7 @@
 #include "daemon/store/journal.h"
 #include "daemon/store/node_key.h"
 #include "daemon/store/rocks_store.h"
+#include "daemon/store/store_watch.h"
 
 namespace repro {
 
@@ -145,6 +146,7 @@ class Reprod {
   std::unique_ptr<HttpServer> webhook_http_;
   std::unique_ptr<DataChecker> data_checker_;
   std::unique_ptr<ShimServer> shim_;  // only with --shim_socket
+  std::unique_ptr<StoreWatch> store_watch_;  // storage faults -> health NOT_SERVING
 };
 
 }  // namespace repro

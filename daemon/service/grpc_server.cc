@@ -195,6 +195,11 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   return server;
 }
 
+void GrpcServer::SetServing(bool serving) {
+  if (server_ == nullptr || server_->GetHealthCheckService() == nullptr) return;
+  server_->GetHealthCheckService()->SetServingStatus(serving);
+}
+
 void GrpcServer::Shutdown(absl::Duration grace) {
   for (std::unique_ptr<UnixAcceptor>& acceptor : acceptors_) acceptor->Stop();
   acceptors_.clear();

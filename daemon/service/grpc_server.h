@@ -59,6 +59,10 @@ class GrpcServer {
   // Stops accepting calls and waits up to `grace` for running ones, then cancels them.
   void Shutdown(absl::Duration grace);
 
+  // What the standard health service answers for every service: SERVING (the default) or
+  // NOT_SERVING (e.g. while a storage fault makes the node refuse writes).
+  void SetServing(bool serving);
+
   // The endpoints actually bound (port 0 replaced by the chosen port).
   const std::vector<std::string>& endpoints() const { return endpoints_; }
 

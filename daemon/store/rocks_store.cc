@@ -15,6 +15,7 @@
 #include "common/posix_error.h"
 #include "common/status_macros.h"
 #include "rocksdb/filter_policy.h"
+#include "rocksdb/listener.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
 
@@ -101,6 +102,19 @@ RocksStore::~RocksStore() {
   close(lock_fd_);  // releases the flock
 }
 
+// Notices background errors (a flush or compaction that could not write), after which RocksDB
+// refuses writes until resumed.
+class RocksStore::FaultListener : public rocksdb::EventListener {
+ public:
+  explicit FaultListener(RocksStore* store) : store_(store) {}
+  void OnBackgroundError(rocksdb::BackgroundErrorReason, rocksdb::Status* error) override {
+    if (error != nullptr && !error->ok()) store_->SetFault(error->ToString());
+  }
+
+ private:
+  RocksStore* const store_;
+};
+
 absl::StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const RocksStoreOptions& options) {
   if (options.data_dir.empty()) return absl::InvalidArgumentError("--data_dir is empty");
   RETURN_IF_ERROR(EnsureWritableDirectory(options.data_dir));
@@ -120,6 +134,7 @@ absl::StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const RocksStoreOpt
   // Retryable IO errors are resumed by WriteWith before the next write, not by a background loop.
   db_options.max_bgerror_resume_count = 0;
   if (options.env != nullptr) db_options.env = options.env;
+  db_options.listeners.push_back(std::make_shared<FaultListener>(store.get()));
 
   std::vector<rocksdb::ColumnFamilyDescriptor> columns;
   columns.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
@@ -149,26 +164,50 @@ rocksdb::ColumnFamilyHandle* RocksStore::handle(Column column) const {
   return handles_[static_cast<size_t>(column)];
 }
 
+void RocksStore::SetFault(std::string reason) {
+  absl::MutexLock lock(&fault_mu_);
+  fault_ = std::move(reason);
+  needs_resume_ = true;
+}
+
+absl::Status RocksStore::WriteHealth() const {
+  if (!needs_resume_.load()) return absl::OkStatus();
+  absl::MutexLock lock(&fault_mu_);
+  return absl::UnavailableError(absl::StrCat(
+      "storage fault: the database refuses writes until the disk recovers (", fault_, ")"));
+}
+
+absl::Status RocksStore::Recover() {
+  // Resume when writes were refused, rather than right after the failure, when the cause is
+  // likely still there. A full disk is recovered by RocksDB itself (its SstFileManager retries
+  // every few seconds once space is free); meanwhile Resume() answers Busy.
+  if (!needs_resume_.load()) return absl::OkStatus();
+  rocksdb::Status resumed = db_->Resume();
+  if (resumed.IsBusy()) {
+    return absl::UnavailableError(
+        "the database is recovering from a failed write (disk full?); writes resume a few "
+        "seconds after space is freed");
+  }
+  if (!resumed.ok()) {
+    SetFault(resumed.ToString());
+    return WriteHealth();
+  }
+  absl::MutexLock lock(&fault_mu_);
+  fault_.clear();
+  needs_resume_ = false;
+  return absl::OkStatus();
+}
+
 absl::Status RocksStore::WriteWith(const rocksdb::WriteOptions& options,
                                    rocksdb::WriteBatch* batch) {
-  // After a failed write RocksDB refuses writes until resumed. Resume before the next write
-  // rather than right after the failure, when the cause is likely still there. A full disk is
-  // recovered by RocksDB itself (its SstFileManager retries every few seconds once space is
-  // free); meanwhile Resume() answers Busy.
-  if (needs_resume_.load()) {
-    rocksdb::Status resumed = db_->Resume();
-    if (resumed.IsBusy()) {
-      return absl::UnavailableError(
-          "the database is recovering from a failed write (disk full?); writes resume a few "
-          "seconds after space is freed");
-    }
-    if (!resumed.ok()) return FromRocksStatus(resumed, "resume writes to database");
-    needs_resume_ = false;
-  }
+  RETURN_IF_ERROR(Recover());
   rocksdb::Status s = db_->Write(options, batch);
   if (s.ok()) return absl::OkStatus();
-  needs_resume_ = true;
-  return FromRocksStatus(s, "write to database");
+  SetFault(s.ToString());
+  absl::Status status = FromRocksStatus(s, "write to database");
+  if (absl::IsResourceExhausted(status)) return status;
+  return absl::UnavailableError(absl::StrCat(
+      "storage fault, nothing was written (writes resume when it clears): ", s.ToString()));
 }
 
 absl::Status RocksStore::WriteDurable(rocksdb::WriteBatch* batch) {

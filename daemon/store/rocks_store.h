@@ -23,9 +23,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
 #include "rocksdb/write_batch.h"
@@ -61,6 +63,16 @@ class RocksStore {
   absl::Status WriteDurable(rocksdb::WriteBatch* batch);
   // Applies `batch` without waiting for the disk: for rebuildable data such as the hash cache.
   absl::Status WriteFast(rocksdb::WriteBatch* batch);
+  // Both fail with UNAVAILABLE naming the fault when the disk failed them (EIO; nothing was
+  // written) or fails still (see Recover), RESOURCE_EXHAUSTED when it is full.
+
+  // OK while writes are accepted. After a failed write, or a flush or compaction that could not
+  // write, UNAVAILABLE naming the storage fault until Recover succeeds.
+  absl::Status WriteHealth() const ABSL_LOCKS_EXCLUDED(fault_mu_);
+  // When writes are refused, asks RocksDB to resume them (DB::Resume: it flushes what the failed
+  // WAL held and starts a new one) and returns WriteHealth(). Writes call it first; a health
+  // monitor calls it so that a fault that clears is noticed without waiting for a write.
+  absl::Status Recover() ABSL_LOCKS_EXCLUDED(fault_mu_);
 
   // The value stored under `key`, or nullopt.
   absl::StatusOr<std::optional<std::string>> Get(Column column, absl::string_view key) const;
@@ -78,7 +90,13 @@ class RocksStore {
   const int lock_fd_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // indexed by Column
+  class FaultListener;
+  // Marks writes refused until Recover, with the reason.
+  void SetFault(std::string reason) ABSL_LOCKS_EXCLUDED(fault_mu_);
+
   std::atomic<bool> needs_resume_{false};               // a write failed: Resume() first
+  mutable absl::Mutex fault_mu_;
+  std::string fault_ ABSL_GUARDED_BY(fault_mu_);  // why writes are refused
 };
 
 inline absl::string_view ToView(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
