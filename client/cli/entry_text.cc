@@ -211,6 +211,11 @@ std::string SummarizeEntry(const v1::JournalEntry& entry) {
       return SummarizeHost(entry.host());
     case v1::JournalEntry::kPythonPackages:
       return SummarizePackages(entry.python_packages());
+    case v1::JournalEntry::kGap: {
+      Summary s;
+      for (const v1::GapCount& lost : entry.gap().lost()) s.Field(lost.kind(), lost.count());
+      return s.Field("reason", entry.gap().reason()).str();
+    }
     case v1::JournalEntry::KIND_NOT_SET:
       break;
   }

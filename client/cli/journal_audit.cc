@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
@@ -238,7 +239,10 @@ absl::Status KeyTrust::Accept(const std::string& node, absl::string_view present
     std::filesystem::create_directories(std::filesystem::path(pin_file_).parent_path(), ec);
     std::ofstream out(pin_file_, std::ios::app);
     out << node << " " << HexDigest(presented) << "\n";
-    if (!out.flush()) return absl::InternalError(absl::StrCat("cannot write ", pin_file_));
+    if (!out.flush()) {  // trusted for this run only: a later one pins it, or asks again
+      std::cerr << "reproctl: cannot write " << pin_file_ << "; the key of node " << node
+                << " is trusted for this run only\n";
+    }
     keys_[node].insert(std::string(presented));
     *first_use = true;
     return absl::OkStatus();

@@ -244,7 +244,7 @@ static int Check(const struct plan* p, int fd) {
   if (wait && shim_index_allows(p->target.path, p->target.len, &st) &&
       shim_link_report_vouched(&r)) {
     shim_loaded_report(0);
-    Remember(key, kAllowed);
+    shim_remember(key, kAllowed);
     return 0;
   }
   enum shim_answer answer = shim_link_report(&r, wait, reason, sizeof(reason));

@@ -173,7 +173,7 @@ class ShimBench {
   // run has finished), polling for at most 5 s.
   double ReprodCpuSettled() {
     auto read = [this] {
-      std::ifstream in(absl::StrCat("/proc/", reprod_->pid(), "/stat"));
+      std::ifstream in(absl::StrCat("/proc/", stack_.reprod_pid(), "/stat"));
       std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
       std::vector<std::string> fields = absl::StrSplit(stat.substr(stat.rfind(')') + 2), ' ');
       double utime = 0, stime = 0;  // fields 14 and 15 of proc(5), 0-based 11 and 12 here

@@ -77,4 +77,6 @@ std::string SelfPath() {
   return std::string(self, static_cast<size_t>(n));
 }
 
+pid_t ShimBenchStack::reprod_pid() const { return reprod_->pid(); }
+
 }  // namespace repro::bench

@@ -9,6 +9,8 @@
 #ifndef REPRO_TESTS_BENCH_SHIM_BENCH_STACK_H_
 #define REPRO_TESTS_BENCH_SHIM_BENCH_STACK_H_
 
+#include <sys/types.h>
+
 #include <map>
 #include <memory>
 #include <string>
@@ -34,6 +36,8 @@ class ShimBenchStack {
   static std::string Run(const std::vector<std::string>& argv,
                          const std::map<std::string, std::string>& env, const std::string& cwd,
                          double* cpu = nullptr);
+  // The pid of the reprod it started (to read its CPU time).
+  pid_t reprod_pid() const;
 
  private:
   const std::string root_;

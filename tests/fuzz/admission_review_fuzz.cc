@@ -23,8 +23,28 @@ absl::StatusOr<repro::v1::AdmitResponse> AdmitOne(absl::string_view job) {
   return response;
 }
 
+// The pin the injector hands the Pod: ds@v1 under /ml/ds, with v2 registered beside it, so that
+// hostPath volumes through an alias (/ml/ds/latest) are rewritten too.
+const repro::PinnedData& Pinned() {
+  static const repro::PinnedData* pinned = [] {
+    auto* p = new repro::PinnedData;
+    repro::v1::PinnedVersion* v = p->pin.add_versions();
+    v->set_dataset("ds");
+    v->set_version("v1");
+    v->set_root("/ml/ds");
+    v->set_path("/ml/ds/v1");
+    repro::v1::VersionInfo& other = p->registered.emplace_back();
+    other.set_dataset("ds");
+    other.set_version("v2");
+    other.set_root("/ml/ds");
+    other.set_path("/ml/ds/v2");
+    return p;
+  }();
+  return *pinned;
+}
+
 void CheckPatch(const repro::ShimInjector& injector, const nlohmann::json& pod) {
-  absl::StatusOr<nlohmann::json> patch = injector.Patch(pod);
+  absl::StatusOr<nlohmann::json> patch = injector.Patch(pod, Pinned());
   if (!patch.ok()) return;
   FuzzCheck(patch->is_array(), "a JSON Patch that is not an array");
   nlohmann::json patched;
@@ -33,7 +53,7 @@ void CheckPatch(const repro::ShimInjector& injector, const nlohmann::json& pod) 
   } catch (const std::exception& e) {
     FuzzCheck(false, "the shim injector's patch does not apply to its Pod");
   }
-  absl::StatusOr<nlohmann::json> again = injector.Patch(patched);
+  absl::StatusOr<nlohmann::json> again = injector.Patch(patched, Pinned());
   FuzzCheck(again.ok(), "an injected Pod is refused by the injector");
   FuzzCheck(again->empty(), "an injected Pod is patched again (not idempotent)");
 }

@@ -19,7 +19,7 @@ using ::testing::HasSubstr;
 using testing::ShimTestStack;
 using testing::WriteFileOrDie;
 
-constexpr ShimPeer kPeer{.pid = 31337, .uid = 1000, .gid = 100};
+const ShimPeer kPeer{.pid = 31337, .uid = 1000, .gid = 100};
 
 struct Header {
   uint16_t type = 0;
