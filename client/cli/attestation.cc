@@ -154,12 +154,28 @@ json ResolvedDependencies(const v1::Provenance& p) {
   return out;
 }
 
-// The issue-13 plug-in point: the per-node head log's signed tree heads, as ResourceDescriptors
-// ({"name": "repro-tree-head/<node>", "digest": {"sha256": root}, "annotations": {size,
-// signature, publicKey}}). The Provenance message carries none yet, so there are none.
+// Each node's signed tree head of its head log (when the export embedded one), with the journal
+// head's place in it: {"name": "repro-tree-head/<node>", "digest": {"sha256": root},
+// "annotations": {size, time, signature, publicKey, leafIndex, inclusion}}. `reproctl verify
+// --against` checks the same evidence in the repro document.
 json TreeHeadByproducts(const v1::Provenance& p) {
-  (void)p;
-  return json::array();
+  json out = json::array();
+  for (const v1::ProvenanceHead& head : p.heads()) {
+    if (!head.has_tree_head()) continue;
+    const v1::ProvenanceTreeHead& tree = head.tree_head();
+    json annotations = {{"node", head.node()},
+                        {"size", tree.size()},
+                        {"timeUnixNanos", tree.time_unix_nanos()},
+                        {"leafIndex", head.leaf_index()},
+                        {"inclusion", json(std::vector<std::string>(head.inclusion().begin(),
+                                                                    head.inclusion().end()))}};
+    Put(annotations, "signature", tree.signature());
+    Put(annotations, "publicKey", tree.public_key());
+    out.push_back({{"name", absl::StrCat("repro-tree-head/", head.node())},
+                   {"digest", Sha256Digest(tree.root())},
+                   {"annotations", std::move(annotations)}});
+  }
+  return out;
 }
 
 json SubjectCheckByproduct(const StatementOptions& options) {

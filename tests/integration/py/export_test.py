@@ -119,6 +119,12 @@ class ExportTest(unittest.TestCase):
         heads = statement["predicate"]["runDetails"]["byproducts"]
         self.assertEqual(heads[0]["name"], "repro-journal-head/n1")
         self.assertEqual(heads[0]["annotations"]["publicKey"], self.public_key)
+        # The node's signed tree head of its head log, with the journal head's place in it.
+        tree = [b for b in heads if b["name"] == "repro-tree-head/n1"]
+        self.assertEqual(len(tree), 1, heads)
+        self.assertEqual(tree[0]["annotations"]["publicKey"], self.public_key)
+        self.assertGreater(tree[0]["annotations"]["size"], tree[0]["annotations"]["leafIndex"])
+        self.assertEqual(len(tree[0]["digest"]["sha256"]), 64)
 
     def test_without_subjects_the_statement_is_about_the_journal(self):
         statement = json.loads(self.export("--format", "in-toto").stdout)
