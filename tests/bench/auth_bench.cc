@@ -10,7 +10,6 @@
 #include <memory>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "daemon/auth/authorizer.h"
@@ -88,6 +87,8 @@ ConcurrentRun Measure(v1::Repro::Stub* stub, bool record, double seconds) {
   });
 }
 
+}  // namespace
+
 int Main() {
   const double seconds = absl::GetFlag(FLAGS_seconds);
   testing::TempDir dir;
@@ -158,10 +159,4 @@ int Main() {
   return 0;
 }
 
-}  // namespace
 }  // namespace repro::bench
-
-int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  return repro::bench::Main();
-}

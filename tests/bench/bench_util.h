@@ -9,6 +9,10 @@
 
 namespace repro::bench {
 
+// The benchmark itself: each benchmark program defines it. bench_main.cc's main() parses the
+// command-line flags and returns what Main() returns.
+int Main();
+
 // Wall-clock seconds taken by fn().
 double TimeSeconds(const std::function<void()>& fn);
 

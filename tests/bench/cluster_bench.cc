@@ -14,7 +14,6 @@
 #include <thread>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/etcd/etcd_client.h"
 #include "tests/bench/bench_util.h"
@@ -94,6 +93,8 @@ void Print(const std::string& mode, const ModeFigures& f, const ModeFigures* emb
          f.admits.per_second, "req/s", embedded ? embedded->admits.per_second : 0, "embedded");
 }
 
+}  // namespace
+
 int Main() {
   const double seconds = absl::GetFlag(FLAGS_seconds);
   testing::TempDir dir;
@@ -132,10 +133,4 @@ int Main() {
   return 0;
 }
 
-}  // namespace
 }  // namespace repro::bench
-
-int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  return repro::bench::Main();
-}

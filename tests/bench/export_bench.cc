@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "common/sha256.h"
 #include "daemon/store/journal.h"
@@ -60,6 +59,8 @@ bool WriteJournal(const std::string& data_dir, const std::string& node, int open
   }
   return true;
 }
+
+}  // namespace
 
 int Main() {
   const int opens = absl::GetFlag(FLAGS_opens);
@@ -118,10 +119,4 @@ int Main() {
   return 0;
 }
 
-}  // namespace
 }  // namespace repro::bench
-
-int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  return repro::bench::Main();
-}

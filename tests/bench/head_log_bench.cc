@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "common/merkle.h"
 #include "common/sha256.h"
@@ -25,6 +24,8 @@ namespace repro::bench {
 namespace {
 
 constexpr size_t kBatch = 4096;  // heads per staged write batch
+
+}  // namespace
 
 int Main() {
   const uint64_t heads = absl::GetFlag(FLAGS_heads);
@@ -121,10 +122,4 @@ int Main() {
   return 0;
 }
 
-}  // namespace
 }  // namespace repro::bench
-
-int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  return repro::bench::Main();
-}

@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "tests/bench/bench_util.h"
 #include "tests/testutil/reprod_process.h"
@@ -40,6 +39,8 @@ double MsPerStart(const std::vector<std::string>& argv, int runs) {
   });
   return seconds * 1000 / runs;
 }
+
+}  // namespace
 
 int Main() {
   const int runs = absl::GetFlag(FLAGS_runs);
@@ -95,10 +96,4 @@ int Main() {
   return 0;
 }
 
-}  // namespace
 }  // namespace repro::bench
-
-int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  return repro::bench::Main();
-}

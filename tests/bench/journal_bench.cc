@@ -16,7 +16,6 @@
 #include <thread>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -111,6 +110,8 @@ JournalCounters ReadCounters(int port) {
   return out;
 }
 
+}  // namespace
+
 int Main() {
   testing::TempDir dir;
   const double seconds = absl::GetFlag(FLAGS_seconds);
@@ -160,10 +161,4 @@ int Main() {
   return 0;
 }
 
-}  // namespace
 }  // namespace repro::bench
-
-int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  return repro::bench::Main();
-}

@@ -15,7 +15,6 @@
 #include <thread>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "tests/bench/bench_util.h"
 #include "tests/testutil/reprod_process.h"
@@ -57,6 +56,8 @@ std::string HashAll(const std::string& tool, const std::string& dir, int files_p
                       std::thread::hardware_concurrency(), " -n ", files_per_process, " ", tool,
                       " > /dev/null");
 }
+
+}  // namespace
 
 int Main() {
   testing::TempDir dir;
@@ -111,10 +112,4 @@ int Main() {
   return 0;
 }
 
-}  // namespace
 }  // namespace repro::bench
-
-int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  return repro::bench::Main();
-}

@@ -30,7 +30,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -301,11 +300,11 @@ class ShimBench {
 };
 
 }  // namespace
-}  // namespace repro::bench
 
-int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+int Main() {
   const std::string child = absl::GetFlag(FLAGS_latency_child);
-  if (!child.empty()) return repro::bench::LatencyChild(child, absl::GetFlag(FLAGS_outside));
-  return repro::bench::ShimBench().Run();
+  if (!child.empty()) return LatencyChild(child, absl::GetFlag(FLAGS_outside));
+  return ShimBench().Run();
 }
+
+}  // namespace repro::bench

@@ -25,7 +25,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -200,11 +199,11 @@ class ViewBench {
 };
 
 }  // namespace
-}  // namespace repro::bench
 
-int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+int Main() {
   const std::string child = absl::GetFlag(FLAGS_latency_child);
-  if (!child.empty()) return repro::bench::LatencyChild(child);
-  return repro::bench::ViewBench().Run();
+  if (!child.empty()) return LatencyChild(child);
+  return ViewBench().Run();
 }
+
+}  // namespace repro::bench

@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -54,6 +53,8 @@ ConcurrentRun Run(const testing::HttpClientOptions& options, const Workload& wor
     return response.ok() && response->status == 200;
   });
 }
+
+}  // namespace
 
 int Main() {
   testing::TempDir dir;
@@ -107,10 +108,4 @@ int Main() {
   return 0;
 }
 
-}  // namespace
 }  // namespace repro::bench
-
-int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  return repro::bench::Main();
-}
