@@ -56,6 +56,15 @@ ABSL_FLAG(std::string, webhook_shim_image, "",
 ABSL_FLAG(std::string, webhook_shim_socket, "/run/reprod/shim/shim.sock",
           "reprod's --shim_socket on the nodes: injected into Pods as REPRO_SHIM_SOCKET, its "
           "directory mounted from the host");
+ABSL_FLAG(std::string, csi_endpoint, "",
+          "Unix socket path where reprod serves its CSI node plugin (Kubernetes: one shim socket "
+          "per Pod, bound to the Pod's namespace), e.g. "
+          "/var/lib/kubelet/plugins/shim.repro.dev/csi.sock; empty: no CSI plugin");
+ABSL_FLAG(std::string, csi_driver_name, "shim.repro.dev", "Name of the CSIDriver object");
+ABSL_FLAG(std::string, csi_kubelet_dir, "/var/lib/kubelet",
+          "kubelet's root directory: CSI target paths must lie below it");
+ABSL_FLAG(std::string, csi_shim_library, "/usr/lib/repro/libreproshim.so",
+          "The shim library copied into every Pod's CSI volume");
 ABSL_FLAG(std::string, metrics_listen, "", "host:port serving Prometheus /metrics (plain HTTP)");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 ABSL_FLAG(int, hash_threads, 0, "Threads that hash data files (0: one per core)");
@@ -94,6 +103,10 @@ repro::ReprodConfig ConfigFromFlags() {
   config.webhook_shim_image = absl::GetFlag(FLAGS_webhook_shim_image);
   config.webhook_shim_socket = absl::GetFlag(FLAGS_webhook_shim_socket);
   config.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  config.csi_endpoint = absl::GetFlag(FLAGS_csi_endpoint);
+  config.csi_driver_name = absl::GetFlag(FLAGS_csi_driver_name);
+  config.csi_kubelet_dir = absl::GetFlag(FLAGS_csi_kubelet_dir);
+  config.csi_shim_library = absl::GetFlag(FLAGS_csi_shim_library);
   config.hash_threads = absl::GetFlag(FLAGS_hash_threads);
   config.node_key = absl::GetFlag(FLAGS_node_key);
   config.previous_node_key = absl::GetFlag(FLAGS_previous_node_key);

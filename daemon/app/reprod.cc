@@ -141,6 +141,7 @@ absl::Status Reprod::Init() {
   // The shim socket is up before gRPC answers, so a caller that sees reprod ready (health check,
   // reproctl) can start training processes at once.
   RETURN_IF_ERROR(StartShimSocket());
+  RETURN_IF_ERROR(StartCsiPlugin());
   ASSIGN_OR_RETURN(grpc_, GrpcServer::Start(grpc_options, {service_.get()}));
   store_watch_ = std::make_unique<StoreWatch>(
       store_.get(), &metrics_, [this](const absl::Status& writable) {
@@ -245,6 +246,32 @@ absl::Status Reprod::StartShimSocket() {
   return absl::OkStatus();
 }
 
+absl::Status Reprod::StartCsiPlugin() {
+  if (config_.csi_endpoint.empty()) return absl::OkStatus();
+  if (shim_ == nullptr) {
+    return absl::InvalidArgumentError("--csi_endpoint needs --shim_socket: Pods' sockets are "
+                                      "served by the shim socket's server");
+  }
+  pod_volumes_ = std::make_unique<PodVolumes>(
+      PodVolumesOptions{.state_dir = absl::StrCat(config_.data_dir, "/csi"),
+                        .kubelet_dir = config_.csi_kubelet_dir,
+                        .shim_library = config_.csi_shim_library},
+      shim_.get());
+  RETURN_IF_ERROR(pod_volumes_->Restore());
+  csi_plugin_ = std::make_unique<CsiNodePlugin>(
+      CsiNodePluginOptions{
+          .driver_name = config_.csi_driver_name, .version = REPRO_VERSION, .node_id = node_},
+      pod_volumes_.get(), &identities_, auth_.get());
+  GrpcServerOptions options;
+  options.listen = {absl::StrCat("unix:", config_.csi_endpoint)};
+  options.identities = &identities_;
+  ASSIGN_OR_RETURN(csi_grpc_, GrpcServer::Start(options, {csi_plugin_->identity_service(),
+                                                          csi_plugin_->node_service()}));
+  spdlog::info("serving the CSI node plugin {} on {}", config_.csi_driver_name,
+               config_.csi_endpoint);
+  return absl::OkStatus();
+}
+
 absl::Status Reprod::StartMetricsEndpoint() {
   if (config_.metrics_listen.empty()) return absl::OkStatus();
   HttpServerOptions options;
@@ -326,6 +353,7 @@ void Reprod::Shutdown(absl::Duration grace) {
   store_watch_.reset();
   if (service_ != nullptr) service_->BeginShutdown();
   if (grpc_ != nullptr) grpc_->Shutdown(grace);
+  if (csi_grpc_ != nullptr) csi_grpc_->Shutdown(grace);
   if (metrics_http_ != nullptr) metrics_http_->Stop();
   if (webhook_http_ != nullptr) webhook_http_->Stop();
   if (shim_ != nullptr) shim_->Stop();

@@ -18,6 +18,8 @@
 #include "daemon/cluster/cluster_journals.h"
 #include "daemon/cluster/head_publisher.h"
 #include "daemon/cluster/node_presence.h"
+#include "daemon/csi/csi_service.h"
+#include "daemon/csi/pod_volumes.h"
 #include "daemon/etcd/etcd_client.h"
 #include "daemon/etcd/etcd_mirror.h"
 #include "daemon/hashing/hash_cache.h"
@@ -63,6 +65,12 @@ struct ReprodConfig {
   std::string webhook_shim_image;
   std::string webhook_shim_socket = "/run/reprod/shim/shim.sock";
   std::string metrics_listen;
+  // The CSI node plugin (daemon/csi/): its Unix socket (empty: none), the CSIDriver's name,
+  // kubelet's root directory and the shim library copied into Pods' volumes.
+  std::string csi_endpoint;
+  std::string csi_driver_name = "shim.repro.dev";
+  std::string csi_kubelet_dir = "/var/lib/kubelet";
+  std::string csi_shim_library = "/usr/lib/repro/libreproshim.so";
   // Authorization (daemon/auth/authorizer.h): Unix group names or numbers ("" = none), and
   // certificate identities ("a,b" or "@FILE").
   std::string admin_group;
@@ -105,6 +113,9 @@ class Reprod {
   absl::Status StartWebhook();
   // Serves the shims of training processes on config_.shim_socket (when set).
   absl::Status StartShimSocket();
+  // Serves the CSI node plugin on config_.csi_endpoint (when set) and the shim sockets of the
+  // Pods published before a restart.
+  absl::Status StartCsiPlugin();
   // Cluster mode, after the gRPC server is up: registers the node, publishes journal heads.
   absl::Status StartCluster();
   // Where other nodes reach this node (see ReprodConfig::advertise_addr).
@@ -146,6 +157,9 @@ class Reprod {
   std::unique_ptr<HttpServer> webhook_http_;
   std::unique_ptr<DataChecker> data_checker_;
   std::unique_ptr<ShimServer> shim_;  // only with --shim_socket
+  std::unique_ptr<PodVolumes> pod_volumes_;     // only with --csi_endpoint
+  std::unique_ptr<CsiNodePlugin> csi_plugin_;
+  std::unique_ptr<GrpcServer> csi_grpc_;
   std::unique_ptr<StoreWatch> store_watch_;  // storage faults -> health NOT_SERVING
 };
 

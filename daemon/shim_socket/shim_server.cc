@@ -43,6 +43,54 @@ uint16_t TypeOf(const std::string& message) {
              ? h.type
              : 0;
 }
+// Binds and listens on the shim socket `path` (creating its directory, replacing a stale socket
+// left by a dead reprod), connectable by every local user. Returns the listening fd.
+absl::StatusOr<int> ListenOn(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path[0] != '/' || path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a shim socket must be an absolute path shorter than ", sizeof(addr.sun_path),
+        " bytes, not \"", path, "\""));
+  }
+  path.copy(addr.sun_path, path.size());
+  std::error_code ignored;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ignored);
+  struct stat st;
+  if (lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("shim socket ", path, " exists and is not a socket"));
+    }
+    int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    bool alive = probe >= 0 &&
+                 connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
+    if (probe >= 0) close(probe);
+    if (alive) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("another reprod serves the shim socket ", path));
+    }
+    unlink(path.c_str());  // left behind by a reprod that died
+  }
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return PosixError(errno, "shim socket");
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+    absl::Status error = PosixError(errno, absl::StrCat("bind shim socket ", path));
+    close(fd);
+    return error;
+  }
+  // Any local user's job may say HELLO: what it may do is decided by its pin, and everything it
+  // sends is attributed to it by SO_PEERCRED (or to the Pod its socket was made for).
+  chmod(path.c_str(), 0666);
+  if (listen(fd, kListenBacklog) != 0) {
+    absl::Status error = PosixError(errno, absl::StrCat("listen on shim socket ", path));
+    close(fd);
+    unlink(path.c_str());
+    return error;
+  }
+  return fd;
+}
+
 }  // namespace
 
 struct ShimServer::Connection {
@@ -119,14 +167,18 @@ absl::StatusOr<std::unique_ptr<ShimServer>> ShimServer::Start(ShimServerOptions 
     return absl::InvalidArgumentError("ShimServer needs pins, versions, journal, checker and fs");
   }
   std::unique_ptr<ShimServer> server(new ShimServer(std::move(options), parts));
-  RETURN_IF_ERROR(server->Listen());
+  ASSIGN_OR_RETURN(int listen_fd, ListenOn(server->options_.socket_path));
+  {
+    absl::MutexLock lock(&server->listeners_mu_);
+    server->listeners_[listen_fd] = Listener{server->options_.socket_path, std::nullopt};
+  }
   server->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   server->stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   server->timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
   if (server->epoll_fd_ < 0 || server->stop_fd_ < 0 || server->timer_fd_ < 0) {
     return PosixError(errno, "shim socket epoll");
   }
-  for (int fd : {server->listen_fd_, server->stop_fd_, server->timer_fd_}) {
+  for (int fd : {listen_fd, server->stop_fd_, server->timer_fd_}) {
     epoll_event event{};
     event.events = EPOLLIN;
     event.data.fd = fd;
@@ -150,46 +202,41 @@ absl::StatusOr<std::unique_ptr<ShimServer>> ShimServer::Start(ShimServerOptions 
 
 ShimServer::~ShimServer() { Stop(); }
 
-absl::Status ShimServer::Listen() {
-  const std::string& path = options_.socket_path;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.empty() || path[0] != '/' || path.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--shim_socket must be an absolute path shorter than ", sizeof(addr.sun_path),
-        " bytes, not \"", path, "\""));
-  }
-  path.copy(addr.sun_path, path.size());
-  std::error_code ignored;
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ignored);
-  struct stat st;
-  if (lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("--shim_socket ", path, " exists and is not a socket"));
+absl::Status ShimServer::AddListener(const std::string& socket_path, Identity job_identity) {
+  {
+    absl::MutexLock lock(&listeners_mu_);
+    for (const auto& [fd, listener] : listeners_) {
+      if (listener.path == socket_path) {
+        return absl::AlreadyExistsError(absl::StrCat("shim socket ", socket_path, " is served"));
+      }
     }
-    int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    bool alive = probe >= 0 &&
-                 connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
-    if (probe >= 0) close(probe);
-    if (alive) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("another reprod serves the shim socket ", path));
-    }
-    unlink(path.c_str());  // left behind by a reprod that died
   }
-  listen_fd_ = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) return PosixError(errno, "shim socket");
-  if (bind(listen_fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return PosixError(errno, absl::StrCat("bind --shim_socket ", path));
-  }
-  // Any local user's job may say HELLO: what it may do is decided by its pin, and everything it
-  // sends is attributed to it by SO_PEERCRED.
-  chmod(path.c_str(), 0666);
-  if (listen(listen_fd_, kListenBacklog) != 0) {
-    return PosixError(errno, absl::StrCat("listen on --shim_socket ", path));
+  ASSIGN_OR_RETURN(int fd, ListenOn(socket_path));
+  absl::MutexLock lock(&listeners_mu_);
+  listeners_[fd] = Listener{socket_path, std::move(job_identity)};
+  epoll_event event{};
+  event.events = EPOLLIN;
+  event.data.fd = fd;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) != 0) {
+    absl::Status error = PosixError(errno, "shim socket epoll_ctl");
+    listeners_.erase(fd);
+    close(fd);
+    unlink(socket_path.c_str());
+    return error;
   }
   return absl::OkStatus();
+}
+
+void ShimServer::RemoveListener(const std::string& socket_path) {
+  absl::MutexLock lock(&listeners_mu_);
+  for (auto it = listeners_.begin(); it != listeners_.end(); ++it) {
+    if (it->second.path != socket_path || !it->second.job_identity) continue;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->first, nullptr);
+    close(it->first);
+    unlink(socket_path.c_str());
+    listeners_.erase(it);
+    return;
+  }
 }
 
 void ShimServer::Stop() {
@@ -214,11 +261,18 @@ void ShimServer::Stop() {
   }
   connections_.clear();
   ring_due_.clear();
-  for (int* fd : {&listen_fd_, &epoll_fd_, &stop_fd_, &timer_fd_}) {
+  {
+    absl::MutexLock lock(&listeners_mu_);
+    for (const auto& [fd, listener] : listeners_) {
+      close(fd);
+      unlink(listener.path.c_str());
+    }
+    listeners_.clear();
+  }
+  for (int* fd : {&epoll_fd_, &stop_fd_, &timer_fd_}) {
     if (*fd >= 0) close(*fd);
     *fd = -1;
   }
-  unlink(options_.socket_path.c_str());
 }
 
 void ShimServer::IoLoop() {
@@ -233,30 +287,33 @@ void ShimServer::IoLoop() {
     for (int i = 0; i < n; ++i) {
       const int fd = events[i].data.fd;
       if (fd == stop_fd_) return;
-      if (fd == listen_fd_) {
-        Accept();
-        continue;
-      }
       if (fd == timer_fd_) {
         ReadDueRings();
         continue;
       }
       auto it = connections_.find(fd);
-      if (it == connections_.end()) continue;
+      if (it == connections_.end()) {
+        Accept(fd);
+        continue;
+      }
       ConnectionPtr c = it->second;  // Receive may drop it from the map
       Receive(c, events[i].events);
     }
   }
 }
 
-void ShimServer::Accept() {
+bool ShimServer::Accept(int listen_fd) {
+  absl::MutexLock lock(&listeners_mu_);
+  auto listener = listeners_.find(listen_fd);
+  if (listener == listeners_.end()) return false;  // removed since epoll reported it
   for (;;) {
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno != EAGAIN && errno != EINTR) {
-        spdlog::warn("shim socket: accept failed: {}", PosixError(errno, "").ToString());
+        spdlog::warn("shim socket {}: accept failed: {}", listener->second.path,
+                     PosixError(errno, "").ToString());
       }
-      return;
+      return true;
     }
     pid_t pid = 0;
     absl::StatusOr<Identity> peer = UnixPeerIdentity(fd, &pid);
@@ -266,7 +323,9 @@ void ShimServer::Accept() {
       continue;
     }
     auto c = std::make_shared<Connection>(
-        fd, ShimPeer{pid, peer->uid, peer->gid, std::move(peer->groups)}, sessions_.get());
+        fd,
+        ShimPeer{pid, peer->uid, peer->gid, std::move(peer->groups), listener->second.job_identity},
+        sessions_.get());
     epoll_event event{};
     event.events = EPOLLIN | EPOLLRDHUP;
     event.data.fd = fd;

@@ -34,6 +34,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -99,8 +100,18 @@ class ShimServer {
   ShimServer(const ShimServer&) = delete;
   ShimServer& operator=(const ShimServer&) = delete;
 
-  // Stops accepting and serving, closes every connection and removes the socket. Idempotent.
+  // Stops accepting and serving, closes every connection and removes the sockets. Idempotent.
   void Stop();
+
+  // Serves one more socket at `socket_path` (bound like the main one) whose every connection
+  // speaks for `job_identity`: a HELLO on it is authorized as that identity (e.g. the Kubernetes
+  // namespace of the Pod the socket was made for, daemon/csi/), not as the connecting uid; files
+  // are still hashed only when the process's uid could read them. INVALID_ARGUMENT for an unusable
+  // path, FAILED_PRECONDITION when a live process serves it, ALREADY_EXISTS when this server does.
+  absl::Status AddListener(const std::string& socket_path, Identity job_identity);
+  // Stops accepting on a socket added by AddListener and removes it; connections already made on
+  // it keep their identity until they end. A path not served is ignored.
+  void RemoveListener(const std::string& socket_path);
 
   const std::string& socket_path() const { return options_.socket_path; }
 
@@ -108,10 +119,16 @@ class ShimServer {
   struct Connection;
   using ConnectionPtr = std::shared_ptr<Connection>;
 
+  // A listening socket: the main one (no job identity) or one added by AddListener.
+  struct Listener {
+    std::string path;
+    std::optional<Identity> job_identity;
+  };
+
   ShimServer(ShimServerOptions options, ShimServerParts parts);
-  absl::Status Listen();
   void IoLoop();
-  void Accept();
+  // Accepts what waits on the listening socket `fd`; false when `fd` is not one.
+  bool Accept(int fd);
   // Reads what `c` sent (events: what epoll reported).
   void Receive(const ConnectionPtr& c, uint32_t events);
   void Drop(int fd);
@@ -152,7 +169,10 @@ class ShimServer {
   std::unique_ptr<LoadedRecorder> loaded_;
   std::unique_ptr<ShimSessionContext> sessions_;
 
-  int listen_fd_ = -1;
+  // Listening sockets by fd. Accept holds the lock while it uses a listener's fd, so that
+  // RemoveListener cannot close it underneath.
+  absl::Mutex listeners_mu_;
+  absl::flat_hash_map<int, Listener> listeners_ ABSL_GUARDED_BY(listeners_mu_);
   int epoll_fd_ = -1;
   int stop_fd_ = -1;  // eventfd that wakes the IO thread to stop
   int timer_fd_ = -1;  // wakes the IO thread for ring_due_

@@ -174,7 +174,7 @@ void ShimSession::HandleHello(const ShimRequest& request, ShimOutput* out) {
   // The one place where the peer's credentials (peer_, from SO_PEERCRED) meet the job it claims.
   absl::StatusOr<std::shared_ptr<const v1::Pin>> pin = context_->parts().pins->Get(hello.job);
   if (pin.ok() && context_->parts().auth != nullptr) {  // the job's owner or an admin only
-    absl::Status allowed = context_->parts().auth->CheckJobWrite("ShimHello", peer_.identity(),
+    absl::Status allowed = context_->parts().auth->CheckJobWrite("ShimHello", peer_.hello_identity(),
                                                                  hello.job, (*pin)->owner());
     if (!allowed.ok()) pin = allowed;
   }

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -49,8 +50,14 @@ struct ShimPeer {
   uid_t uid = 0;
   gid_t gid = 0;
   std::vector<gid_t> groups;  // supplementary groups (SO_PEERGROUPS)
+  // Set when the connection came through a socket made for one Pod (ShimServer::AddListener):
+  // the identity its HELLO speaks for, instead of the uid.
+  std::optional<Identity> job_identity;
 
+  // The process's own credentials: what it may read (and so, have hashed).
   Identity identity() const { return Identity::Unix(uid, gid, groups); }
+  // Whom its HELLO is authorized as: the Pod's identity on a per-Pod socket, else identity().
+  Identity hello_identity() const { return job_identity ? *job_identity : identity(); }
 };
 
 // Not owned; each must outlive the context.
