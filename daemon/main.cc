@@ -50,17 +50,13 @@ ABSL_FLAG(std::string, auditor_identities, "",
 ABSL_FLAG(std::string, webhook_listen, "", "host:port of the Kubernetes admission webhook (HTTPS)");
 ABSL_FLAG(std::string, webhook_tls_cert, "", "PEM certificate of the admission webhook");
 ABSL_FLAG(std::string, webhook_tls_key, "", "PEM private key of the admission webhook");
-ABSL_FLAG(std::string, webhook_shim_image, "",
-          "Image whose /usr/lib/repro/libreproshim.so the webhook's init container copies into "
-          "Pods (default: repro:<reprod version>)");
-ABSL_FLAG(std::string, webhook_shim_socket, "/run/reprod/shim/shim.sock",
-          "reprod's --shim_socket on the nodes: injected into Pods as REPRO_SHIM_SOCKET, its "
-          "directory mounted from the host");
 ABSL_FLAG(std::string, csi_endpoint, "",
           "Unix socket path where reprod serves its CSI node plugin (Kubernetes: one shim socket "
           "per Pod, bound to the Pod's namespace), e.g. "
           "/var/lib/kubelet/plugins/shim.repro.dev/csi.sock; empty: no CSI plugin");
-ABSL_FLAG(std::string, csi_driver_name, "shim.repro.dev", "Name of the CSIDriver object");
+ABSL_FLAG(std::string, csi_driver_name, "shim.repro.dev",
+          "Name of the CSIDriver object: served by --csi_endpoint, and the driver of the inline "
+          "volume the webhook injects into Pods");
 ABSL_FLAG(std::string, csi_kubelet_dir, "/var/lib/kubelet",
           "kubelet's root directory: CSI target paths must lie below it");
 ABSL_FLAG(std::string, csi_shim_library, "/usr/lib/repro/libreproshim.so",
@@ -100,8 +96,6 @@ repro::ReprodConfig ConfigFromFlags() {
   config.webhook_listen = absl::GetFlag(FLAGS_webhook_listen);
   config.webhook_tls_cert = absl::GetFlag(FLAGS_webhook_tls_cert);
   config.webhook_tls_key = absl::GetFlag(FLAGS_webhook_tls_key);
-  config.webhook_shim_image = absl::GetFlag(FLAGS_webhook_shim_image);
-  config.webhook_shim_socket = absl::GetFlag(FLAGS_webhook_shim_socket);
   config.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   config.csi_endpoint = absl::GetFlag(FLAGS_csi_endpoint);
   config.csi_driver_name = absl::GetFlag(FLAGS_csi_driver_name);

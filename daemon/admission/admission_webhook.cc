@@ -29,9 +29,7 @@ std::string ForLog(absl::string_view text) {
 
 absl::StatusOr<std::unique_ptr<AdmissionWebhook>> AdmissionWebhook::Create(
     AdmissionWebhookOptions options) {
-  ASSIGN_OR_RETURN(
-      ShimInjector injector,
-      ShimInjector::Create({.image = options.shim_image, .shim_socket = options.shim_socket}));
+  ASSIGN_OR_RETURN(ShimInjector injector, ShimInjector::Create({.csi_driver = options.csi_driver}));
   return std::unique_ptr<AdmissionWebhook>(
       new AdmissionWebhook(std::move(options), std::move(injector)));
 }

@@ -9,7 +9,7 @@
 //                                              .pinned = [&](absl::string_view job) {
 //                                                return PinnedDataOf(job);
 //                                              },
-//                                              .shim_image = "repro:0.1.0",
+//                                              .csi_driver = "shim.repro.dev",
 //                                              .metrics = &metrics}));
 //   HttpServerOptions options;  // name "webhook", TLS files, listen address
 //   options.max_body_bytes = AdmissionWebhook::kMaxReviewBytes;
@@ -50,8 +50,7 @@ struct AdmissionWebhookOptions {
   // Patch). NOT_FOUND: the job is not pinned. Null: every job counts as unpinned.
   std::function<absl::StatusOr<PinnedData>(absl::string_view job)> pinned;
   // See ShimInjectorOptions.
-  std::string shim_image;
-  std::string shim_socket = "/run/reprod/shim/shim.sock";
+  std::string csi_driver = "shim.repro.dev";
   // Where to count reviews; null: counted privately.
   Metrics* metrics = nullptr;
 };
@@ -63,7 +62,7 @@ class AdmissionWebhook {
   // carries two of them.
   static constexpr size_t kMaxReviewBytes = 3 << 20;
 
-  // INVALID_ARGUMENT when the shim image or socket is unusable (see ShimInjector::Create).
+  // INVALID_ARGUMENT when the CSI driver name is unusable (see ShimInjector::Create).
   static absl::StatusOr<std::unique_ptr<AdmissionWebhook>> Create(AdmissionWebhookOptions options);
 
   AdmissionWebhook(const AdmissionWebhook&) = delete;

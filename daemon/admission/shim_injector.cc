@@ -162,21 +162,17 @@ json FieldRefVar(absl::string_view name, absl::string_view field_path) {
 }  // namespace
 
 absl::StatusOr<ShimInjector> ShimInjector::Create(ShimInjectorOptions options) {
-  if (options.image.empty() || std::any_of(options.image.begin(), options.image.end(), [](char c) {
-        return absl::ascii_isspace(c) || absl::ascii_iscntrl(c);
-      })) {
+  const std::string& name = options.csi_driver;
+  const bool dns_name =
+      !name.empty() && name.size() <= 63 && absl::ascii_isalnum(name.front()) &&
+      absl::ascii_isalnum(name.back()) && std::all_of(name.begin(), name.end(), [](char c) {
+        return absl::ascii_isalnum(c) || c == '-' || c == '.';
+      });
+  if (!dns_name) {
     return absl::InvalidArgumentError(
-        absl::StrCat("the shim image \"", options.image, "\" is empty or has blanks"));
+        absl::StrCat("the CSI driver name \"", name, "\" is not a DNS name of 63 characters"));
   }
-  const std::filesystem::path socket(options.shim_socket);
-  const std::string dir = socket.parent_path().string();
-  if (!socket.is_absolute() || socket.lexically_normal() != socket || dir.empty() || dir == "/" ||
-      !socket.has_filename()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the shim socket \"", options.shim_socket,
-                     "\" must be a normal absolute path in a directory other than /"));
-  }
-  return ShimInjector(std::move(options), dir);
+  return ShimInjector(std::move(options));
 }
 
 absl::StatusOr<json> ShimInjector::Patch(const json& pod, const PinnedData& pinned) const {
@@ -194,33 +190,15 @@ absl::StatusOr<json> ShimInjector::Patch(const json& pod, const PinnedData& pinn
     return absl::InvalidArgumentError("/spec/containers is not a list");
   }
 
-  const json shim_mount = {{"name", kShimVolume}, {"mountPath", kShimDir}};
-  const json init_container = {{"name", kInitContainer},
-                               {"image", options_.image},
-                               {"imagePullPolicy", "IfNotPresent"},
-                               {"command", json::array({"cp", kLibraryInImage, kLibraryInPod})},
-                               {"volumeMounts", json::array({shim_mount})},
-                               {"resources",
-                                {{"requests", {{"cpu", "10m"}, {"memory", "16Mi"}}},
-                                 {"limits", {{"cpu", "100m"}, {"memory", "64Mi"}}}}},
-                               {"securityContext",
-                                {{"allowPrivilegeEscalation", false},
-                                 {"readOnlyRootFilesystem", true},
-                                 {"capabilities", {{"drop", json::array({"ALL"})}}}}}};
+  // The node plugin learns the Pod's namespace from kubelet (podInfoOnMount), not from here.
   const std::vector<json> volumes = {
-      {{"name", kShimVolume}, {"emptyDir", {{"sizeLimit", "16Mi"}}}},
-      {{"name", kSocketVolume},
-       {"hostPath", {{"path", socket_dir_}, {"type", "DirectoryOrCreate"}}}}};
-  json shim_mount_read_only = shim_mount;
-  shim_mount_read_only["readOnly"] = true;
+      {{"name", kShimVolume}, {"csi", {{"driver", options_.csi_driver}, {"readOnly", true}}}}};
   const std::vector<json> mounts = {
-      shim_mount_read_only,
-      {{"name", kSocketVolume}, {"mountPath", socket_dir_}, {"readOnly", true}}};
+      {{"name", kShimVolume}, {"mountPath", kShimDir}, {"readOnly", true}}};
 
   json patch = json::array();
   const std::vector<MovedVolume> moved = PatchVolumes(*spec, pinned, &patch);
   RETURN_IF_ERROR(AddMissing(*spec, "/spec", "volumes", volumes, SameName, &patch));
-  RETURN_IF_ERROR(AddMissing(*spec, "/spec", "initContainers", {init_container}, SameName, &patch));
   const bool indexed = Annotation(pod, kCompletionIndexAnnotation) != nullptr;
   const std::string pinned_env = PinnedEnvValue(pinned.pin);
   for (size_t i = 0; i < containers->size(); ++i) {
@@ -278,7 +256,7 @@ absl::Status ShimInjector::PatchEnv(const json& container, const std::string& pa
 
   // The variables the webhook owns: set, or replaced when they say something else. The Pod's
   // name, namespace and uid (downward API) identify the launcher in each process start.
-  for (json want : {EnvVar("REPRO_JOB", job), EnvVar("REPRO_SHIM_SOCKET", options_.shim_socket),
+  for (json want : {EnvVar("REPRO_JOB", job), EnvVar("REPRO_SHIM_SOCKET", kSocketInPod),
                     EnvVar("REPRO_MODE", mode), EnvVar(kPinnedEnvVariable, pinned_env),
                     FieldRefVar("REPRO_POD_NAME", "metadata.name"),
                     FieldRefVar("REPRO_POD_NAMESPACE", "metadata.namespace"),

@@ -1,20 +1,19 @@
 // ShimInjector: the JSON Patch that makes a Pod labelled repro.dev/job run under repro's shim —
 // the change behind the webhook's /mutate.
 //
-//   ASSIGN_OR_RETURN(ShimInjector injector, ShimInjector::Create({.image = "repro:0.1.0"}));
+//   ASSIGN_OR_RETURN(ShimInjector injector, ShimInjector::Create({.csi_driver = "shim.repro.dev"}));
 //   ASSIGN_OR_RETURN(nlohmann::json patch, injector.Patch(pod));  // [] when already injected
 //
 // What a Pod gets (names are fixed so that a second look recognises them):
-// - volume `repro-shim`, an emptyDir, and init container `repro-shim` (the repro image) that
-//   copies /usr/lib/repro/libreproshim.so into it, appended after the Pod's own init containers;
-// - volume `repro-run`, the host directory of reprod's shim socket (hostPath, DirectoryOrCreate,
-//   so the Pod starts even before reprod has, and sees the socket when reprod comes back);
-// - in every container: both volumes mounted read-only (/opt/repro and the socket directory at
-//   its host path; a container already mounting something at either path keeps its own), and the
-//   environment
+// - volume `repro-shim`, an inline ephemeral CSI volume of reprod's node plugin (daemon/csi/),
+//   read-only: reprod publishes into it the shim library and a shim socket of this Pod's own,
+//   whose every connection speaks for the Pod's namespace. No hostPath, no init container, no
+//   privilege: the injected Pod meets the Pod Security `restricted` level when its own spec does;
+// - in every container: that volume mounted read-only at /opt/repro (a container already
+//   mounting something there keeps its own), and the environment
 //     LD_PRELOAD=/opt/repro/libreproshim.so, in front of the container's own LD_PRELOAD (a
 //       valueFrom one is renamed REPRO_USER_LD_PRELOAD and referenced as $(REPRO_USER_LD_PRELOAD));
-//     REPRO_JOB=<the repro.dev/job label>, REPRO_SHIM_SOCKET=<the socket>,
+//     REPRO_JOB=<the repro.dev/job label>, REPRO_SHIM_SOCKET=/opt/repro/shim.sock,
 //     REPRO_MODE=<the repro.dev/mode annotation, default record>,
 //     REPRO_PINNED=<the job's pinned version directories, "" when it has none> (the shim's
 //       knowledge of the pin while reprod is unreachable; common/pinned_env.h)
@@ -43,10 +42,8 @@
 namespace repro {
 
 struct ShimInjectorOptions {
-  // The repro image (it holds the shim at kLibraryInImage), e.g. "registry.example/repro:0.1.0".
-  std::string image;
-  // reprod's shim socket on every node (its --shim_socket); must be absolute, not directly in /.
-  std::string shim_socket = "/run/reprod/shim/shim.sock";
+  // The CSI driver that publishes the shim volume (reprod's --csi_driver_name on the nodes).
+  std::string csi_driver = "shim.repro.dev";
 };
 
 // What the injector knows of a Pod's job.
@@ -58,17 +55,14 @@ struct PinnedData {
 // Immutable after Create(); thread-safe.
 class ShimInjector {
  public:
-  static constexpr char kInitContainer[] = "repro-shim";
   static constexpr char kShimVolume[] = "repro-shim";
-  static constexpr char kSocketVolume[] = "repro-run";
-  // Where the repro image keeps the shim (see Dockerfile).
-  static constexpr char kLibraryInImage[] = "/usr/lib/repro/libreproshim.so";
-  // Where containers find it.
+  // Where containers find the volume: the library and the Pod's socket (PodVolumes' names).
   static constexpr char kShimDir[] = "/opt/repro";
   static constexpr char kLibraryInPod[] = "/opt/repro/libreproshim.so";
+  static constexpr char kSocketInPod[] = "/opt/repro/shim.sock";
   static constexpr char kUserPreloadVariable[] = "REPRO_USER_LD_PRELOAD";
 
-  // INVALID_ARGUMENT naming the field when the image is empty or the socket path unusable.
+  // INVALID_ARGUMENT when the driver name is not a DNS name (as CSIDriver objects are named).
   static absl::StatusOr<ShimInjector> Create(ShimInjectorOptions options);
 
   // The RFC 6902 patch (an array) that injects the shim into `pod`, a core/v1 Pod labelled
@@ -78,12 +72,9 @@ class ShimInjector {
   absl::StatusOr<nlohmann::json> Patch(const nlohmann::json& pod, const PinnedData& pinned) const;
 
   const ShimInjectorOptions& options() const { return options_; }
-  // The host directory mounted into Pods: the socket's directory.
-  const std::string& socket_dir() const { return socket_dir_; }
 
  private:
-  ShimInjector(ShimInjectorOptions options, std::string socket_dir)
-      : options_(std::move(options)), socket_dir_(std::move(socket_dir)) {}
+  explicit ShimInjector(ShimInjectorOptions options) : options_(std::move(options)) {}
 
   // Adds to `patch` the env changes of the container at `path` ("/spec/containers/0").
   absl::Status PatchEnv(const nlohmann::json& container, const std::string& path,
@@ -91,7 +82,6 @@ class ShimInjector {
                         const std::string& pinned_env, bool indexed, nlohmann::json* patch) const;
 
   ShimInjectorOptions options_;
-  std::string socket_dir_;
 };
 
 }  // namespace repro

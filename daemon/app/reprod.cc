@@ -305,10 +305,7 @@ absl::Status Reprod::StartWebhook() {
     }
     return data;
   };
-  webhook.shim_image = config_.webhook_shim_image.empty()
-                           ? std::string("repro:" REPRO_VERSION)
-                           : config_.webhook_shim_image;
-  webhook.shim_socket = config_.webhook_shim_socket;
+  webhook.csi_driver = config_.csi_driver_name;
   webhook.metrics = &metrics_;
   ASSIGN_OR_RETURN(webhook_, AdmissionWebhook::Create(std::move(webhook)));
   HttpServerOptions options;

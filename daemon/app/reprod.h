@@ -60,13 +60,10 @@ struct ReprodConfig {
   std::string webhook_listen;
   std::string webhook_tls_cert;
   std::string webhook_tls_key;
-  // What the webhook injects into Pods: the repro image holding the shim (empty: repro:<version>)
-  // and reprod's shim socket on the nodes.
-  std::string webhook_shim_image;
-  std::string webhook_shim_socket = "/run/reprod/shim/shim.sock";
   std::string metrics_listen;
-  // The CSI node plugin (daemon/csi/): its Unix socket (empty: none), the CSIDriver's name,
-  // kubelet's root directory and the shim library copied into Pods' volumes.
+  // The CSI node plugin (daemon/csi/): its Unix socket (empty: none), the CSIDriver's name (also
+  // the driver of the volume the webhook injects), kubelet's root directory and the shim library
+  // copied into Pods' volumes.
   std::string csi_endpoint;
   std::string csi_driver_name = "shim.repro.dev";
   std::string csi_kubelet_dir = "/var/lib/kubelet";

@@ -62,7 +62,7 @@ void CheckPatch(const repro::ShimInjector& injector, const nlohmann::json& pod) 
 
 REPRO_FUZZ_TARGET(admission_review) {
   static const repro::ShimInjector* injector =
-      new repro::ShimInjector(*repro::ShimInjector::Create({.image = "repro:fuzz"}));
+      new repro::ShimInjector(*repro::ShimInjector::Create({.csi_driver = "shim.repro.dev"}));
   static const repro::AdmissionPolicy* policy = new repro::AdmissionPolicy(&AdmitOne);
 
   absl::StatusOr<repro::AdmissionRequest> request =

@@ -1,6 +1,7 @@
 // The admission webhook of the real reprod binary over real HTTPS (a CA and a server certificate
 // made with the openssl command line), against real pins made with the real reproctl; the
 // patches /mutate returns are applied by python3-jsonpatch.
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -48,7 +49,7 @@ class WebhookTest : public ::testing::Test {
         testing::ReprodOptions{
             .extra_flags = {absl::StrCat("--webhook_listen=127.0.0.1:", webhook_port_),
                             "--webhook_tls_cert=" + certs_.cert, "--webhook_tls_key=" + certs_.key,
-                            "--webhook_shim_image=registry.example/repro:itest",
+                            "--csi_driver_name=shim.itest.dev",
                             absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port_)}});
     ASSERT_TRUE(reprod_->Start().ok());
     testing::WriteFileOrDie(dir_.Path("ml/users/v1/a.csv"), "id\n1\n");
@@ -211,12 +212,12 @@ TEST_F(WebhookTest, MutateInjectsTheShimOnceKeepingThePodsOwnSpec) {
 
   const json& spec = (*injected)["spec"];
   // The user's init container, volume, env and mounts are intact, ours come after.
-  ASSERT_EQ(spec["initContainers"].size(), 2u);
-  EXPECT_EQ(spec["initContainers"][0], pod["spec"]["initContainers"][0]);
-  EXPECT_EQ(spec["initContainers"][1]["image"], "registry.example/repro:itest");
+  EXPECT_EQ(spec["initContainers"], pod["spec"]["initContainers"]);
   EXPECT_EQ(spec["volumes"][0], pod["spec"]["volumes"][0]);
-  EXPECT_EQ(spec["volumes"].size(), 4u);
+  EXPECT_EQ(spec["volumes"].size(), 3u);
   EXPECT_EQ(spec["volumes"][1]["hostPath"]["path"], root + "/v1");
+  EXPECT_EQ(spec["volumes"][2], json::parse(R"({"name": "repro-shim",
+      "csi": {"driver": "shim.itest.dev", "readOnly": true}})"));
   const json& trainer = spec["containers"][0];
   EXPECT_EQ(trainer["env"][0], pod["spec"]["containers"][0]["env"][0]);
   EXPECT_EQ(trainer["env"][1], json::parse(R"({"name": "LD_PRELOAD",
@@ -230,7 +231,7 @@ TEST_F(WebhookTest, MutateInjectsTheShimOnceKeepingThePodsOwnSpec) {
     std::map<std::string, std::string> env;
     for (const json& var : container["env"]) env[var["name"]] = var.value("value", "");
     EXPECT_EQ(env["REPRO_JOB"], "train-42");
-    EXPECT_EQ(env["REPRO_SHIM_SOCKET"], "/run/reprod/shim/shim.sock");
+    EXPECT_EQ(env["REPRO_SHIM_SOCKET"], "/opt/repro/shim.sock");
     EXPECT_EQ(env["REPRO_MODE"], "record");
     EXPECT_EQ(env["REPRO_PINNED"], "users@v1=" + root + "/v1");  // reprod may be out of reach
     EXPECT_THAT(env["LD_PRELOAD"], HasSubstr("/opt/repro/libreproshim.so"));
@@ -248,6 +249,50 @@ TEST_F(WebhookTest, MutateInjectsTheShimOnceKeepingThePodsOwnSpec) {
   json unlabelled = Review("/mutate", TrainingPod(""))["response"];
   EXPECT_EQ(unlabelled["allowed"], true);
   EXPECT_FALSE(unlabelled.contains("patch"));
+}
+
+// Pod Security `restricted` (and `baseline`) admit these volume types only; hostPath is not one.
+bool RestrictedAllowsVolume(const json& volume) {
+  for (const char* type : {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+                           "persistentVolumeClaim", "projected", "secret"}) {
+    if (volume.contains(type)) return true;
+  }
+  return false;
+}
+
+TEST_F(WebhookTest, AMutatedPodMountsOnlyTheCsiVolumeAndNoHostPath) {
+  // A Pod that meets `restricted` on its own: no host path, non-root, no privilege.
+  json pod = TrainingPod("train-42");
+  pod["spec"]["volumes"][0] = {
+      {"name", "data"}, {"persistentVolumeClaim", {{"claimName", "ml-data"}, {"readOnly", true}}}};
+  pod["spec"]["securityContext"] = {{"runAsNonRoot", true},
+                                    {"seccompProfile", {{"type", "RuntimeDefault"}}}};
+  for (json& volume : pod["spec"]["volumes"]) ASSERT_TRUE(RestrictedAllowsVolume(volume));
+  absl::StatusOr<json> patch = PatchOf(Review("/mutate", pod));
+  ASSERT_TRUE(patch.ok()) << patch.status();
+  EXPECT_THAT(patch->dump(), Not(HasSubstr("hostPath")));
+  absl::StatusOr<json> injected = ApplyJsonPatch(pod, *patch);
+  ASSERT_TRUE(injected.ok()) << injected.status();
+  const json& spec = (*injected)["spec"];
+
+  for (const json& volume : spec["volumes"]) {
+    EXPECT_TRUE(RestrictedAllowsVolume(volume)) << volume.dump();
+  }
+  EXPECT_EQ(spec["initContainers"], pod["spec"]["initContainers"]);  // nothing privileged added
+  EXPECT_EQ(spec["securityContext"], pod["spec"]["securityContext"]);
+  for (size_t i = 0; i < spec["containers"].size(); ++i) {
+    const json& container = spec["containers"][i];
+    const json& before = pod["spec"]["containers"][i];
+    EXPECT_EQ(container.value("securityContext", json()), before.value("securityContext", json()));
+    // What the webhook added to its mounts: the CSI volume, read-only, and nothing else.
+    const json theirs = before.value("volumeMounts", json::array());
+    json added = json::array();
+    for (const json& mount : container["volumeMounts"]) {
+      if (std::find(theirs.begin(), theirs.end(), mount) == theirs.end()) added.push_back(mount);
+    }
+    EXPECT_EQ(added, json::parse(R"([{"name": "repro-shim", "mountPath": "/opt/repro",
+                                      "readOnly": true}])"));
+  }
 }
 
 TEST(WebhookStartTest, RefusesToServeWithoutACertificate) {

@@ -40,7 +40,7 @@ class AdmissionWebhookTest : public ::testing::Test {
            v->set_path("/ml/ctr/v1");
            return data;
          },
-         .shim_image = "repro:test",
+         .csi_driver = "shim.repro.dev",
          .metrics = &metrics_});
     ASSERT_TRUE(webhook.ok()) << webhook.status();
     webhook_ = *std::move(webhook);
@@ -162,9 +162,9 @@ TEST_F(AdmissionWebhookTest, RoutesServeBothEndpointsAndHealth) {
   }
 }
 
-TEST_F(AdmissionWebhookTest, CreateRefusesAnUnusableShimImage) {
+TEST_F(AdmissionWebhookTest, CreateRefusesAnUnusableCsiDriverName) {
   absl::StatusOr<std::unique_ptr<AdmissionWebhook>> webhook =
-      AdmissionWebhook::Create({.shim_image = ""});
+      AdmissionWebhook::Create({.csi_driver = ""});
   EXPECT_EQ(webhook.status().code(), absl::StatusCode::kInvalidArgument);
 }
 

@@ -17,8 +17,10 @@ using nlohmann::json;
 using ::repro::testing::ApplyJsonPatch;
 using ::repro::testing::TrainingPod;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kLib[] = "/opt/repro/libreproshim.so";
+constexpr char kSocket[] = "/opt/repro/shim.sock";
 
 class ShimInjectorTest : public ::testing::Test {
  protected:
@@ -105,7 +107,7 @@ class ShimInjectorTest : public ::testing::Test {
     return data;
   }
 
-  ShimInjector injector_ = *ShimInjector::Create({.image = "registry.example/repro:0.1.0"});
+  ShimInjector injector_ = *ShimInjector::Create({.csi_driver = "shim.repro.dev"});
   PinnedData pinned_ = Pinned();
 };
 
@@ -114,31 +116,26 @@ TEST_F(ShimInjectorTest, InjectsTheShimAndKeepsThePodsOwnSpec) {
   const json injected = Inject(pod);
   const json& spec = injected["spec"];
 
-  ASSERT_EQ(spec["initContainers"].size(), 2u);
-  EXPECT_EQ(spec["initContainers"][0], pod["spec"]["initContainers"][0]);  // theirs first
-  const json& init = spec["initContainers"][1];
-  EXPECT_EQ(init["name"], "repro-shim");
-  EXPECT_EQ(init["image"], "registry.example/repro:0.1.0");
-  EXPECT_EQ(init["command"], json({"cp", "/usr/lib/repro/libreproshim.so", kLib}));
-  EXPECT_EQ(init["volumeMounts"],
-            json::parse(R"([{"name": "repro-shim", "mountPath": "/opt/repro"}])"));
-
+  // No init container and no host path: one inline CSI volume, which the node plugin fills with
+  // the shim and this Pod's own socket.
+  EXPECT_EQ(spec["initContainers"], pod["spec"]["initContainers"]);
+  ASSERT_EQ(spec["volumes"].size(), pod["spec"]["volumes"].size() + 1);
   EXPECT_EQ(spec["volumes"][0], pod["spec"]["volumes"][0]);
-  EXPECT_EQ(Named(spec["volumes"], "repro-shim")["emptyDir"]["sizeLimit"], "16Mi");
-  EXPECT_EQ(Named(spec["volumes"], "repro-run")["hostPath"],
-            json::parse(R"({"path": "/run/reprod/shim", "type": "DirectoryOrCreate"})"));
+  EXPECT_EQ(Named(spec["volumes"], "repro-shim"),
+            json::parse(R"({"name": "repro-shim",
+                            "csi": {"driver": "shim.repro.dev", "readOnly": true}})"));
 
   for (const json& container : spec["containers"]) {
     EXPECT_EQ(Env(container, "REPRO_JOB")["value"], "train-42");
-    EXPECT_EQ(Env(container, "REPRO_SHIM_SOCKET")["value"], "/run/reprod/shim/shim.sock");
+    EXPECT_EQ(Env(container, "REPRO_SHIM_SOCKET")["value"], kSocket);
     EXPECT_EQ(Env(container, "REPRO_MODE")["value"], "record");
     EXPECT_EQ(Env(container, "REPRO_RANK"), nullptr);  // not an Indexed Job
     // The launcher identity each process start journals (downward API).
     EXPECT_EQ(Env(container, "REPRO_POD_UID")["valueFrom"]["fieldRef"]["fieldPath"],
               "metadata.uid");
-    EXPECT_EQ(Named(container["volumeMounts"], "repro-shim")["mountPath"], "/opt/repro");
-    EXPECT_EQ(Named(container["volumeMounts"], "repro-run")["mountPath"], "/run/reprod/shim");
-    EXPECT_EQ(Named(container["volumeMounts"], "repro-run")["readOnly"], true);
+    EXPECT_EQ(Named(container["volumeMounts"], "repro-shim"),
+              json::parse(R"({"name": "repro-shim", "mountPath": "/opt/repro",
+                              "readOnly": true})"));
   }
   // Ours first, theirs kept; the sidecar had none.
   EXPECT_EQ(Env(spec["containers"][0], "LD_PRELOAD")["value"],
@@ -155,13 +152,13 @@ TEST_F(ShimInjectorTest, InjectsIntoAPodWithNoEnvVolumesOrInitContainers) {
                    "annotations": {"repro.dev/mode": "enforce"}},
       "spec": {"containers": [{"name": "c", "image": "python:3.11"}]}})");
   const json injected = Inject(pod);
-  EXPECT_EQ(injected["spec"]["initContainers"].size(), 1u);
-  EXPECT_EQ(injected["spec"]["volumes"].size(), 2u);
+  EXPECT_FALSE(injected["spec"].contains("initContainers"));
+  EXPECT_EQ(injected["spec"]["volumes"].size(), 1u);
   const json& container = injected["spec"]["containers"][0];
   EXPECT_EQ(container["env"],
             json::parse(R"([{"name": "LD_PRELOAD", "value": "/opt/repro/libreproshim.so"},
                             {"name": "REPRO_JOB", "value": "j"},
-                            {"name": "REPRO_SHIM_SOCKET", "value": "/run/reprod/shim/shim.sock"},
+                            {"name": "REPRO_SHIM_SOCKET", "value": "/opt/repro/shim.sock"},
                             {"name": "REPRO_MODE", "value": "enforce"},
                             {"name": "REPRO_PINNED",
                              "value": "ctr@v1=/ml/ctr/v1:clicks@c3=/ml/clicks/c3"},
@@ -171,7 +168,7 @@ TEST_F(ShimInjectorTest, InjectsIntoAPodWithNoEnvVolumesOrInitContainers) {
                              "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
                             {"name": "REPRO_POD_UID",
                              "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}])"));
-  EXPECT_EQ(container["volumeMounts"].size(), 2u);
+  EXPECT_EQ(container["volumeMounts"].size(), 1u);
 }
 
 TEST_F(ShimInjectorTest, ReplacesStaleValuesOfItsOwnVariables) {
@@ -185,7 +182,7 @@ TEST_F(ShimInjectorTest, ReplacesStaleValuesOfItsOwnVariables) {
   EXPECT_EQ(sidecar["env"][1]["value"], "record");
   // Already preloaded (ld.so also separates with blanks): left alone.
   EXPECT_EQ(sidecar["env"][2]["value"], "/opt/repro/libreproshim.so /usr/lib/libjemalloc.so");
-  EXPECT_EQ(Env(sidecar, "REPRO_SHIM_SOCKET")["value"], "/run/reprod/shim/shim.sock");
+  EXPECT_EQ(Env(sidecar, "REPRO_SHIM_SOCKET")["value"], kSocket);
 }
 
 TEST_F(ShimInjectorTest, HandsEveryContainerThePinnedVersions) {
@@ -237,7 +234,7 @@ TEST_F(ShimInjectorTest, PointsHostPathVolumesThroughAnAliasAtThePinnedVersion) 
   }
   EXPECT_EQ(d0_mounts, json::parse(R"([{"name": "d0", "mountPath": "/ml/ctr/latest/"},
       {"name": "d0", "mountPath": "/ml/ctr/v1", "readOnly": true}])"));
-  EXPECT_EQ(injected_mounts.size(), mounts.size() + 3);  // d0 at v1, the shim, the socket
+  EXPECT_EQ(injected_mounts.size(), mounts.size() + 2);  // d0 at v1, the shim volume
 }
 
 TEST_F(ShimInjectorTest, KeepsAPreloadThatComesFromAConfigMap) {
@@ -265,27 +262,24 @@ TEST_F(ShimInjectorTest, GivesPodsOfAnIndexedJobTheirRank) {
   EXPECT_EQ(Env(injected["spec"]["containers"][1], "REPRO_RANK"), nullptr);
 }
 
-TEST_F(ShimInjectorTest, LeavesAMountAtTheSocketPathToTheContainer) {
+TEST_F(ShimInjectorTest, LeavesAMountAtTheShimPathToTheContainer) {
   json pod = TrainingPod("train-42");
   pod["spec"]["containers"][0]["volumeMounts"].push_back(
-      {{"name", "my-sockets"}, {"mountPath", "/run/reprod/shim"}});
+      {{"name", "my-tools"}, {"mountPath", "/opt/repro"}});
   const json injected = Inject(pod);
   const json& mounts = injected["spec"]["containers"][0]["volumeMounts"];
-  EXPECT_EQ(Named(mounts, "repro-run"), nullptr);
-  EXPECT_NE(Named(mounts, "my-sockets"), nullptr);
-  EXPECT_NE(Named(mounts, "repro-shim"), nullptr);
+  EXPECT_EQ(Named(mounts, "repro-shim"), nullptr);
+  EXPECT_NE(Named(mounts, "my-tools"), nullptr);
+  EXPECT_NE(Named(injected["spec"]["containers"][1]["volumeMounts"], "repro-shim"), nullptr);
 }
 
-TEST_F(ShimInjectorTest, MountsTheDirectoryOfAConfiguredSocket) {
-  absl::StatusOr<ShimInjector> injector =
-      ShimInjector::Create({.image = "repro:1", .shim_socket = "/var/run/repro/s.sock"});
+TEST_F(ShimInjectorTest, NamesTheConfiguredDriver) {
+  absl::StatusOr<ShimInjector> injector = ShimInjector::Create({.csi_driver = "shim.example.org"});
   ASSERT_TRUE(injector.ok()) << injector.status();
-  EXPECT_EQ(injector->socket_dir(), "/var/run/repro");
   absl::StatusOr<json> patch = injector->Patch(TrainingPod("j"), pinned_);
   ASSERT_TRUE(patch.ok());
-  EXPECT_THAT(patch->dump(), HasSubstr(R"({"path":"/var/run/repro","type":"DirectoryOrCreate"})"));
-  EXPECT_THAT(patch->dump(),
-              HasSubstr(R"({"name":"REPRO_SHIM_SOCKET","value":"/var/run/repro/s.sock"})"));
+  EXPECT_THAT(patch->dump(), HasSubstr(R"({"driver":"shim.example.org","readOnly":true})"));
+  EXPECT_THAT(patch->dump(), Not(HasSubstr("hostPath")));
 }
 
 TEST_F(ShimInjectorTest, RefusesPodsItCannotInject) {
@@ -310,12 +304,10 @@ TEST_F(ShimInjectorTest, RefusesPodsItCannotInject) {
 }
 
 TEST_F(ShimInjectorTest, RefusesUnusableOptions) {
-  EXPECT_FALSE(ShimInjector::Create({.image = ""}).ok());
-  EXPECT_FALSE(ShimInjector::Create({.image = "repro 1"}).ok());
-  for (const char* socket : {"shim.sock", "/shim.sock", "/run/../shim.sock", "/run/reprod/", ""}) {
-    absl::StatusOr<ShimInjector> injector =
-        ShimInjector::Create({.image = "r", .shim_socket = socket});
-    EXPECT_EQ(injector.status().code(), absl::StatusCode::kInvalidArgument) << socket;
+  for (const char* driver : {"", "shim repro", "-shim.repro.dev", "shim.repro.dev.", "a/b",
+                             "Shim_Repro"}) {
+    absl::StatusOr<ShimInjector> injector = ShimInjector::Create({.csi_driver = driver});
+    EXPECT_EQ(injector.status().code(), absl::StatusCode::kInvalidArgument) << driver;
   }
 }
 
