@@ -32,7 +32,10 @@ WEBHOOK = find(DOCS, "Deployment", "reprod-webhook")
 NODE = container(DAEMONSET, "reprod")
 SERVER = container(WEBHOOK, "webhook")
 EXAMPLE_JOB = next(d for d in DOCS if d["kind"] == "Job")
-CLUSTER_SCOPED = {"Namespace", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
+CSI_DRIVER = find(DOCS, "CSIDriver", "shim.repro.dev")
+REGISTRAR = container(DAEMONSET, "node-driver-registrar")
+CLUSTER_SCOPED = {"Namespace", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+                  "CSIDriver"}
 
 
 def repro_containers(init=False):
@@ -158,11 +161,6 @@ class ManifestsTest(unittest.TestCase):
         image = images.pop()
         (entry,) = [i for i in ROOT["images"] if i["name"] == REPRO_IMAGE_NAME]
         self.assertEqual(image, f"{entry['newName']}:{entry['newTag']}")
-        # The injected init container's image follows the DaemonSet's (kustomize replacement).
-        self.assertEqual(expand(flags(SERVER)["webhook_shim_image"], SERVER), image)
-        (replacement,) = ROOT["replacements"]
-        self.assertEqual(replacement["source"]["name"], DAEMONSET.name)
-        self.assertIn("[name=REPRO_SHIM_IMAGE]", replacement["targets"][0]["fieldPaths"][0])
 
     def test_listeners_match_declared_ports(self):
         for doc, c in repro_containers():
@@ -217,7 +215,40 @@ class ManifestsTest(unittest.TestCase):
             self.assertEqual(mount["mountPath"], vol["hostPath"]["path"], "same inside and out")
             if host:
                 self.assertEqual(vol["hostPath"]["path"], host)
-        self.assertEqual(flags(SERVER)["webhook_shim_socket"], f["shim_socket"])
+
+    def test_the_csi_plugin_is_registered_with_kubelet_and_mounts_into_its_pod_directory(self):
+        # The CSIDriver the webhook injects and the node serves: Pod info, inline volumes only.
+        name = CSI_DRIVER.name
+        self.assertEqual(flags(SERVER)["csi_driver_name"], name)
+        self.assertEqual(flags(NODE)["csi_driver_name"], name)
+        spec = CSI_DRIVER["spec"]
+        self.assertIs(spec["podInfoOnMount"], True)
+        self.assertEqual(spec["volumeLifecycleModes"], ["Ephemeral"])
+        self.assertIs(spec["attachRequired"], False)
+        # The CSI socket: in kubelet's plugin directory on the host, where the registrar tells
+        # kubelet it is, and the registrar reaches it through the same volume.
+        endpoint = flags(NODE)["csi_endpoint"]
+        vol, mount = mount_of(DAEMONSET, NODE, endpoint)
+        self.assertEqual(mount["mountPath"], vol["hostPath"]["path"], "same inside and out")
+        self.assertEqual(vol["hostPath"]["path"], f"/var/lib/kubelet/plugins/{name}")
+        registrar = dict(a[2:].split("=", 1) for a in REGISTRAR["args"])
+        self.assertEqual(registrar["kubelet-registration-path"], endpoint)
+        csi_vol, csi_mount = mount_of(DAEMONSET, REGISTRAR, registrar["csi-address"])
+        self.assertEqual(csi_vol, vol)
+        self.assertEqual(posixpath.basename(registrar["csi-address"]),
+                         posixpath.basename(endpoint))
+        reg_vol, reg_mount = mount_of(DAEMONSET, REGISTRAR, "/registration/x")
+        self.assertEqual(reg_vol["hostPath"]["path"], "/var/lib/kubelet/plugins_registry")
+        # Volumes are bind-mounts into kubelet's Pod directory, propagated to the host: a
+        # privileged container with that directory mounted Bidirectional, at its host path.
+        pods_vol, pods_mount = mount_of(DAEMONSET, NODE, flags(NODE)["csi_kubelet_dir"] + "/x")
+        self.assertEqual(pods_mount["mountPath"], flags(NODE)["csi_kubelet_dir"])
+        self.assertEqual(pods_vol["hostPath"]["path"], pods_mount["mountPath"])
+        self.assertEqual(pods_mount["mountPropagation"], "Bidirectional")
+        self.assertIs(NODE["securityContext"]["privileged"], True)
+        # The Pods' volume directories live in the data dir on the host, which survives restarts.
+        data_vol, _ = mount_of(DAEMONSET, NODE, flags(NODE)["data_dir"] + "/csi")
+        self.assertIn("hostPath", data_vol)
 
     def test_dataset_roots_are_mounted_at_one_path_everywhere(self):
         paths = set()
@@ -343,11 +374,9 @@ class DeployedTopologyTest(unittest.TestCase):
         cls.etcd = Etcd(cls.dir)
         cls.addClassCleanup(cls.etcd.stop)
         cls.processes = []
-        values = {"POD_NAMESPACE": NAMESPACE, "POD_IP": "127.0.0.1", "NODE_NAME": "node-1",
-                  "REPRO_SHIM_IMAGE": env(SERVER, "REPRO_SHIM_IMAGE")["value"]}
-        # --webhook_shim_socket names the nodes' socket, not a path of the webhook's own.
+        values = {"POD_NAMESPACE": NAMESPACE, "POD_IP": "127.0.0.1", "NODE_NAME": "node-1"}
         for name, doc, c, keep in (("node", DAEMONSET, NODE, ()),
-                                   ("webhook", WEBHOOK, SERVER, ("webhook_shim_socket",))):
+                                   ("webhook", WEBHOOK, SERVER, ())):
             root = os.path.join(cls.dir, name)
             os.makedirs(root)
             local = LocalContainer(doc, c["name"], root, dict(values, POD_NAME=f"reprod-{name}"),
@@ -418,27 +447,29 @@ class DeployedTopologyTest(unittest.TestCase):
         injected = jsonpatch.apply_patch(pod, patch_of(response))
         spec = injected["spec"]
 
-        # The socket: the DaemonSet's shim socket, in a host directory of its own inside the one
-        # the DaemonSet shares; the gRPC API socket is not in it.
-        shim_socket = flags(NODE)["shim_socket"]
-        run_volume, _ = mount_of(DAEMONSET, NODE, shim_socket)
-        (host_run,) = [v for v in spec["volumes"] if v["name"] == "repro-run"]
-        self.assertEqual(host_run["hostPath"]["path"], posixpath.dirname(shim_socket))
-        self.assertTrue(host_run["hostPath"]["path"].startswith(run_volume["hostPath"]["path"]))
-        api_socket = flags(NODE)["grpc_listen"].split(",")[0][len("unix:"):]
-        self.assertFalse(api_socket.startswith(host_run["hostPath"]["path"] + "/"))
+        # The shim and the socket: one inline volume of the node's CSI plugin, read-only, and
+        # no host path; the library in it is the one the Dockerfile installs, which the node
+        # copies in (--csi_shim_library's default).
+        (shim,) = [v for v in spec["volumes"] if "csi" in v]
+        self.assertEqual(shim["csi"], {"driver": flags(NODE)["csi_driver_name"], "readOnly": True})
+        self.assertEqual([v for v in spec["volumes"] if v not in pod["spec"]["volumes"]], [shim])
+        self.assertNotIn("hostPath", str(patch_of(response)))
+        self.assertEqual(spec.get("initContainers"), pod["spec"].get("initContainers"))
         trainer = spec["containers"][0]
-        self.assertEqual(env(trainer, "REPRO_SHIM_SOCKET")["value"], shim_socket)
-        (run_mount,) = [m for m in trainer["volumeMounts"] if m["name"] == "repro-run"]
-        self.assertEqual(run_mount["mountPath"], posixpath.dirname(shim_socket))
-
-        # The shim: copied from where the Dockerfile installs it, preloaded from the shared volume.
-        (init,) = [c for c in spec["initContainers"] if c["name"] == "repro-shim"]
-        self.assertEqual(init["image"], NODE["image"])
+        (mount,) = [m for m in trainer["volumeMounts"] if m["name"] == shim["name"]]
+        self.assertTrue(mount["readOnly"])
+        self.assertEqual(env(trainer, "REPRO_SHIM_SOCKET")["value"], mount["mountPath"] + "/shim.sock")
+        self.assertTrue(env(trainer, "LD_PRELOAD")["value"].startswith(
+            mount["mountPath"] + "/libreproshim.so"))
         dockerfile = (SOURCE / "Dockerfile").read_text()
         installed = re.search(r"install .* /out(/\S*libreproshim\.so)", dockerfile).group(1)
-        self.assertEqual(init["command"][1], installed)
-        self.assertTrue(env(trainer, "LD_PRELOAD")["value"].startswith(init["command"][2]))
+        helpfull = run([str(BIN / "reprod"), "--helpfull"])
+        default = re.search(r'--csi_shim_library \([^)]*\);\s*default: "([^"]*)"',
+                            helpfull.stdout + helpfull.stderr)
+        self.assertEqual(default.group(1), installed)
+        self.assertNotIn("csi_shim_library", flags(NODE))
+        # The node serves the plugin at its endpoint.
+        self.assertTrue(os.path.exists(self.node.flags["csi_endpoint"]))
 
         # What the example asks for, and what it had, intact.
         asked = pod_template(EXAMPLE_JOB)["metadata"]
