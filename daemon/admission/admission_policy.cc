@@ -30,7 +30,7 @@ AdmissionVerdict AdmissionPolicy::Validate(const AdmissionRequest& request) cons
 AdmissionVerdict AdmissionPolicy::ValidatePod(const AdmissionRequest& request) const {
   const std::string* job = Label(request.object, kJobLabel);
   if (job == nullptr) return RefuseUnlabelled(request, "the Pod");
-  return AdmitJob(request.Describe(), *job, request.object);
+  return AdmitJob(request.Describe(), request.namespace_name, *job, request.object);
 }
 
 AdmissionVerdict AdmissionPolicy::ValidateJob(const AdmissionRequest& request) const {
@@ -53,10 +53,11 @@ AdmissionVerdict AdmissionPolicy::ValidateJob(const AdmissionRequest& request) c
                                                  "=", *own, " but its Pod template ", kJobLabel,
                                                  "=", *templated, ": they must name one job."));
   }
-  return AdmitJob(request.Describe(), *templated, pod_template);
+  return AdmitJob(request.Describe(), request.namespace_name, *templated, pod_template);
 }
 
-AdmissionVerdict AdmissionPolicy::AdmitJob(const std::string& what, const std::string& job,
+AdmissionVerdict AdmissionPolicy::AdmitJob(const std::string& what, const std::string& ns,
+                                           const std::string& job,
                                            const nlohmann::json& labelled) const {
   if (absl::StatusOr<std::string> mode = ShimMode(labelled); !mode.ok()) {
     return AdmissionVerdict::Refuse(absl::StrCat(what, ": ", mode.status().message()));
@@ -69,6 +70,21 @@ AdmissionVerdict AdmissionPolicy::AdmitJob(const std::string& what, const std::s
   if (!admitted->admitted()) {
     return AdmissionVerdict::Refuse(
         absl::StrCat(what, " (", kJobLabel, "=", job, "): ", admitted->reason()));
+  }
+  if (owner_ == nullptr) return AdmissionVerdict::Allow();
+  absl::StatusOr<std::string> owner = owner_(job);
+  const std::string pods_identity = absl::StrCat("k8s:", ns);
+  if (!owner.ok()) {
+    return AdmissionVerdict::Refuse(absl::StrCat(what, ": cannot read the owner of job ", job,
+                                                 ": ", owner.status().message()));
+  }
+  if (*owner != pods_identity) {
+    return AdmissionVerdict::Refuse(absl::StrCat(
+        what, ": job ", job, " belongs to ", owner->empty() ? "no recorded owner" : *owner,
+        ", but the processes of Pods in namespace ", ns, " speak for ", pods_identity,
+        " (their shim socket is bound to the namespace), so they could not join it. Pin it for "
+        "the namespace: `reproctl pin ", job, " dataset@version --owner ", pods_identity,
+        "` (as an admin), or use a job of your own."));
   }
   return AdmissionVerdict::Allow();
 }

@@ -6,7 +6,10 @@
 //
 // The rules:
 // - A Pod is allowed when it is labelled repro.dev/job=JOB and Admit(JOB) admits (JOB is pinned
-//   and its pinned data is still there); Admit's reason is the refusal message.
+//   and its pinned data is still there); Admit's reason is the refusal message. With an owner
+//   lookup, JOB must also belong to the Pod's namespace (owner k8s:<namespace>): the shim socket
+//   a Pod gets (daemon/csi/) speaks for its namespace, so a Pod of another owner's job could not
+//   say HELLO; it is refused here, with the command that pins the job for the namespace.
 // - A Job is judged by the label on its Pod template (spec.template.metadata.labels), the one its
 //   Pods inherit and are judged by again when the Job controller creates them. A label on the
 //   Job's own metadata is optional but must name the same job; a Job labelled only there is
@@ -32,23 +35,29 @@ namespace repro {
 // PinRegistry::Admit's contract: a refusal is a response with a reason; an error is an invalid
 // job id (or a failure that leaves the job unjudged, which the policy also refuses).
 using Admitter = std::function<absl::StatusOr<v1::AdmitResponse>(absl::string_view job)>;
+// The owner of a pinned job (v1::Pin.owner): "k8s:ml", "uid:1000", "" when none was recorded.
+using OwnerLookup = std::function<absl::StatusOr<std::string>(absl::string_view job)>;
 
-// Thread-safe when its Admitter is.
+// Thread-safe when its Admitter and OwnerLookup are.
 class AdmissionPolicy {
  public:
-  explicit AdmissionPolicy(Admitter admit) : admit_(std::move(admit)) {}
+  // `owner` may be null: owners are not checked.
+  explicit AdmissionPolicy(Admitter admit, OwnerLookup owner = nullptr)
+      : admit_(std::move(admit)), owner_(std::move(owner)) {}
 
   AdmissionVerdict Validate(const AdmissionRequest& request) const;
 
  private:
   AdmissionVerdict ValidatePod(const AdmissionRequest& request) const;
   AdmissionVerdict ValidateJob(const AdmissionRequest& request) const;
-  // Judges `job`, the repro.dev/job label of `what` ("Pod ml/x"), after `labelled` (the object or
-  // Pod template carrying the label and the mode annotation) passed the annotation check.
-  AdmissionVerdict AdmitJob(const std::string& what, const std::string& job,
-                            const nlohmann::json& labelled) const;
+  // Judges `job`, the repro.dev/job label of `what` ("Pod ml/x") in namespace `ns`, after
+  // `labelled` (the object or Pod template carrying the label and the mode annotation) passed the
+  // annotation check.
+  AdmissionVerdict AdmitJob(const std::string& what, const std::string& ns,
+                            const std::string& job, const nlohmann::json& labelled) const;
 
   const Admitter admit_;
+  const OwnerLookup owner_;
 };
 
 }  // namespace repro

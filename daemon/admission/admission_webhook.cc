@@ -25,6 +25,16 @@ std::string ForLog(absl::string_view text) {
   return out;
 }
 
+// The owners /validate checks, from the pins /mutate reads; null without them.
+OwnerLookup OwnerLookupOf(
+    const std::function<absl::StatusOr<PinnedData>(absl::string_view job)>& pinned) {
+  if (pinned == nullptr) return nullptr;
+  return [pinned](absl::string_view job) -> absl::StatusOr<std::string> {
+    ASSIGN_OR_RETURN(PinnedData data, pinned(job));
+    return data.pin.owner();
+  };
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<AdmissionWebhook>> AdmissionWebhook::Create(
@@ -35,7 +45,7 @@ absl::StatusOr<std::unique_ptr<AdmissionWebhook>> AdmissionWebhook::Create(
 }
 
 AdmissionWebhook::AdmissionWebhook(AdmissionWebhookOptions options, ShimInjector injector)
-    : policy_(std::move(options.admit)),
+    : policy_(std::move(options.admit), OwnerLookupOf(options.pinned)),
       injector_(std::move(injector)),
       pinned_(std::move(options.pinned)) {
   Metrics* metrics = options.metrics != nullptr ? options.metrics : &private_metrics_;

@@ -47,7 +47,9 @@ struct AdmissionWebhookOptions {
   // Answers whether a job may run (PinRegistry::Admit).
   Admitter admit;
   // The pin of a job and the registered versions of its datasets, for /mutate (ShimInjector::
-  // Patch). NOT_FOUND: the job is not pinned. Null: every job counts as unpinned.
+  // Patch), and its owner for /validate, which admits only Pods of the namespace that owns the
+  // job (AdmissionPolicy). NOT_FOUND: the job is not pinned. Null: every job counts as unpinned
+  // to /mutate, and /validate does not check owners.
   std::function<absl::StatusOr<PinnedData>(absl::string_view job)> pinned;
   // See ShimInjectorOptions.
   std::string csi_driver = "shim.repro.dev";

@@ -492,7 +492,7 @@ class DeployedTopologyTest(unittest.TestCase):
         with open(os.path.join(data, "part-0.csv"), "w") as f:
             f.write("id\n1\n")
         for args in (("version", "add", "user_ctr", "v1", data),
-                     ("pin", "train-42", "user_ctr@v1")):
+                     ("pin", "train-42", "user_ctr@v1", "--owner", "k8s:ml")):
             out = self.ctl(*args)
             self.assertEqual(out.returncode, 0, out.stderr)
         # The pin reaches the webhook through etcd.

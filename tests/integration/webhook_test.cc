@@ -55,7 +55,8 @@ class WebhookTest : public ::testing::Test {
     testing::WriteFileOrDie(dir_.Path("ml/users/v1/a.csv"), "id\n1\n");
     for (const std::vector<std::string>& args :
          {std::vector<std::string>{"version", "add", "users", "v1", dir_.Path("ml/users/v1")},
-          std::vector<std::string>{"pin", "train-42", "users@v1", "--seed", "7"}}) {
+          std::vector<std::string>{"pin", "train-42", "users@v1", "--seed", "7", "--owner",
+                                   "k8s:ml"}}) {
       RunResult r = reprod_->Ctl(args);
       ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
     }
@@ -127,6 +128,16 @@ TEST_F(WebhookTest, ValidateAdmitsPinnedJobsAndRefusesTheRest) {
               HasSubstr("Pod ml/train-0 (repro.dev/job=train-99): job train-99 has no pinned data "
                         "version: run `reproctl pin train-99 dataset@version`"));
 
+  // train-42 belongs to namespace ml (pinned --owner k8s:ml): a Pod of another namespace, whose
+  // processes speak for that namespace, is refused with the command that would fix it.
+  json elsewhere = TrainingPod("train-42");
+  elsewhere["metadata"]["namespace"] = "research";
+  json foreign = Review("/validate", elsewhere)["response"];
+  EXPECT_EQ(foreign["allowed"], false);
+  EXPECT_THAT(foreign["status"]["message"].get<std::string>(),
+              HasSubstr("job train-42 belongs to k8s:ml, but the processes of Pods in namespace "
+                        "research speak for k8s:research"));
+
   json unlabelled = Review("/validate", TrainingPod(""))["response"];
   EXPECT_EQ(unlabelled["allowed"], false);
   EXPECT_THAT(unlabelled["status"]["message"].get<std::string>(),
@@ -141,7 +152,7 @@ TEST_F(WebhookTest, ValidateAdmitsPinnedJobsAndRefusesTheRest) {
   EXPECT_THAT(reprod_->log(), HasSubstr("webhook: /validate refused Pod ml/train-0"));
   EXPECT_THAT(
       Metrics(),
-      HasSubstr("repro_admission_reviews_total{result=\"refused\",webhook=\"validate\"} 3"));
+      HasSubstr("repro_admission_reviews_total{result=\"refused\",webhook=\"validate\"} 4"));
 }
 
 TEST_F(WebhookTest, MalformedAndOversizedReviewsGetCleanErrors) {

@@ -1,5 +1,6 @@
 #include "daemon/admission/admission_policy.h"
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -137,6 +138,41 @@ TEST_F(AdmissionPolicyTest, AllowsKindsItDoesNotJudge) {
                      {"kind", "Deployment"},
                      {"metadata", {{"name", "web"}, {"namespace", "ml"}}}};
   EXPECT_TRUE(Validate(deployment).allowed);
+}
+
+// With owners: a Pod's processes speak for its namespace (their shim socket is bound to it), so
+// only a job owned by k8s:<namespace> can take them.
+TEST_F(AdmissionPolicyTest, WithOwnersAdmitsOnlyPodsOfTheNamespaceThatOwnsTheJob) {
+  std::map<std::string, std::string> owners = {{"pinned", "k8s:ml"}};
+  AdmissionPolicy policy(
+      [](absl::string_view job) {
+        v1::AdmitResponse response;
+        response.set_admitted(true);
+        return absl::StatusOr<v1::AdmitResponse>(response);
+      },
+      [&](absl::string_view job) -> absl::StatusOr<std::string> {
+        if (job == "down") return absl::UnavailableError("etcd is unreachable");
+        return owners[std::string(job)];
+      });
+  auto validate = [&](const json& object) {
+    absl::StatusOr<AdmissionRequest> request =
+        ParseAdmissionReview(AdmissionReviewFor(object, "uid-1", "CREATE").dump());
+    EXPECT_TRUE(request.ok()) << request.status();
+    return policy.Validate(*request);
+  };
+  EXPECT_TRUE(validate(TrainingPod("pinned")).allowed);
+  EXPECT_TRUE(validate(TrainingJob("pinned")).allowed);
+  json elsewhere = TrainingPod("pinned");
+  elsewhere["metadata"]["namespace"] = "research";
+  AdmissionVerdict refused = validate(elsewhere);
+  EXPECT_FALSE(refused.allowed);
+  EXPECT_THAT(refused.message,
+              AllOf(HasSubstr("job pinned belongs to k8s:ml"), HasSubstr("speak for k8s:research"),
+                    HasSubstr("--owner k8s:research")));
+  owners["by-uid"] = "uid:1000";
+  EXPECT_THAT(validate(TrainingPod("by-uid")).message, HasSubstr("belongs to uid:1000"));
+  EXPECT_THAT(validate(TrainingPod("no-owner")).message, HasSubstr("belongs to no recorded owner"));
+  EXPECT_THAT(validate(TrainingPod("down")).message, HasSubstr("etcd is unreachable"));
 }
 
 }  // namespace

@@ -33,6 +33,7 @@ class AdmissionWebhookTest : public ::testing::Test {
            if (job == "store-down") return absl::UnavailableError("etcd is unreachable");
            if (job != "pinned") return absl::NotFoundError("no pin");
            PinnedData data;
+           data.pin.set_owner("k8s:ml");  // TrainingPod's namespace
            v1::PinnedVersion* v = data.pin.add_versions();
            v->set_dataset("ctr");
            v->set_version("v1");
@@ -87,8 +88,15 @@ TEST_F(AdmissionWebhookTest, ValidateAnswersWithThePolicysVerdict) {
   EXPECT_THAT(refused["response"]["status"]["message"].get<std::string>(),
               HasSubstr("job nope has no pin"));
   EXPECT_EQ(Review("/validate", TrainingJob("pinned"))["response"]["allowed"], true);
+  // The job belongs to namespace ml: a Pod of another namespace could not join it.
+  json elsewhere = TrainingPod("pinned");
+  elsewhere["metadata"]["namespace"] = "research";
+  json foreign = Review("/validate", elsewhere);
+  EXPECT_EQ(foreign["response"]["allowed"], false);
+  EXPECT_THAT(foreign["response"]["status"]["message"].get<std::string>(),
+              HasSubstr("--owner k8s:research"));
   EXPECT_EQ(Reviews("validate", "allowed"), 2u);
-  EXPECT_EQ(Reviews("validate", "refused"), 1u);
+  EXPECT_EQ(Reviews("validate", "refused"), 2u);
 }
 
 TEST_F(AdmissionWebhookTest, MutatePatchesLabelledPodsOnly) {
