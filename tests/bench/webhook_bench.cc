@@ -72,7 +72,7 @@ int Main() {
   if (!reprod.Start().ok()) return 1;
   testing::WriteFileOrDie(dir.Path("ml/ds/v1/a"), "a");
   if (reprod.Ctl({"version", "add", "ds", "v1", dir.Path("ml/ds/v1")}).exit_code != 0 ||
-      reprod.Ctl({"pin", "bench", "ds@v1"}).exit_code != 0) {
+      reprod.Ctl({"pin", "bench", "ds@v1", "--owner", "k8s:ml"}).exit_code != 0) {
     return 1;
   }
   const std::string review = testing::AdmissionReviewFor(testing::TrainingPod("bench"), "u").dump();
