@@ -6,6 +6,10 @@
 #     configurations;
 #   - the peer certificate (server and client) of every reprod, for
 #     *.reprod-peers.<namespace>.svc, as Secret reprod-peer-tls with the CA (mTLS between nodes);
+#   - etcd's serving certificate for *.etcd (its members' names), as Secret etcd-tls with the CA,
+#     and the passwords of etcd's users root and reprod (made once, kept in --dir), as Secret
+#     etcd-auth; then, once etcd runs, turns on its authentication with the role repro limited
+#     to /repro/ and the user reprod that has it (README "Cluster mode"), unless it is on already;
 # then restarts the webhook Deployment and the DaemonSet, because reprod reads certificates only
 # when it starts. Run it after `kubectl apply -k deploy/k8s`, and again to rotate.
 #
@@ -76,12 +80,42 @@ service=reprod-webhook.$namespace.svc
 peers=reprod-peers.$namespace.svc
 leaf webhook "$service" serverAuth "$service" "$service.$domain"
 leaf peer "$peers" serverAuth,clientAuth "*.$peers" "*.$peers.$domain"
+leaf etcd "etcd.$namespace.svc" serverAuth "*.etcd" "*.etcd.$namespace.svc" \
+  "*.etcd.$namespace.svc.$domain"
+for user in root reprod; do
+  [[ -s etcd-$user.password ]] || openssl rand -hex 24 > "etcd-$user.password"
+done
 
 "$kubectl" -n "$namespace" create secret tls reprod-webhook-tls --cert=webhook.crt \
   --key=webhook.key --dry-run=client -o yaml | "$kubectl" apply -f -
 "$kubectl" -n "$namespace" create secret generic reprod-peer-tls --from-file=tls.crt=peer.crt \
   --from-file=tls.key=peer.key --from-file=ca.crt=ca.crt --dry-run=client -o yaml |
   "$kubectl" apply -f -
+"$kubectl" -n "$namespace" create secret generic etcd-tls --from-file=tls.crt=etcd.crt \
+  --from-file=tls.key=etcd.key --from-file=ca.crt=ca.crt --dry-run=client -o yaml |
+  "$kubectl" apply -f -
+"$kubectl" -n "$namespace" create secret generic etcd-auth \
+  --from-file=reprod-password=etcd-reprod.password --dry-run=client -o yaml | "$kubectl" apply -f -
+
+# etcdctl ARGS...: etcdctl in the first etcd member, over TLS.
+etcdctl() {
+  "$kubectl" -n "$namespace" exec etcd-0 -c etcd -- etcdctl --endpoints=https://etcd-0.etcd:2379 \
+    --cacert=/etc/etcd/tls/ca.crt "$@"
+}
+"$kubectl" -n "$namespace" rollout status statefulset/etcd --timeout=600s
+root_password=$(cat etcd-root.password)
+if etcdctl --user="root:$root_password" auth status 2>/dev/null | grep -q 'Status: true'; then
+  echo "make-certs: etcd authentication is on already"
+else
+  etcdctl user add root --new-user-password="$root_password" --interactive=false
+  etcdctl user grant-role root root
+  etcdctl role add repro
+  etcdctl role grant-permission repro --prefix=true readwrite /repro/
+  etcdctl user add reprod --new-user-password="$(cat etcd-reprod.password)" --interactive=false
+  etcdctl user grant-role reprod repro
+  etcdctl auth enable
+  echo "make-certs: etcd authentication on: user reprod has role repro (readwrite /repro/)"
+fi
 
 ca_bundle=$(base64 -w0 < ca.crt)
 for configuration in mutatingwebhookconfiguration/repro-inject \

@@ -191,21 +191,27 @@ def patch_of(response):
 
 
 class Etcd:
-    """A one-member etcd (Debian's etcd-server) on loopback."""
+    """A one-member etcd (Debian's etcd-server) on loopback; with `tls` (cert, key, ca files), its
+    client port speaks TLS and ctl() talks to it with the CA."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, tls=None):
         self.endpoint = f"127.0.0.1:{free_port()}"
+        self.tls = tls
+        scheme = "https://" if tls else "http://"
         peer = f"http://127.0.0.1:{free_port()}"
+        health = f"127.0.0.1:{free_port()}"
         self.log = open(os.path.join(directory, "etcd.log"), "w+")
         self.process = subprocess.Popen(
             ["etcd", "--name", "test", "--data-dir", os.path.join(directory, "etcd"),
-             "--listen-client-urls", "http://" + self.endpoint,
-             "--advertise-client-urls", "http://" + self.endpoint, "--listen-peer-urls", peer,
-             "--initial-advertise-peer-urls", peer, "--initial-cluster", "test=" + peer],
+             "--listen-client-urls", scheme + self.endpoint,
+             "--advertise-client-urls", scheme + self.endpoint, "--listen-peer-urls", peer,
+             "--listen-metrics-urls", "http://" + health,
+             "--initial-advertise-peer-urls", peer, "--initial-cluster", "test=" + peer]
+            + (["--cert-file", tls[0], "--key-file", tls[1]] if tls else []),
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while True:
-            conn = http.client.HTTPConnection(self.endpoint, timeout=2)
+            conn = http.client.HTTPConnection(health, timeout=2)
             try:
                 conn.request("GET", "/health")
                 if json.loads(conn.getresponse().read()).get("health") == "true":
@@ -218,6 +224,12 @@ class Etcd:
                 self.stop()
                 raise AssertionError("etcd did not come up")
             time.sleep(0.1)
+
+    def ctl(self, *args):
+        """Runs etcdctl against this member."""
+        scheme = "https://" if self.tls else "http://"
+        tls = ["--cacert", self.tls[2]] if self.tls else []
+        return run(["etcdctl", "--endpoints", scheme + self.endpoint, *tls, *args])
 
     def stop(self):
         self.process.terminate()

@@ -73,6 +73,24 @@ def advertised(doc, c, pod_ip="10.1.2.3"):
         return flag_file(local_paths(c, root)(flags(c)["flagfile"]))
 
 
+def local_etcd_certificate(certs):
+    """(cert, key, ca) of a serving certificate for 127.0.0.1 signed by make-certs.sh's CA."""
+    key, cert = os.path.join(certs, "local-etcd.key"), os.path.join(certs, "local-etcd.crt")
+    ext = os.path.join(certs, "local-etcd.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    for argv in (["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                  "ec_paramgen_curve:P-256", "-out", key],
+                 ["openssl", "req", "-new", "-key", key, "-subj", "/CN=127.0.0.1", "-out",
+                  key + ".csr"],
+                 ["openssl", "x509", "-req", "-in", key + ".csr", "-CA", f"{certs}/ca.crt",
+                  "-CAkey", f"{certs}/ca.key", "-CAcreateserial", "-days", "2", "-extfile", ext,
+                  "-out", cert]):
+        out = run(argv)
+        assert out.returncode == 0, out.stderr
+    return cert, key, f"{certs}/ca.crt"
+
+
 def fake_kubectl(directory):
     """A kubectl that records its arguments in $FAKE_KUBECTL_LOG and prints a stand-in Secret."""
     path = os.path.join(directory, "kubectl")
@@ -192,7 +210,7 @@ class ManifestsTest(unittest.TestCase):
     def test_tls_files_come_from_mounted_secrets(self):
         for doc, c in repro_containers():
             for flag in ("tls_cert", "tls_key", "tls_client_ca", "webhook_tls_cert",
-                         "webhook_tls_key"):
+                         "webhook_tls_key", "etcd_tls_ca"):
                 path = flags(c).get(flag)
                 if path is None:
                     continue
@@ -345,7 +363,7 @@ class MakeCertsTest(unittest.TestCase):
         calls = self.make_certs("--no-restart", "--namespace", "other")
         with open(self.cert("ca.crt")) as f:
             self.assertEqual(f.read(), first)
-        self.assertNotIn("rollout", calls)
+        self.assertNotIn("rollout restart", calls)
         self.assertIn("reprod-webhook.other.svc", run(["openssl", "x509", "-in",
                                                        self.cert("webhook.crt"),
                                                        "-noout", "-ext", "subjectAltName"]).stdout)
@@ -363,16 +381,26 @@ class DeployedTopologyTest(unittest.TestCase):
         # Class cleanups run even when setUpClass fails half-way.
         cls.dir = tempfile.mkdtemp(prefix="repro-topology-")
         cls.addClassCleanup(shutil.rmtree, cls.dir, ignore_errors=True)
-        make_certs(cls.dir, "--no-restart")
+        calls = make_certs(cls.dir, "--no-restart")
         certs = os.path.join(cls.dir, "certs")
         secrets = {"reprod-webhook-tls": {"tls.crt": f"{certs}/webhook.crt",
                                           "tls.key": f"{certs}/webhook.key"},
                    "reprod-peer-tls": {"tls.crt": f"{certs}/peer.crt",
                                        "tls.key": f"{certs}/peer.key",
-                                       "ca.crt": f"{certs}/ca.crt"}}
+                                       "ca.crt": f"{certs}/ca.crt"},
+                   "etcd-tls": {"ca.crt": f"{certs}/ca.crt"},
+                   "etcd-auth": {"reprod-password": f"{certs}/etcd-reprod.password"}}
         cls.context = ssl.create_default_context(cafile=f"{certs}/ca.crt")
-        cls.etcd = Etcd(cls.dir)
+        # etcd as etcd.yaml runs it (TLS on the client port, by make-certs.sh's CA; the name
+        # here is 127.0.0.1), with authentication turned on by make-certs.sh's own etcdctl calls.
+        cls.etcd = Etcd(cls.dir, local_etcd_certificate(certs))
         cls.addClassCleanup(cls.etcd.stop)
+        for line in calls.splitlines():
+            if " exec etcd-0 " in line:
+                args = line.split(" -- etcdctl ", 1)[1].split()
+                args = [a for a in args if not a.startswith(("--endpoints=", "--cacert="))]
+                out = cls.etcd.ctl(*args)
+                assert out.returncode == 0 or args[-2:] == ["auth", "status"], out.stderr
         cls.processes = []
         values = {"POD_NAMESPACE": NAMESPACE, "POD_IP": "127.0.0.1", "NODE_NAME": "node-1"}
         for name, doc, c, keep in (("node", DAEMONSET, NODE, ()),
@@ -499,6 +527,10 @@ class DeployedTopologyTest(unittest.TestCase):
         self.wait(lambda: self.review("/validate", EXAMPLE_JOB, "uid-2")["allowed"],
                   "the webhook never admitted the pinned job:\n" + self.webhook.output())
         self.assertTrue(self.review("/validate", self.example_pod(), "uid-3")["allowed"])
+        # etcd's authentication is on: a client without the role cannot write pins.
+        intruder = self.etcd.ctl("put", "/repro/pins/train-42", "forged")
+        self.assertNotEqual(intruder.returncode, 0, intruder.stdout)
+        self.assertIn("user name", intruder.stderr)
         # Both run in cluster mode at the address their init container wrote.
         for local in self.processes:
             self.assertIn("other nodes reach this one at 127-0-0-1.reprod-peers."
