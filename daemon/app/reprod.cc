@@ -60,6 +60,7 @@ absl::Status Reprod::Init() {
   if (!config_.etcd_endpoints.empty()) {
     ASSIGN_OR_RETURN(etcd_, EtcdClient::Create({.endpoints = config_.etcd_endpoints,
                                                 .security = config_.etcd_security}));
+    RETURN_IF_ERROR(etcd_->CheckLogin());
     std::vector<MirroredPrefix> mirrored = EtcdPinStore::MirroredPrefixes();
     for (MirroredPrefix& prefix : ClusterJournals::MirroredPrefixes()) {
       mirrored.push_back(std::move(prefix));

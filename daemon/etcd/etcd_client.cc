@@ -110,6 +110,22 @@ EtcdClient::EtcdClient(EtcdClientOptions options, std::vector<std::string> addre
 
 std::string EtcdClient::Describe() const { return absl::StrJoin(addresses_, ","); }
 
+absl::Status EtcdClient::CheckLogin() {
+  if (tokens_ == nullptr) return absl::OkStatus();
+  for (const std::string& address : addresses_) {
+    absl::StatusOr<std::string> token = tokens_->Token(address);
+    if (token.ok()) return absl::OkStatus();
+    if (absl::IsUnavailable(token.status()) || absl::IsDeadlineExceeded(token.status())) {
+      continue;  // this member is down: ask the next
+    }
+    return absl::UnauthenticatedError(
+        absl::StrCat(token.status().message(), " (check --etcd_user=", options_.security.user,
+                     " and --etcd_password_file=", options_.security.password_file,
+                     ", and that etcd's authentication is on)"));
+  }
+  return absl::OkStatus();
+}
+
 EtcdClient::Endpoint EtcdClient::PreferredEndpoint() const {
   absl::MutexLock lock(&mu_);
   const Channel& channel = channels_[preferred_];

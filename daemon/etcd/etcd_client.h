@@ -52,6 +52,13 @@ class EtcdClient {
   // Connects lazily: an unreachable etcd is not an error here.
   static absl::StatusOr<std::unique_ptr<EtcdClient>> Create(EtcdClientOptions options);
 
+  // With a user (options.security.user): logs in at the first endpoint that answers, so that a
+  // wrong user or password is one clear error at start instead of calls that fail forever.
+  // UNAUTHENTICATED naming --etcd_user and --etcd_password_file when etcd refuses the login (or
+  // has authentication off); OK without a user, or when no endpoint answers (the caller then
+  // waits for etcd as it would anyway).
+  absl::Status CheckLogin();
+
   // Unary calls with failover. Callers send only idempotent requests (a Txn is retried when its
   // attempt timed out, so it may apply twice). Errors: UNAVAILABLE when no endpoint serves;
   // otherwise etcd's own status (e.g. OUT_OF_RANGE for a compacted revision).

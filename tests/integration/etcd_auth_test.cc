@@ -1,6 +1,8 @@
 // reprod in cluster mode against a real etcd with TLS on its client port and `auth enable`:
 // reprod authenticates as the user of a role limited to /repro/ (the role README and deploy/k8s
 // describe) and works; an etcd user without that role cannot write /repro/pins/.
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -81,6 +83,30 @@ TEST_F(EtcdAuthTest, ReprodWorksWithItsRoleAndOthersCannotWritePins) {
   // reprod's role stops at /repro/.
   RunResult outside = etcd_->Ctl({"--user=reprod:reprod-pw", "put", "/other", "x"});
   EXPECT_NE(outside.exit_code, 0);
+}
+
+TEST_F(EtcdAuthTest, AWrongPasswordStopsReprodWithOneClearError) {
+  WriteFileOrDie(dir_.Path("wrong.password"), "not-the-password\n");
+  const std::string work = dir_.Path("node");
+  ReprodProcess probe(work);
+  std::vector<std::string> argv = probe.Command();
+  for (const std::string& flag :
+       {"--etcd_endpoints=" + etcd_->EndpointList(), "--etcd_tls_ca=" + ca_,
+        absl::StrCat("--grpc_listen=unix:", work, "/reprod.sock,127.0.0.1:0"),
+        std::string("--etcd_user=reprod"), "--etcd_password_file=" + dir_.Path("wrong.password")}) {
+    argv.push_back(flag);
+  }
+  // Generous: the point is that it ends by itself, not how fast.
+  RunResult run = RunCommand(argv, {.timeout = absl::Seconds(120)});
+  EXPECT_FALSE(run.timed_out) << "reprod kept running with a wrong etcd password";
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_EQ(run.exit_code, 1);
+  // One line: what etcd said, and the flags to check.
+  EXPECT_THAT(run.stderr_text, HasSubstr("reprod: etcd authentication as reprod"));
+  EXPECT_THAT(run.stderr_text, HasSubstr("authentication failed"));
+  EXPECT_THAT(run.stderr_text, HasSubstr("--etcd_password_file="));
+  EXPECT_EQ(std::count(run.stderr_text.begin(), run.stderr_text.end(), '\n'), 1)
+      << run.stderr_text;
 }
 
 }  // namespace
