@@ -12,6 +12,11 @@ CsiNodePlugin::CsiNodePlugin(CsiNodePluginOptions options, PodVolumes* volumes,
                              CallerIdentities* identities, Authorizer* auth)
     : options_(std::move(options)), volumes_(volumes), identities_(identities), auth_(auth) {}
 
+absl::Status CsiNodePlugin::CheckAdmin(absl::string_view action,
+                                       const grpc::ServerContext& context) {
+  return auth_->CheckAdmin(action, identities_->Of(context));
+}
+
 grpc::Status CsiNodePlugin::IdentityService::GetPluginInfo(
     grpc::ServerContext*, const csi::v1::GetPluginInfoRequest*,
     csi::v1::GetPluginInfoResponse* response) {
@@ -36,9 +41,9 @@ grpc::Status CsiNodePlugin::IdentityService::Probe(grpc::ServerContext*,
 grpc::Status CsiNodePlugin::NodeService::NodePublishVolume(
     grpc::ServerContext* context, const csi::v1::NodePublishVolumeRequest* request,
     csi::v1::NodePublishVolumeResponse*) {
-  absl::Status allowed = plugin_->auth_->CheckAdmin("NodePublishVolume",
-                                                    plugin_->identities_->Of(*context));
-  if (!allowed.ok()) return ToGrpcStatus(allowed);
+  if (absl::Status s = plugin_->CheckAdmin("NodePublishVolume", *context); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   if (request->volume_capability().has_block()) {
     return ToGrpcStatus(absl::InvalidArgumentError("the shim volume is a mount, not a block device"));
   }
@@ -53,9 +58,9 @@ grpc::Status CsiNodePlugin::NodeService::NodePublishVolume(
 grpc::Status CsiNodePlugin::NodeService::NodeUnpublishVolume(
     grpc::ServerContext* context, const csi::v1::NodeUnpublishVolumeRequest* request,
     csi::v1::NodeUnpublishVolumeResponse*) {
-  absl::Status allowed = plugin_->auth_->CheckAdmin("NodeUnpublishVolume",
-                                                    plugin_->identities_->Of(*context));
-  if (!allowed.ok()) return ToGrpcStatus(allowed);
+  if (absl::Status s = plugin_->CheckAdmin("NodeUnpublishVolume", *context); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   return ToGrpcStatus(plugin_->volumes_->Unpublish(request->volume_id(), request->target_path()));
 }
 

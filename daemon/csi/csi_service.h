@@ -77,6 +77,9 @@ class CsiNodePlugin {
     CsiNodePlugin* const plugin_;
   };
 
+  // PERMISSION_DENIED (and counted) unless the caller of `action` is an admin.
+  absl::Status CheckAdmin(absl::string_view action, const grpc::ServerContext& context);
+
   const CsiNodePluginOptions options_;
   PodVolumes* const volumes_;
   CallerIdentities* const identities_;

@@ -273,6 +273,28 @@ TEST_F(CsiTest, MalformedRequestsAndTargetsOutsideKubeletAreRefused) {
   EXPECT_EQ(unpublish.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+// Publishing grants a namespace's identity to a socket: only kubelet (root) may ask. The CSI
+// socket is reachable by every local user, like the API socket, and authorized per call.
+TEST_F(CsiTest, OnlyAnAdminMayPublishAVolume) {
+  const std::string target = TargetOf("0a1b-9999");
+  chmod(kubelet_.c_str(), 0755);
+  RunResult nobody = RunCommand({"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                 BinPath("csi_publish_call"), csi_socket_, "csi-0a1b-9999",
+                                 target, "team-a"});
+  EXPECT_EQ(nobody.exit_code, 2) << nobody.stdout_text << nobody.stderr_text;
+  EXPECT_THAT(nobody.stdout_text, HasSubstr("7 NodePublishVolume refused"));  // PERMISSION_DENIED
+  EXPECT_FALSE(IsMounted(target));
+  EXPECT_FALSE(std::filesystem::exists(target));
+  WaitForMetric("repro_denied_total{reason=\"not_admin\",rpc=\"NodePublishVolume\"} 1");
+
+  RunResult root = RunCommand(
+      {BinPath("csi_publish_call"), csi_socket_, "csi-0a1b-9999", target, "team-a"});
+  EXPECT_EQ(root.exit_code, 0) << root.stdout_text << root.stderr_text;
+  targets_.push_back(target);
+  EXPECT_TRUE(IsMounted(target));
+  EXPECT_TRUE(Unpublish("csi-0a1b-9999", target).ok());
+}
+
 TEST_F(CsiTest, APodsSocketSurvivesARestartOfReprod) {
   RunResult pin = reprod_->Ctl({"pin", "job-a", "ds@v1", "--owner", "k8s:team-a"});
   ASSERT_EQ(pin.exit_code, 0) << pin.stderr_text;
