@@ -302,10 +302,10 @@ void ShimServer::IoLoop() {
   }
 }
 
-bool ShimServer::Accept(int listen_fd) {
+void ShimServer::Accept(int listen_fd) {
   absl::MutexLock lock(&listeners_mu_);
   auto listener = listeners_.find(listen_fd);
-  if (listener == listeners_.end()) return false;  // removed since epoll reported it
+  if (listener == listeners_.end()) return;  // removed since epoll reported it
   for (;;) {
     int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
@@ -313,7 +313,7 @@ bool ShimServer::Accept(int listen_fd) {
         spdlog::warn("shim socket {}: accept failed: {}", listener->second.path,
                      PosixError(errno, "").ToString());
       }
-      return true;
+      return;
     }
     pid_t pid = 0;
     absl::StatusOr<Identity> peer = UnixPeerIdentity(fd, &pid);

@@ -127,8 +127,8 @@ class ShimServer {
 
   ShimServer(ShimServerOptions options, ShimServerParts parts);
   void IoLoop();
-  // Accepts what waits on the listening socket `fd`; false when `fd` is not one.
-  bool Accept(int fd);
+  // Accepts what waits on the listening socket `fd` (nothing when `fd` is not one, or no longer).
+  void Accept(int fd);
   // Reads what `c` sent (events: what epoll reported).
   void Receive(const ConnectionPtr& c, uint32_t events);
   void Drop(int fd);
