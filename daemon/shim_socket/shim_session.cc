@@ -121,8 +121,13 @@ JournalItem ViolationItem(const ShimOpen& open, const OpenCheck& check, int64_t 
   violation->set_rank(rank);
   violation->set_pid(pid);
   violation->set_refused(refused);
+  // Once per path and outcome; a use without a read (listed, executed...) is a fact of its own,
+  // so an exec of a file is journaled beside another process's read of it, whichever comes first.
   item.once_key = absl::StrCat("violation/", VerdictLabel(check.verdict), "/",
-                               refused ? "refused" : "allowed", "/", open.opened_path);
+                               refused ? "refused" : "allowed", "/",
+                               open.view_use != 0 ? absl::StrCat(ViewUseName(open.view_use), "/")
+                                                  : "",
+                               open.opened_path);
   return item;
 }
 

@@ -12,6 +12,11 @@
 #include <thread>
 
 #include <time.h>
+#include <unistd.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace repro::bench {
 
@@ -94,6 +99,20 @@ void Report(const std::string& name, double value, const std::string& unit, doub
 }
 
 double Median(std::vector<double> values) { return Percentile(std::move(values), 50); }
+
+double ProcessCpuSeconds(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t name_end = stat.rfind(')');
+  if (name_end == std::string::npos || name_end + 2 > stat.size()) return 0;
+  std::vector<std::string> fields = absl::StrSplit(stat.substr(name_end + 2), ' ');
+  double utime = 0, stime = 0;  // fields 14 and 15 of proc(5), 0-based 11 and 12 here
+  if (fields.size() > 12) {
+    (void)absl::SimpleAtod(fields[11], &utime);
+    (void)absl::SimpleAtod(fields[12], &stime);
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
 
 double NowNs() {
   timespec ts;

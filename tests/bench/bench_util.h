@@ -2,6 +2,8 @@
 #ifndef REPRO_TESTS_BENCH_BENCH_UTIL_H_
 #define REPRO_TESTS_BENCH_BENCH_UTIL_H_
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -27,6 +29,10 @@ void MakeFiles(const std::string& dir, int count, uint64_t size, uint64_t seed);
 double Percentile(std::vector<double> values, double p);
 // Percentile(values, 50).
 double Median(std::vector<double> values);
+
+// User + system CPU seconds process `pid` has used so far (all its threads), from /proc/PID/stat
+// (10 ms clock ticks); 0 when it cannot be read.
+double ProcessCpuSeconds(pid_t pid);
 
 // CLOCK_MONOTONIC in nanoseconds (no allocation, for timing loops of single calls).
 double NowNs();

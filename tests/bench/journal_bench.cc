@@ -3,7 +3,12 @@
 // Every Record is acknowledged only once its entry is on disk (WAL fdatasync), so appends/s
 // above the fdatasync rate come from group commit.
 //
-//   journal_bench [--seconds=3] [--clients=1,8,64]
+// Each client has its own channel (its own connection), as separate client processes would;
+// --shared_channel=true multiplexes every client on one connection instead.
+// CPU per operation (this process, and reprod for RPCs) is printed too: on this shared 2-core
+// machine it varies less with other load than rates do.
+//
+//   journal_bench [--seconds=3] [--clients=1,8,64] [--shared_channel=false]
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -12,6 +17,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -27,6 +33,7 @@
 
 ABSL_FLAG(double, seconds, 3, "seconds per measurement");
 ABSL_FLAG(std::string, clients, "1,8,64", "concurrent client counts");
+ABSL_FLAG(bool, shared_channel, false, "all clients on one channel (one connection)");
 
 namespace repro::bench {
 namespace {
@@ -47,8 +54,25 @@ double FdatasyncRate(const std::string& path, double seconds) {
   return static_cast<double>(ops) / elapsed;
 }
 
-// Appends per second and their latency.
-using AppendRun = ConcurrentRun;
+// Appends per second, their latency, and CPU microseconds per append.
+struct AppendRun : ConcurrentRun {
+  double own_cpu_us = 0;     // this process
+  double server_cpu_us = 0;  // reprod (RPC runs only)
+};
+
+// Runs RunConcurrently(threads, seconds, op) and charges the CPU this process and `server` (when
+// not 0) used meanwhile to the operations done.
+AppendRun MeasuredRun(int threads, double seconds, pid_t server,
+                      const std::function<bool(int thread, uint64_t i)>& op) {
+  const double own_before = ProcessCpuSeconds(getpid());
+  const double server_before = server != 0 ? ProcessCpuSeconds(server) : 0;
+  AppendRun run;
+  static_cast<ConcurrentRun&>(run) = RunConcurrently(threads, seconds, op);
+  const double ops = std::max(1.0, run.per_second * seconds);
+  run.own_cpu_us = (ProcessCpuSeconds(getpid()) - own_before) * 1e6 / ops;
+  if (server != 0) run.server_cpu_us = (ProcessCpuSeconds(server) - server_before) * 1e6 / ops;
+  return run;
+}
 
 // A one-fact entry; the value names the appender.
 v1::Fact StepFact(int thread, uint64_t i) {
@@ -58,11 +82,22 @@ v1::Fact StepFact(int thread, uint64_t i) {
   return fact;
 }
 
-// Record RPCs on one job through reprod.
-AppendRun Appends(const std::shared_ptr<grpc::Channel>& channel, int clients, double seconds) {
+// Record RPCs on one job through reprod at `addr`; reprod's CPU is read from `reprod_pid`.
+AppendRun Appends(const std::string& addr, pid_t reprod_pid, int clients, double seconds) {
   std::vector<std::unique_ptr<v1::Repro::Stub>> stubs;
-  for (int c = 0; c < clients; ++c) stubs.push_back(v1::Repro::NewStub(channel));
-  return RunConcurrently(clients, seconds, [&](int c, uint64_t i) {
+  std::shared_ptr<grpc::Channel> shared;
+  for (int c = 0; c < clients; ++c) {
+    std::shared_ptr<grpc::Channel> channel = shared;
+    if (channel == nullptr) {
+      // Channels with equal arguments share one connection unless each has its own pool.
+      grpc::ChannelArguments args;
+      args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+      channel = grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args);
+      if (absl::GetFlag(FLAGS_shared_channel)) shared = channel;
+    }
+    stubs.push_back(v1::Repro::NewStub(channel));
+  }
+  return MeasuredRun(clients, seconds, reprod_pid, [&](int c, uint64_t i) {
     v1::RecordRequest request;
     request.set_job("bench");
     *request.add_facts() = StepFact(c, i);
@@ -84,7 +119,7 @@ AppendRun EngineAppends(const std::string& dir, int threads, double seconds, boo
   Journal journal(store->get(), {.node = "bench",
                                  .key = key->get(),
                                  .head_log = head_log ? log->get() : nullptr});
-  return RunConcurrently(threads, seconds, [&](int t, uint64_t i) {
+  return MeasuredRun(threads, seconds, /*server=*/0, [&](int t, uint64_t i) {
     JournalItem item;
     *item.entry.mutable_record()->add_facts() = StepFact(t, i);
     return journal.Append("bench", {std::move(item)}).ok();
@@ -135,28 +170,37 @@ int Main() {
     if (!absl::SimpleAtoi(n, &clients) || clients <= 0) return 1;
     counts.push_back(clients);
   }
+  std::map<int, double> engine;  // appends/s with heads logged, as reprod journals, by threads
   for (int threads : counts) {
     const std::string label =
         absl::StrCat("journal engine in-process, ", threads, " thread", threads > 1 ? "s" : "");
     AppendRun before = EngineAppends(dir.Path(absl::StrCat("engine-nolog-", threads)), threads,
                                      seconds, /*head_log=*/false);
     Report(label + ", no head log", before.per_second, "ops/s", fsyncs, "fdatasync");
-    printf("  latency p50 %.2f ms, p99 %.2f ms\n", before.p50_ms, before.p99_ms);
+    printf("  latency p50 %.2f ms, p99 %.2f ms; CPU %.1f us per append\n", before.p50_ms,
+           before.p99_ms, before.own_cpu_us);
     AppendRun run = EngineAppends(dir.Path(absl::StrCat("engine-", threads)), threads, seconds,
                                   /*head_log=*/true);
     Report(label + ", heads logged", run.per_second, "ops/s", before.per_second,
            "no head log");
-    printf("  latency p50 %.2f ms, p99 %.2f ms\n", run.p50_ms, run.p99_ms);
+    printf("  latency p50 %.2f ms, p99 %.2f ms; CPU %.1f us per append\n", run.p50_ms,
+           run.p99_ms, run.own_cpu_us);
+    engine[threads] = run.per_second;
   }
-  auto channel = grpc::CreateChannel(reprod.addr(), grpc::InsecureChannelCredentials());
   for (int clients : counts) {
     JournalCounters before = ReadCounters(metrics_port);
-    AppendRun run = Appends(channel, clients, seconds);
+    AppendRun run = Appends(reprod.addr(), reprod.pid(), clients, seconds);
     JournalCounters after = ReadCounters(metrics_port);
-    Report(absl::StrCat("Record RPC via gRPC, ", clients, " client", clients > 1 ? "s" : ""),
-           run.per_second, "ops/s", fsyncs, "fdatasync");
-    printf("  latency p50 %.2f ms, p99 %.2f ms; %.1f entries per synced commit\n", run.p50_ms,
-           run.p99_ms, (after.entries - before.entries) / std::max(1.0, after.commits - before.commits));
+    const std::string label =
+        absl::StrCat("Record RPC via gRPC, ", clients, " client", clients > 1 ? "s" : "");
+    Report(label, run.per_second, "ops/s", fsyncs, "fdatasync");
+    Report(label, run.per_second, "ops/s", engine[clients],
+           absl::StrCat("engine, ", clients, " thread", clients > 1 ? "s" : ""));
+    printf("  latency p50 %.2f ms, p99 %.2f ms; %.1f entries per synced commit; CPU per RPC "
+           "%.1f us reprod + %.1f us clients\n",
+           run.p50_ms, run.p99_ms,
+           (after.entries - before.entries) / std::max(1.0, after.commits - before.commits),
+           run.server_cpu_us, run.own_cpu_us);
   }
   return 0;
 }

@@ -171,17 +171,7 @@ class ShimBench {
   // reprod's user+sys CPU seconds so far, read once it stops growing (the journaling of the last
   // run has finished), polling for at most 5 s.
   double ReprodCpuSettled() {
-    auto read = [this] {
-      std::ifstream in(absl::StrCat("/proc/", stack_.reprod_pid(), "/stat"));
-      std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      std::vector<std::string> fields = absl::StrSplit(stat.substr(stat.rfind(')') + 2), ' ');
-      double utime = 0, stime = 0;  // fields 14 and 15 of proc(5), 0-based 11 and 12 here
-      if (fields.size() > 12) {
-        (void)absl::SimpleAtod(fields[11], &utime);
-        (void)absl::SimpleAtod(fields[12], &stime);
-      }
-      return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-    };
+    auto read = [this] { return ProcessCpuSeconds(stack_.reprod_pid()); };
     double last = read();
     for (int i = 0; i < 100; ++i) {
       usleep(50000);

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include <grpcpp/grpcpp.h>
 
@@ -93,10 +94,11 @@ std::string ShimJobTest::Script(const std::string& name, const std::string& code
   return path;
 }
 
-std::vector<v1::JournalEntry> ShimJobTest::Journal(const std::string& job) {
+std::vector<v1::JournalEntry> ShimJobTest::Journal(const std::string& job, uint64_t since_seq) {
   std::unique_ptr<v1::Repro::Stub> stub = reprod_->NewStub();
   v1::ReplayRequest request;
   request.set_job(job);
+  request.set_since_seq(since_seq);
   request.set_local_only(true);
   grpc::ClientContext context;
   auto reader = stub->Replay(&context, request);
@@ -114,7 +116,10 @@ std::vector<v1::JournalEntry> ShimJobTest::WaitForJournal(
   std::vector<v1::JournalEntry> entries = Journal(job);
   while (!done(entries) && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(50));
-    entries = Journal(job);
+    // Only what was appended since: a long journal is read once, not at every look.
+    std::vector<v1::JournalEntry> newer = Journal(job, entries.empty() ? 0 : entries.back().seq());
+    entries.insert(entries.end(), std::make_move_iterator(newer.begin()),
+                   std::make_move_iterator(newer.end()));
   }
   EXPECT_TRUE(done(entries)) << "journal of " << job << " (" << entries.size()
                              << " entries) never got there";

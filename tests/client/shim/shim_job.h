@@ -56,9 +56,10 @@ class ShimJobTest : public ::testing::Test {
   // Writes a Python script into the work directory and returns its path.
   std::string Script(const std::string& name, const std::string& code);
 
-  // The job's journal over gRPC (all of this node's entries).
-  std::vector<v1::JournalEntry> Journal(const std::string& job);
-  // Polls Journal(job) until `done` holds; fails the test after `timeout`.
+  // The job's journal over gRPC: this node's entries with seq > since_seq.
+  std::vector<v1::JournalEntry> Journal(const std::string& job, uint64_t since_seq = 0);
+  // Polls Journal(job) (reading only what is new at each look) until `done` holds; fails the
+  // test after `timeout`.
   std::vector<v1::JournalEntry> WaitForJournal(
       const std::string& job, const std::function<bool(const std::vector<v1::JournalEntry>&)>& done,
       absl::Duration timeout = absl::Seconds(20));

@@ -158,6 +158,29 @@ TEST_F(ShimSessionTest, RecordModeAnswersNothingAndAllowsWithAViolation) {
   EXPECT_FALSE(out.items[1].entry.violation().refused());
 }
 
+// One process reads a file of another version while another executes it (a forked child that
+// execs a script, which its new image then reads): two facts, both journaled in either order.
+TEST_F(ShimSessionTest, AnExecAndAReadOfOneFileAreBothJournaled) {
+  ShimSession reader(&context_, ShimPeer{.pid = 31338, .uid = 1000, .gid = 100});
+  ShimOutput out;
+  reader.Handle(Hello("job-1", ShimMode::kRecord), &out);
+  reader.Handle(Open(0, "v2/a.csv", REPRO_SHIM_OPEN_OTHER_VERSION), &out);
+  Serve(Hello("job-1", ShimMode::kRecord));
+  ShimRequest exec = Open(0, "v2/a.csv", REPRO_SHIM_OPEN_OTHER_VERSION);
+  exec.open.view_use = REPRO_SHIM_VIEW_EXEC;
+  ShimOutput executed = Serve(std::move(exec));
+  ASSERT_EQ(executed.items.size(), 1u);
+  for (JournalItem& item : executed.items) out.items.push_back(std::move(item));
+  ASSERT_TRUE(stack_.journal->Append("job-1", std::move(out.items)).ok());
+  std::vector<std::string> details;
+  for (const v1::JournalEntry& e : stack_.Entries("job-1")) {
+    if (e.has_violation()) details.push_back(e.violation().detail());
+  }
+  ASSERT_EQ(details.size(), 2u);
+  EXPECT_THAT(details[0], HasSubstr("it belongs to ds@v2"));
+  EXPECT_THAT(details[1], HasSubstr("it was executed"));
+}
+
 TEST_F(ShimSessionTest, WritesAreViolationsWithoutAHash) {
   Serve(Hello("job-1", ShimMode::kRecord));
   ShimOutput out = Serve(Open(0, "v1/a.csv", REPRO_SHIM_OPEN_WRITE));
