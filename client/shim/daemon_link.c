@@ -79,6 +79,8 @@ static uint64_t g_nonce;
 static atomic_uint g_next_id = 1;
 static _Atomic int64_t g_retry_at_ns;
 static atomic_ulong g_dropped;
+/* When reprod last failed to make room for a waiting report (see PostAfterRoom); long ago if never. */
+static int64_t g_room_refused_ns = INT64_MIN / 2;
 
 static int64_t NowNs(void) {
   struct timespec ts;
@@ -616,6 +618,33 @@ static int Publish(const uint8_t* msg, uint32_t n) {
   return 0;
 }
 
+/* Caller holds g_mu. Sends the backlog, waiting for room up to the timeout. */
+static void FlushBacklogBounded(void) {
+  const int64_t deadline = NowNs() + (int64_t)g_cfg.timeout_ms * kNsPerMs;
+  atomic_store(&g_retry_at_ns, 0);
+  while (g_backlog_head < g_backlog_tail && EnsureLink() == 0) {
+    FlushBacklog();
+    if (g_backlog_head == g_backlog_tail) break;
+    int64_t left = deadline - NowNs();
+    struct pollfd p = {.fd = g_fd, .events = POLLOUT};
+    if (g_fd < 0 || left <= 0 || poll(&p, 1, (int)(left / kNsPerMs) + 1) <= 0) break;
+  }
+}
+
+/* Caller holds g_mu. Backpressure for a report that found the ring, the socket and the backlog
+ * all full: reprod is behind, so the process waits (bounded by the shim's timeout, as a verdict
+ * would) until reprod has read enough of the backlog, then posts; -1 (dropped, counted) only when
+ * reprod made no room in time. A process that outruns reprod is slowed, not made incomplete. */
+static int PostAfterRoom(const uint8_t* msg, uint32_t n) {
+  const int64_t timeout_ns = (int64_t)g_cfg.timeout_ms * kNsPerMs;
+  if (NowNs() - g_room_refused_ns < timeout_ns) return -1; /* a stuck reprod stalls us once per
+                                                            * timeout, not at every report */
+  FlushBacklogBounded();
+  if (Post(msg, n, kBacklogBytes) == 0) return 0;
+  g_room_refused_ns = NowNs();
+  return -1;
+}
+
 /* Caller holds g_mu. Enforce mode: sends the report and waits for the verdict until the
  * deadline; a dead connection is replaced once (reprod may have restarted). */
 static enum shim_answer Ask(const struct shim_report* r, char* reason, size_t cap) {
@@ -657,7 +686,8 @@ enum shim_answer shim_link_report(const struct shim_report* r, int wait, char* r
     result = Ask(r, reason, cap);
   } else {
     uint32_t n = EncodeOpen(r, 0, g_post, sizeof(g_post));
-    if (n != 0 && (Publish(g_post, n) == 0 || Post(g_post, n, kBacklogBytes) == 0)) {
+    if (n != 0 && (Publish(g_post, n) == 0 || Post(g_post, n, kBacklogBytes) == 0 ||
+                   PostAfterRoom(g_post, n) == 0)) {
       result = SHIM_ANSWER_SENT;
     }
   }
@@ -696,19 +726,7 @@ void shim_link_after_fork_child(void) {
   g_nonce = NewNonce();
   atomic_store(&g_retry_at_ns, 0);
   atomic_store(&g_dropped, 0);
-}
-
-/* Caller holds g_mu. Sends the backlog, waiting for room up to the timeout. */
-static void FlushBacklogBounded(void) {
-  const int64_t deadline = NowNs() + (int64_t)g_cfg.timeout_ms * kNsPerMs;
-  atomic_store(&g_retry_at_ns, 0);
-  while (g_backlog_head < g_backlog_tail && EnsureLink() == 0) {
-    FlushBacklog();
-    if (g_backlog_head == g_backlog_tail) break;
-    int64_t left = deadline - NowNs();
-    struct pollfd p = {.fd = g_fd, .events = POLLOUT};
-    if (g_fd < 0 || left <= 0 || poll(&p, 1, (int)(left / kNsPerMs) + 1) <= 0) break;
-  }
+  g_room_refused_ns = INT64_MIN / 2;
 }
 
 void shim_link_flush(void) {
