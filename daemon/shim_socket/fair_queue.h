@@ -52,6 +52,15 @@ class FairQueue {
   }
 
   bool empty() const { return size_ == 0; }
+  // Entries queued for `uid`, in both lanes.
+  size_t SizeOf(uid_t uid) const {
+    size_t n = 0;
+    for (const Lane& lane : lanes_) {
+      auto it = lane.by_uid.find(uid);
+      if (it != lane.by_uid.end()) n += it->second.size();
+    }
+    return n;
+  }
   size_t size() const { return size_; }
   void Clear() {
     for (Lane& lane : lanes_) lane = Lane();

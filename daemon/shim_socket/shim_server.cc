@@ -130,7 +130,8 @@ ShimServer::ShimServer(ShimServerOptions options, ShimServerParts parts)
                        .auth = auth_},
       metrics_);
   hash_pool_ = std::make_unique<BoundedPool>("shim-exe-hash", options_.hash_threads,
-                                             options_.max_queued_hashes);
+                                             options_.max_queued_hashes,
+                                             options_.max_queued_hashes_per_uid);
 }
 
 absl::StatusOr<std::unique_ptr<ShimServer>> ShimServer::Start(ShimServerOptions options,
@@ -597,17 +598,37 @@ void ShimServer::HashExecutable(const ConnectionPtr& c, ShimOutput out) {
     finish(absl::FailedPreconditionError("not hashed"));
     return;
   }
+  if (std::optional<HashedFile> known = CachedHash(exe.path)) {  // the usual case: no waiting
+    finish(*std::move(known));
+    return;
+  }
   auto hash = [this, c, finish, path = exe.path] {
+    uint64_t read = 0;
     absl::StatusOr<HashedFile> hashed =
         FileHasher(parts_.fs, parts_.hash_cache)
-            .Hash(path, {.cancelled = [&c] { return c->closed.load(); },
+            .Hash(path, {.cancelled =
+                             [&] {
+                               return c->closed.load() && read >= options_.hash_after_close_bytes;
+                             },
+                         .on_read = [&read](uint64_t n) { read += n; },
                          .max_bytes = options_.max_hash_bytes});
     if (absl::IsCancelled(hashed.status())) {
       hashed = absl::CancelledError("the process closed its connection before it was hashed");
     }
     finish(hashed);
   };
-  if (!hash_pool_->Submit(hash)) finish(absl::ResourceExhaustedError("the hashing queue is full"));
+  if (!hash_pool_->Submit(c->peer.uid, hash)) {
+    finish(absl::ResourceExhaustedError("the hashing queue is full"));
+  }
+}
+
+std::optional<HashedFile> ShimServer::CachedHash(const std::string& path) {
+  if (parts_.hash_cache == nullptr) return std::nullopt;
+  absl::StatusOr<FileStat> stat = parts_.fs->Stat(path);
+  if (!stat.ok() || stat->type != FileType::kRegular) return std::nullopt;
+  std::optional<std::string> sha256 = parts_.hash_cache->Lookup(*stat);
+  if (!sha256.has_value()) return std::nullopt;
+  return HashedFile{*stat, *std::move(sha256), /*from_cache=*/true};
 }
 
 void ShimServer::Reschedule(const ConnectionPtr& c) {

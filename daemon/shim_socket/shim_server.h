@@ -25,8 +25,9 @@
 // Fair sharing: connections ready for a worker wait in a FairQueue, where uids take turns and a
 // HELLO or an open whose shim waits for a verdict goes before bulk reports. Each uid has its own
 // cap on open connections and on queued bytes. A HELLO's executable is hashed on a separate
-// bounded pool (BoundedPool), up to max_hash_bytes, and the hashing is cancelled when the
-// connection ends; meanwhile only that connection waits (its PIN answer is already sent).
+// bounded pool where uids take turns (BoundedPool), up to max_hash_bytes, unless the hash cache
+// knows the file; hashing a large file stops when the connection ends. Meanwhile only that
+// connection waits (its PIN answer is already sent).
 //
 // Thread-safe.
 #ifndef REPRO_DAEMON_SHIM_SOCKET_SHIM_SERVER_H_
@@ -40,6 +41,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -83,9 +85,14 @@ struct ShimServerOptions {
   size_t max_queued_bytes_per_uid = size_t{64} << 20;
   // Executables larger than this are not hashed (journaled "not hashed: too large"). 0: no limit.
   uint64_t max_hash_bytes = uint64_t{4} << 30;
-  // Threads hashing executables, apart from the workers, and HELLOs that may wait for them.
+  // Threads hashing executables, apart from the workers, and HELLOs that may wait for them (in
+  // all, and of one uid).
   int hash_threads = 2;
   size_t max_queued_hashes = 1024;
+  size_t max_queued_hashes_per_uid = 64;
+  // An executable is hashed to the end when its process is gone, up to this many bytes; beyond,
+  // the hashing stops when the connection closes.
+  uint64_t hash_after_close_bytes = uint64_t{256} << 20;
   // Rejected datagrams are logged at most once per connection per interval.
   absl::Duration log_interval = absl::Seconds(10);
   // LOADED reports waiting to be described and journaled; more are dropped (and counted).
@@ -166,8 +173,11 @@ class ShimServer {
   // Sends what `out` holds for the shim and counts its rejections.
   void Answer(Connection& c, const ShimOutput& out);
   void AppendToJournal(Connection& c, std::vector<JournalItem> items);
-  // Hashes out.exe on hash_pool_, then journals out.items and serves c again.
+  // Hashes out.exe (from the hash cache at once, else on hash_pool_), then journals out.items and
+  // serves c again.
   void HashExecutable(const ConnectionPtr& c, ShimOutput out);
+  // The cached hash of the file at `path` when the cache knows its current state.
+  std::optional<HashedFile> CachedHash(const std::string& path);
   // After a turn of c: back in the ready queue when requests wait, else unscheduled.
   void Reschedule(const ConnectionPtr& c);
   void Send(Connection& c, const std::string& message);

@@ -235,5 +235,45 @@ TEST_F(AbuseTest, FollowStreamsAreCappedWhileNodeAndHealthAnswer) {
   for (auto& stream : held) stream->reader->Finish();
 }
 
+// Quotas on the real daemon, set low: Record gets RESOURCE_EXHAUSTED naming the flag, and a
+// process's HELLO (a fresh nonce: a new ProcessStart) is not journaled once its uid is over.
+class QuotaAbuseTest : public AbuseTest {
+ protected:
+  std::vector<std::string> ReprodFlags() override {
+    std::vector<std::string> flags = MetricsFlags();
+    // One entry's burst, then one per 100 s: the second entry of a caller is refused.
+    flags.push_back("--journal_entries_per_sec=0.01");
+    flags.push_back("--max_record_bytes=2000");
+    return flags;
+  }
+};
+
+TEST_F(QuotaAbuseTest, RecordAndHelloAreBoundedWithClearErrors) {
+  Pin("job-q");
+  RunResult big = reprod_->Ctl({"record", "job-q", "k=" + std::string(3000, 'x')});
+  EXPECT_NE(big.exit_code, 0);
+  EXPECT_THAT(big.stderr_text, HasSubstr("--max_record_bytes 2000"));
+  RunResult first = reprod_->Ctl({"record", "job-q", "k=1"});
+  EXPECT_EQ(first.exit_code, 0) << first.stderr_text;
+  RunResult second = reprod_->Ctl({"record", "job-q", "k=2"});
+  EXPECT_NE(second.exit_code, 0);
+  EXPECT_THAT(second.stderr_text, HasSubstr("is over --journal_entries_per_sec"));
+
+  // A new process of the same uid says HELLO: answered, but its start is not journaled.
+  RunResult r = RunAs("job-q", "record", {"cat", Root() + "/latest/a.csv"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  std::string metrics = Metrics();
+  while (MetricValue(metrics, "repro_shim_journal_errors_total") < 1 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+    metrics = Metrics();
+  }
+  EXPECT_GE(MetricValue(metrics, "repro_shim_journal_errors_total"), 1);
+  EXPECT_EQ(MetricValue(metrics, "repro_quota_refused_total{quota=\"max_record_bytes\"}"), 1);
+  EXPECT_GE(MetricValue(metrics, "repro_quota_refused_total{quota=\"journal_entries_per_sec\"}"),
+            2);
+  EXPECT_TRUE(Starts("job-q").empty());
+}
+
 }  // namespace
 }  // namespace repro::testing

@@ -36,6 +36,17 @@ TEST(FairQueueTest, UrgentEntriesGoFirstAndTakeTurnsToo) {
   EXPECT_THAT(Drain(queue), ElementsAre("hello-a1", "hello-b", "hello-a2", "bulk-a", "bulk-b"));
 }
 
+TEST(FairQueueTest, SizeOfCountsAUidsEntriesInBothLanes) {
+  FairQueue<std::string> queue;
+  queue.Push(1, true, "a");
+  queue.Push(1, false, "b");
+  queue.Push(2, false, "c");
+  EXPECT_EQ(queue.SizeOf(1), 2u);
+  EXPECT_EQ(queue.SizeOf(3), 0u);
+  queue.Pop();
+  EXPECT_EQ(queue.SizeOf(1), 1u);
+}
+
 TEST(FairQueueTest, ClearEmptiesBothLanes) {
   FairQueue<std::string> queue;
   queue.Push(1, true, "a");
