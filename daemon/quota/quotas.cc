@@ -54,8 +54,8 @@ absl::Status Quotas::AdmitRecord(absl::string_view caller, absl::string_view job
   return AdmitEntries(caller, job, 1, job_entries);
 }
 
-absl::Status Quotas::AdmitEntries(absl::string_view caller, absl::string_view job,
-                                  size_t entries, uint64_t job_entries) {
+absl::Status Quotas::AdmitEntries(absl::string_view caller, absl::string_view job, size_t entries,
+                                  uint64_t job_entries) {
   if (options_.max_journal_entries_per_job != 0 &&
       job_entries + entries > options_.max_journal_entries_per_job) {
     return Refuse(refused_journal_size_,
@@ -68,10 +68,11 @@ absl::Status Quotas::AdmitEntries(absl::string_view caller, absl::string_view jo
 
 absl::Status Quotas::TakeFromBuckets(Rate rate, absl::string_view caller, absl::string_view job,
                                      double n) {
-  const double per_sec = rate == Rate::kRecordBytes ? options_.record_bytes_per_sec
-                                                    : options_.journal_entries_per_sec;
+  const double per_sec =
+      rate == Rate::kRecordBytes ? options_.record_bytes_per_sec : options_.journal_entries_per_sec;
   if (per_sec <= 0) return absl::OkStatus();
-  const char* flag = rate == Rate::kRecordBytes ? "record_bytes_per_sec" : "journal_entries_per_sec";
+  const char* flag =
+      rate == Rate::kRecordBytes ? "record_bytes_per_sec" : "journal_entries_per_sec";
   const absl::Time now = options_.clock->Now();
   absl::MutexLock lock(&mu_);
   if (now - last_sweep_ >= kSweepInterval) {

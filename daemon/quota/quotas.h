@@ -28,10 +28,10 @@ namespace repro {
 
 // A quota of 0 is off. The defaults are far above what a training job adds.
 struct QuotaOptions {
-  size_t max_record_bytes = size_t{1} << 20;             // --max_record_bytes, per call
-  double record_bytes_per_sec = 16.0 * (1 << 20);        // --record_bytes_per_sec, per caller and per job
-  double journal_entries_per_sec = 20000;                // --journal_entries_per_sec, per caller and per job
-  uint64_t max_journal_entries_per_job = 50'000'000;     // --max_journal_entries_per_job
+  size_t max_record_bytes = size_t{1} << 20;       // --max_record_bytes, per call
+  double record_bytes_per_sec = 16.0 * (1 << 20);  // --record_bytes_per_sec, per caller and per job
+  double journal_entries_per_sec = 20000;  // --journal_entries_per_sec, per caller and per job
+  uint64_t max_journal_entries_per_job = 50'000'000;  // --max_journal_entries_per_job
   // A bucket holds this many seconds of its rate: the burst allowed after a quiet spell.
   double burst_seconds = 10;
   Clock* clock = DefaultClock();  // not owned
@@ -40,8 +40,8 @@ struct QuotaOptions {
 // A token bucket: `rate` tokens per second, holding at most `burst`. Not thread-safe.
 class TokenBucket {
  public:
-  TokenBucket(double rate, double burst, absl::Time now) : rate_(rate), burst_(burst),
-                                                           tokens_(burst), last_(now) {}
+  TokenBucket(double rate, double burst, absl::Time now)
+      : rate_(rate), burst_(burst), tokens_(burst), last_(now) {}
   // Takes `n` tokens when that many are there; false (nothing taken) otherwise.
   bool Take(double n, absl::Time now);
   // Puts back `n` tokens taken by Take (up to the burst).

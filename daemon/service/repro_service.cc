@@ -67,13 +67,14 @@ class StreamSlot {
 
 ReproService::ReproService(ReproServiceParts parts)
     : parts_(std::move(parts)),
-      attester_([this](const std::string& job) { return CollectProvenance(job); },
-                parts_.node_key, parts_.fs, parts_.journal == nullptr ? "" : parts_.journal->node()) {
+      attester_([this](const std::string& job) { return CollectProvenance(job); }, parts_.node_key,
+                parts_.fs, parts_.journal == nullptr ? "" : parts_.journal->node()) {
   Metrics* metrics = parts_.metrics != nullptr ? parts_.metrics : &own_metrics_;
-  streams_open_ = metrics->GetGauge("repro_grpc_streams",
-                                    "Following Replay streams open (journal --follow).");
-  streams_refused_ = metrics->GetCounter(
-      "repro_grpc_streams_refused_total", "Following Replay streams refused: --max_streams were open.");
+  streams_open_ =
+      metrics->GetGauge("repro_grpc_streams", "Following Replay streams open (journal --follow).");
+  streams_refused_ =
+      metrics->GetCounter("repro_grpc_streams_refused_total",
+                          "Following Replay streams refused: --max_streams were open.");
 }
 
 absl::Status ReproService::AuthorizeJobWrite(absl::string_view action, const Identity& caller,
@@ -263,9 +264,9 @@ grpc::Status ReproService::Replay(grpc::ServerContext* context, const v1::Replay
   if (request->follow()) slot.emplace(&open_streams_, parts_.max_streams, streams_open_);
   if (slot.has_value() && !slot->held()) {
     streams_refused_->Increment();
-    return ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat(
-        parts_.max_streams, " following journal streams are open on node ",
-        parts_.journal->node(), " (--max_streams); close one or retry later")));
+    return ToGrpcStatus(absl::ResourceExhaustedError(
+        absl::StrCat(parts_.max_streams, " following journal streams are open on node ",
+                     parts_.journal->node(), " (--max_streams); close one or retry later")));
   }
   ClusterJournals::Emit emit = [writer](const v1::ReplayResponse& r) { return writer->Write(r); };
   return ToGrpcStatus(ReplayParts(context, *request, emit));

@@ -57,7 +57,7 @@ struct ShimServer::Connection {
   const int fd;
   const ShimPeer peer;
   const std::shared_ptr<UidUsage> usage;  // of peer.uid
-  std::atomic<bool> closed{false};         // the IO thread dropped it: stop hashing for it
+  std::atomic<bool> closed{false};        // the IO thread dropped it: stop hashing for it
 
   absl::Mutex mu;
   std::deque<Queued> queue ABSL_GUARDED_BY(mu);
@@ -129,9 +129,9 @@ ShimServer::ShimServer(ShimServerOptions options, ShimServerParts parts)
                        .indexes = &indexes_,
                        .auth = auth_},
       metrics_);
-  hash_pool_ = std::make_unique<BoundedPool>("shim-exe-hash", options_.hash_threads,
-                                             options_.max_queued_hashes,
-                                             options_.max_queued_hashes_per_uid);
+  hash_pool_ =
+      std::make_unique<BoundedPool>("shim-exe-hash", options_.hash_threads,
+                                    options_.max_queued_hashes, options_.max_queued_hashes_per_uid);
 }
 
 absl::StatusOr<std::unique_ptr<ShimServer>> ShimServer::Start(ShimServerOptions options,
@@ -285,9 +285,9 @@ void ShimServer::Accept() {
     }
     pid_t pid = 0;
     absl::StatusOr<Identity> peer = UnixPeerIdentity(fd, &pid);
-    Counter* refused = !peer.ok() ? refused_unknown_
+    Counter* refused = !peer.ok()                                        ? refused_unknown_
                        : connections_.size() >= options_.max_connections ? refused_total_
-                                                                          : nullptr;
+                                                                         : nullptr;
     std::shared_ptr<UidUsage>* usage = nullptr;
     if (refused == nullptr) {
       usage = &uids_[peer->uid];
@@ -606,12 +606,11 @@ void ShimServer::HashExecutable(const ConnectionPtr& c, ShimOutput out) {
     uint64_t read = 0;
     absl::StatusOr<HashedFile> hashed =
         FileHasher(parts_.fs, parts_.hash_cache)
-            .Hash(path, {.cancelled =
-                             [&] {
-                               return c->closed.load() && read >= options_.hash_after_close_bytes;
-                             },
-                         .on_read = [&read](uint64_t n) { read += n; },
-                         .max_bytes = options_.max_hash_bytes});
+            .Hash(path,
+                  {.cancelled =
+                       [&] { return c->closed.load() && read >= options_.hash_after_close_bytes; },
+                   .on_read = [&read](uint64_t n) { read += n; },
+                   .max_bytes = options_.max_hash_bytes});
     if (absl::IsCancelled(hashed.status())) {
       hashed = absl::CancelledError("the process closed its connection before it was hashed");
     }

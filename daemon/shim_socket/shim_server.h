@@ -53,12 +53,12 @@
 #include "absl/time/time.h"
 #include "daemon/auth/authorizer.h"
 #include "daemon/hashing/hash_cache.h"
+#include "daemon/loaded_code/loaded_recorder.h"
 #include "daemon/metrics/metrics.h"
-#include "daemon/quota/quotas.h"
 #include "daemon/os/file_system.h"
+#include "daemon/quota/quotas.h"
 #include "daemon/registry/pin_registry.h"
 #include "daemon/registry/version_registry.h"
-#include "daemon/loaded_code/loaded_recorder.h"
 #include "daemon/shim_socket/bounded_pool.h"
 #include "daemon/shim_socket/data_checker.h"
 #include "daemon/shim_socket/fair_queue.h"
@@ -138,8 +138,8 @@ class ShimServer {
   using ConnectionPtr = std::shared_ptr<Connection>;
   // What one uid holds.
   struct UidUsage {
-    size_t connections = 0;                 // IO thread only
-    std::atomic<int64_t> queued_bytes{0};   // requests queued on its connections
+    size_t connections = 0;                // IO thread only
+    std::atomic<int64_t> queued_bytes{0};  // requests queued on its connections
   };
   // A request waiting in a connection's queue, and the bytes it arrived in.
   struct Queued {
@@ -198,9 +198,9 @@ class ShimServer {
   std::map<ShimReject, Counter*> rejected_;
   Counter* replies_dropped_;
   Counter* connections_total_;
-  Counter* refused_total_;      // over max_connections
-  Counter* refused_per_uid_;    // over max_connections_per_uid
-  Counter* refused_unknown_;    // no peer credentials
+  Counter* refused_total_;    // over max_connections
+  Counter* refused_per_uid_;  // over max_connections_per_uid
+  Counter* refused_unknown_;  // no peer credentials
   Counter* uid_paused_;
   Counter* exes_not_hashed_;
   Counter* ring_reports_;

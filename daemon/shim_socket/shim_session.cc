@@ -234,8 +234,7 @@ void ShimSession::HandleHello(const ShimRequest& request, ShimOutput* out) {
                 job_, rank_, std::string(ShimModeName(mode_)));
 }
 
-v1::ProcessStart ShimSession::ProcessStartOf(const ShimHello& hello,
-                                             const std::string& exe) const {
+v1::ProcessStart ShimSession::ProcessStartOf(const ShimHello& hello, const std::string& exe) const {
   v1::ProcessStart start;
   start.set_pid(peer_.pid);
   start.set_uid(peer_.uid);
@@ -273,7 +272,8 @@ void FinishExeHash(const ExeToHash& exe, const absl::StatusOr<HashedFile>& hashe
   } else if (!exe.refused.empty()) {
     why = exe.refused;
   } else if (!hashed.ok()) {
-    why = std::string(hashed.status().message());  // "... is too large to hash (N bytes; the limit is M)"
+    // e.g. "/x is too large to hash (N bytes; the limit is M)"
+    why = std::string(hashed.status().message());
   } else if (hashed->stat.device != exe.device || hashed->stat.inode != exe.inode) {
     why = "the file at its path is no longer the one the process executed";
   } else {

@@ -91,10 +91,10 @@ class ShimSessionContext {
 // An executable to hash before a ProcessStart item is journaled: the file the kernel names as the
 // process's executable (/proc/<pid>/exe), never a path the process claims.
 struct ExeToHash {
-  std::string path;    // empty: the kernel names none (deleted, or the process is gone)
-  dev_t device = 0;    // the executed file, as stat("/proc/<pid>/exe") saw it
+  std::string path;  // empty: the kernel names none (deleted, or the process is gone)
+  dev_t device = 0;  // the executed file, as stat("/proc/<pid>/exe") saw it
   ino_t inode = 0;
-  size_t item = 0;     // index of the ProcessStart item in ShimOutput::items
+  size_t item = 0;      // index of the ProcessStart item in ShimOutput::items
   std::string refused;  // set when the process may not learn its hash: why
 };
 

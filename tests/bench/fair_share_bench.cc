@@ -117,12 +117,12 @@ int Main() {
   const std::string flood_log = dir.Path("flood.log");
   testing::RunOptions options;
   options.unset_env = {"LD_PRELOAD", "REPRO_JOB"};
-  testing::Process flood = testing::Process::Spawn(
-      {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
-       testing::BinPath("shim_flood"), reprod.shim_socket(), "job-flood",
-       std::to_string(absl::GetFlag(FLAGS_flood_connections)), file,
-       std::to_string(absl::GetFlag(FLAGS_flood_rounds))},
-      options, flood_log);
+  testing::Process flood =
+      testing::Process::Spawn({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+                               testing::BinPath("shim_flood"), reprod.shim_socket(), "job-flood",
+                               std::to_string(absl::GetFlag(FLAGS_flood_connections)), file,
+                               std::to_string(absl::GetFlag(FLAGS_flood_rounds))},
+                              options, flood_log);
   std::string flood_line;
   for (absl::Time deadline = absl::Now() + absl::Seconds(120);
        !absl::StrContains(flood_line, "flooding:"); absl::SleepFor(absl::Milliseconds(100))) {

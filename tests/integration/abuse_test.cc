@@ -2,7 +2,8 @@
 // served: (a) a 64 GiB sparse executable says HELLO and 5,000 connections flood the shim socket
 // from uid nobody, and root's enforce-mode job still gets its pin and verdicts within its
 // timeout and reads its pinned data; (b) 300 `journal --follow` streams, and `reproctl node` and
-// gRPC health still answer. Needs root (setpriv to nobody).
+// gRPC health still answer; (c) with low quotas, Record and a new process's HELLO are refused or
+// not journaled, with RESOURCE_EXHAUSTED naming the flag and counters. Needs root (setpriv).
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -74,7 +75,8 @@ bool HealthServing(const std::shared_ptr<grpc::Channel>& channel) {
   std::vector<grpc::Slice> slices;
   if (!response.Dump(&slices).ok()) return false;
   std::string bytes;
-  for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  for (const grpc::Slice& s : slices)
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
   return bytes == std::string("\x08\x01", 2);  // HealthCheckResponse{status: SERVING}
 }
 
@@ -133,12 +135,13 @@ TEST_F(AbuseTest, AFloodingUidDoesNotStarveAnotherUidsEnforceJob) {
   for (const auto& [key, value] : JobEnv("job-flood", "record")) big.push_back(key + "=" + value);
   big.insert(big.end(), {exe, "120"});
   Process big_sleep = SpawnAsNobody(big, dir_.Path("big-sleep.log"));
-  std::vector<v1::JournalEntry> flood_journal = WaitForJournal("job-flood", [&](const auto& entries) {
-    for (const v1::JournalEntry& e : entries) {
-      if (e.has_process_start() && e.process_start().exe() == exe) return true;
-    }
-    return false;
-  });
+  std::vector<v1::JournalEntry> flood_journal =
+      WaitForJournal("job-flood", [&](const auto& entries) {
+        for (const v1::JournalEntry& e : entries) {
+          if (e.has_process_start() && e.process_start().exe() == exe) return true;
+        }
+        return false;
+      });
   for (const v1::JournalEntry& e : flood_journal) {
     if (!e.has_process_start() || e.process_start().exe() != exe) continue;
     EXPECT_EQ(e.process_start().uid(), static_cast<uint32_t>(kNobody));
@@ -148,10 +151,9 @@ TEST_F(AbuseTest, AFloodingUidDoesNotStarveAnotherUidsEnforceJob) {
 
   // (2) nobody opens 5,000 connections, says HELLO on each and floods the ones kept with reports.
   const std::string flood_log = dir_.Path("flood.log");
-  Process flood = SpawnAsNobody(
-      {BinPath("shim_flood"), reprod_->shim_socket(), "job-flood", "5000", Root() + "/v1/a.csv",
-       "200"},
-      flood_log);
+  Process flood = SpawnAsNobody({BinPath("shim_flood"), reprod_->shim_socket(), "job-flood", "5000",
+                                 Root() + "/v1/a.csv", "200"},
+                                flood_log);
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   while (!absl::StrContains(ReadAll(flood_log), "flooding:") && absl::Now() < deadline) {
     ASSERT_TRUE(flood.running()) << ReadAll(flood_log);

@@ -74,7 +74,8 @@ TEST_F(QuotasTest, AJobJournalIsCapped) {
   EXPECT_TRUE(quotas.AdmitEntries("uid:1", "job", 2, 48).ok());
   absl::Status s = quotas.AdmitEntries("uid:1", "job", 3, 48);
   EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
-  EXPECT_THAT(s.message(), HasSubstr("has 48 journal entries; --max_journal_entries_per_job is 50"));
+  EXPECT_THAT(s.message(),
+              HasSubstr("has 48 journal entries; --max_journal_entries_per_job is 50"));
   EXPECT_THAT(Rendered(),
               HasSubstr("repro_quota_refused_total{quota=\"max_journal_entries_per_job\"} 1"));
 }

@@ -415,8 +415,9 @@ TEST_F(ShimServerLimitsTest, AUidOverItsConnectionCapIsRefusedAndOthersAreNot) {
     answered += clients.back()->Receive(/*timeout_ms=*/20000).has_value();
   }
   EXPECT_EQ(answered, 3);
-  EXPECT_THAT(Rendered(), HasSubstr(
-      "repro_shim_connections_refused_total{reason=\"max_connections_per_uid\"} 2"));
+  EXPECT_THAT(
+      Rendered(),
+      HasSubstr("repro_shim_connections_refused_total{reason=\"max_connections_per_uid\"} 2"));
   // Another uid still connects: its HELLO is answered (with an error: job-1 is not its job).
   for (const std::string& dir : {stack_.dir.path(), stack_.dir.Path("run")}) {
     ASSERT_EQ(chmod(dir.c_str(), 0755), 0) << dir;  // reachable by nobody
