@@ -285,22 +285,14 @@ void ShimServer::Accept() {
     }
     pid_t pid = 0;
     absl::StatusOr<Identity> peer = UnixPeerIdentity(fd, &pid);
-    Counter* refused = !peer.ok()                                        ? refused_unknown_
-                       : connections_.size() >= options_.max_connections ? refused_total_
-                                                                         : nullptr;
-    std::shared_ptr<UidUsage>* usage = nullptr;
-    if (refused == nullptr) {
-      usage = &uids_[peer->uid];
-      if (*usage == nullptr) *usage = std::make_shared<UidUsage>();
-      if ((*usage)->connections >= options_.max_connections_per_uid) refused = refused_per_uid_;
-    }
-    if (refused != nullptr) {
-      refused->Increment();
+    std::shared_ptr<UidUsage> usage = Admit(peer);
+    if (usage == nullptr) {
       close(fd);
       continue;
     }
     auto c = std::make_shared<Connection>(
-        fd, ShimPeer{pid, peer->uid, peer->gid, std::move(peer->groups)}, sessions_.get(), *usage);
+        fd, ShimPeer{pid, peer->uid, peer->gid, std::move(peer->groups)}, sessions_.get(),
+        std::move(usage));
     epoll_event event{};
     event.events = EPOLLIN | EPOLLRDHUP;
     event.data.fd = fd;
@@ -310,6 +302,22 @@ void ShimServer::Accept() {
     connections_total_->Increment();
     connections_open_->Add(1);
   }
+}
+
+std::shared_ptr<ShimServer::UidUsage> ShimServer::Admit(const absl::StatusOr<Identity>& peer) {
+  Counter* refused = nullptr;
+  if (!peer.ok()) {
+    refused = refused_unknown_;
+  } else if (connections_.size() >= options_.max_connections) {
+    refused = refused_total_;
+  } else {
+    std::shared_ptr<UidUsage>& usage = uids_[peer->uid];
+    if (usage == nullptr) usage = std::make_shared<UidUsage>();
+    if (usage->connections < options_.max_connections_per_uid) return usage;
+    refused = refused_per_uid_;
+  }
+  refused->Increment();
+  return nullptr;
 }
 
 void ShimServer::Drop(int fd) {

@@ -153,6 +153,10 @@ class ShimServer {
   void Accept();
   // Reads what `c` sent (events: what epoll reported).
   void Receive(const ConnectionPtr& c, uint32_t events);
+  // The usage of the uid of a new connection's `peer` when it may connect; null (and the refusal
+  // counted by reason) when its credentials are unknown, or max_connections or the uid's
+  // max_connections_per_uid are open.
+  std::shared_ptr<UidUsage> Admit(const absl::StatusOr<Identity>& peer);
   void Drop(int fd);
   // Queues requests of `c` for its worker. True when c's queue is now full, or its uid's bytes.
   bool Enqueue(const ConnectionPtr& c, std::vector<Queued> requests);
