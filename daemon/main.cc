@@ -70,6 +70,28 @@ ABSL_FLAG(std::string, node_key, "",
 ABSL_FLAG(std::string, previous_node_key, "",
           "After a key rotation: the old PEM key. reprod stores a statement signed by it that "
           "names the new --node_key, so heads signed by the old key still verify");
+ABSL_FLAG(uint32_t, shim_max_connections_per_uid, 256,
+          "Shim connections one uid may hold open; more are closed at once (counted in "
+          "repro_shim_connections_refused_total{reason=\"max_connections_per_uid\"})");
+ABSL_FLAG(uint64_t, shim_max_queued_bytes_per_uid, uint64_t{64} << 20,
+          "Bytes of shim requests queued for one uid before reprod stops reading its connections "
+          "until they are served");
+ABSL_FLAG(uint64_t, max_hash_bytes, uint64_t{4} << 30,
+          "Executables and libraries of shim processes larger than this are not hashed "
+          "(journaled \"not hashed: ... too large\"); 0: no limit");
+ABSL_FLAG(int32_t, shim_hash_threads, 2, "Threads hashing the executables of shim HELLOs");
+ABSL_FLAG(uint64_t, max_record_bytes, uint64_t{1} << 20,
+          "Largest Record request in bytes (RESOURCE_EXHAUSTED above); 0: only gRPC's 4 MiB");
+ABSL_FLAG(double, record_bytes_per_sec, 16.0 * (1 << 20),
+          "Record bytes per second per caller and per job (token bucket, 10 s burst); 0: off");
+ABSL_FLAG(double, journal_entries_per_sec, 20000,
+          "New journal entries per second per caller (uid) and per job, from Record and shims "
+          "(token bucket, 10 s burst); 0: off");
+ABSL_FLAG(uint64_t, max_journal_entries_per_job, 50'000'000,
+          "Journal entries one job may hold on this node; 0: no limit");
+ABSL_FLAG(int32_t, max_streams, 64,
+          "Following Replay streams (journal --follow) open at once; more are refused with "
+          "RESOURCE_EXHAUSTED so unary calls and health checks always find a thread; 0: no cap");
 
 namespace {
 
@@ -110,6 +132,16 @@ repro::ReprodConfig ConfigFromFlags() {
   config.auditor_group = absl::GetFlag(FLAGS_auditor_group);
   config.admin_identities = absl::GetFlag(FLAGS_admin_identities);
   config.auditor_identities = absl::GetFlag(FLAGS_auditor_identities);
+  config.limits.shim.max_connections_per_uid = absl::GetFlag(FLAGS_shim_max_connections_per_uid);
+  config.limits.shim.max_queued_bytes_per_uid = absl::GetFlag(FLAGS_shim_max_queued_bytes_per_uid);
+  config.limits.shim.max_hash_bytes = absl::GetFlag(FLAGS_max_hash_bytes);
+  config.limits.shim.hash_threads = absl::GetFlag(FLAGS_shim_hash_threads);
+  config.limits.quotas.max_record_bytes = absl::GetFlag(FLAGS_max_record_bytes);
+  config.limits.quotas.record_bytes_per_sec = absl::GetFlag(FLAGS_record_bytes_per_sec);
+  config.limits.quotas.journal_entries_per_sec = absl::GetFlag(FLAGS_journal_entries_per_sec);
+  config.limits.quotas.max_journal_entries_per_job =
+      absl::GetFlag(FLAGS_max_journal_entries_per_job);
+  config.limits.max_streams = absl::GetFlag(FLAGS_max_streams);
   return config;
 }
 

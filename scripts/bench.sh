@@ -8,7 +8,7 @@ scripts/build.sh
 export REPRO_BIN_DIR=$PWD/build/bin REPRO_LIB_DIR=$PWD/build/lib REPRO_SOURCE_DIR=$PWD
 benches=("$@")
 if ((${#benches[@]} == 0)); then
-  benches=(register_bench journal_bench webhook_bench cluster_bench shim_bench view_bench isolate_bench export_bench auth_bench)
+  benches=(register_bench journal_bench webhook_bench cluster_bench shim_bench view_bench isolate_bench export_bench auth_bench fair_share_bench)
 fi
 for b in "${benches[@]}"; do
   echo "== $b"

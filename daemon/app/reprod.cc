@@ -132,6 +132,10 @@ absl::Status Reprod::Init() {
   parts.fs = DefaultFileSystem();
   parts.auth = auth_.get();
   parts.identities = &identities_;
+  quotas_ = std::make_unique<Quotas>(config_.limits.quotas, &metrics_);
+  parts.quotas = quotas_.get();
+  parts.metrics = &metrics_;
+  parts.max_streams = config_.limits.max_streams;
   service_ = std::make_unique<ReproService>(std::move(parts));
 
   if (mirror_ != nullptr && !mirror_->WaitUntilCurrent(kEtcdStartWait)) {
@@ -236,6 +240,7 @@ absl::Status Reprod::StartShimSocket() {
   parts.hash_cache = hash_cache_.get();
   parts.metrics = &metrics_;
   parts.auth = auth_.get();
+  parts.quotas = quotas_.get();
   // What the shim path accepted but could not journal becomes a gap entry of the job (journaled
   // before the job's next Record, or at shutdown). The hook only counts: it may run on the
   // journal's own thread, which must not wait for another append.
@@ -243,7 +248,9 @@ absl::Status Reprod::StartShimSocket() {
                                        size_t count) {
     gaps->Lost(job, kind, count, "the shim path could not journal it");
   };
-  ASSIGN_OR_RETURN(shim_, ShimServer::Start({.socket_path = config_.shim_socket}, parts));
+  ShimServerOptions options = config_.limits.shim;
+  options.socket_path = config_.shim_socket;
+  ASSIGN_OR_RETURN(shim_, ShimServer::Start(std::move(options), parts));
   return absl::OkStatus();
 }
 

@@ -28,6 +28,7 @@
 #include "daemon/http/http_server.h"
 #include "daemon/metrics/metrics.h"
 #include "daemon/pin_store/pin_store.h"
+#include "daemon/quota/quotas.h"
 #include "daemon/registry/auditor.h"
 #include "daemon/registry/fact_recorder.h"
 #include "daemon/registry/pin_registry.h"
@@ -42,6 +43,13 @@
 #include "daemon/store/store_watch.h"
 
 namespace repro {
+
+// What one user or job may take of the node (flags of the same names; see README).
+struct ReprodLimits {
+  ShimServerOptions shim;  // its socket_path is ignored (ReprodConfig::shim_socket)
+  QuotaOptions quotas;
+  int max_streams = 64;
+};
 
 // What the flags of reprod say (see DESIGN.md "Interfaces").
 struct ReprodConfig {
@@ -81,6 +89,8 @@ struct ReprodConfig {
   std::string node_key;
   // The key this node signed with before (rotation); empty: none.
   std::string previous_node_key;
+  // Fair sharing and limits (README "Limits and fair sharing").
+  ReprodLimits limits;
 };
 
 // Owns every part of the daemon. Thread-safe.
@@ -143,6 +153,7 @@ class Reprod {
   std::unique_ptr<PinRegistry> pins_;
   std::unique_ptr<GapRecorder> gaps_;  // what could not be journaled, until it can be
   std::unique_ptr<FactRecorder> facts_;
+  std::unique_ptr<Quotas> quotas_;
   std::unique_ptr<Auditor> auditor_;
   std::unique_ptr<ClusterJournals> cluster_;
   std::unique_ptr<ReproService> service_;

@@ -96,6 +96,11 @@ absl::StatusOr<std::optional<HashedFile>> FileHasher::HashOnce(const std::string
     }
   }
 
+  if (options.max_bytes != 0 && before.size > options.max_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(path, " is too large to hash (", before.size,
+                                                     " bytes; the limit is ", options.max_bytes,
+                                                     ")"));
+  }
   if (sha_dirty_) sha_.Finish();  // drop what a failed attempt left behind
   sha_dirty_ = true;
   // Read up to the size fstat reported, not until a read returns 0 (one syscall less per file):

@@ -46,6 +46,9 @@ struct HashFileOptions {
   // An lstat of the path taken just before (e.g. by a directory walk). When the cache knows it,
   // the file is not even opened. Null: none. Must stay valid during the call.
   const FileStat* lstat = nullptr;
+  // A file larger than this is not read (a cached hash is still returned): RESOURCE_EXHAUSTED.
+  // 0: no limit.
+  uint64_t max_bytes = 0;
 };
 
 // Hashes files one after the other with a reused buffer and digest context. Not thread-safe: use
@@ -69,7 +72,7 @@ class FileHasher {
   // Errors name the path: INVALID_ARGUMENT when it is not a regular file (symlink, directory,
   // FIFO, ...); NOT_FOUND, PERMISSION_DENIED, ... from the FileSystem when it cannot be opened,
   // read or stat'ed; ABORTED when it kept changing while being read; CANCELLED when
-  // options.cancelled returned true.
+  // options.cancelled returned true; RESOURCE_EXHAUSTED when it is larger than options.max_bytes.
   absl::StatusOr<HashedFile> Hash(const std::string& path, const HashFileOptions& options = {});
 
   // Writes the cache entries still buffered.

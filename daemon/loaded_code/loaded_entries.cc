@@ -36,10 +36,12 @@ bool ProcessMayRead(uid_t uid, gid_t gid, const FileStat& stat) {
   return (stat.mode & S_IROTH) != 0;
 }
 
-LoadedEntryBuilder::LoadedEntryBuilder(FileSystem* fs, HashCache* hash_cache, Authorizer* auth)
+LoadedEntryBuilder::LoadedEntryBuilder(FileSystem* fs, HashCache* hash_cache, Authorizer* auth,
+                                       uint64_t max_hash_bytes)
     : fs_(fs),
       auth_(auth != nullptr ? auth : &own_auth_),
       hasher_(fs, hash_cache),
+      max_hash_bytes_(max_hash_bytes),
       packages_(fs) {}
 
 LoadedEntries LoadedEntryBuilder::Build(const LoadedSource& source, const LoadedReport& loaded) {
@@ -87,7 +89,8 @@ std::optional<JournalItem> LoadedEntryBuilder::LibraryItem(const LoadedSource& s
   if (!auth_->MayHash("ShimLoaded", source.identity(), *real)) {
     return skip(absl::PermissionDeniedError("the process may not read it"));
   }
-  absl::StatusOr<HashedFile> hashed = hasher_.Hash(*real);  // INVALID_ARGUMENT: not a regular file
+  // INVALID_ARGUMENT: not a regular file; RESOURCE_EXHAUSTED: larger than max_hash_bytes_
+  absl::StatusOr<HashedFile> hashed = hasher_.Hash(*real, {.max_bytes = max_hash_bytes_});
   if (!hashed.ok()) return skip(hashed.status());
   absl::StatusOr<std::string> soname = ReadElfSoname(fs_, *real);
   if (!soname.ok()) {

@@ -61,8 +61,9 @@ class LoadedEntryBuilder {
  public:
   // `fs` must outlive the builder; `hash_cache` and `auth` may be null, else they must outlive
   // it. Without `auth`, a default Authorizer decides (root may hash anything, others what they
-  // can read).
-  LoadedEntryBuilder(FileSystem* fs, HashCache* hash_cache, Authorizer* auth = nullptr);
+  // can read). Libraries larger than `max_hash_bytes` are skipped unread (0: no limit).
+  LoadedEntryBuilder(FileSystem* fs, HashCache* hash_cache, Authorizer* auth = nullptr,
+                     uint64_t max_hash_bytes = 0);
 
   // The journal items for `loaded`, in report order: libraries first, then packages (those of
   // package directories and of libraries lying under a "*-packages" directory). Entries repeated
@@ -81,6 +82,7 @@ class LoadedEntryBuilder {
   Authorizer own_auth_{AuthorizerOptions{}};
   Authorizer* const auth_;
   FileHasher hasher_;
+  const uint64_t max_hash_bytes_;
   PythonPackageResolver packages_;
 };
 

@@ -9,7 +9,7 @@ namespace repro {
 LoadedRecorder::LoadedRecorder(LoadedRecorderParts parts, LoadedRecorderOptions options)
     : parts_(parts),
       metrics_(parts.metrics != nullptr ? parts.metrics : &own_metrics_),
-      builder_(parts.fs, parts.hash_cache, parts.auth),
+      builder_(parts.fs, parts.hash_cache, parts.auth, options.max_hash_bytes),
       queue_({.name = "shim-loaded", .max_queued = options.max_queued, .nice = options.nice},
              [this](Report report) { Describe(std::move(report)); }) {
   reports_ =

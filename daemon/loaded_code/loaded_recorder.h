@@ -46,6 +46,8 @@ struct LoadedRecorderOptions {
   size_t max_queued = 256;
   // Nice value of the recorder thread: hashing libraries yields the CPU to training processes.
   int nice = 10;
+  // Libraries larger than this are not hashed (nor journaled). 0: no limit.
+  uint64_t max_hash_bytes = 0;
 };
 
 class LoadedRecorder {

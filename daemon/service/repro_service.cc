@@ -1,5 +1,7 @@
 #include "daemon/service/repro_service.h"
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "client/cli/provenance.h"
 #include "common/grpc_status.h"
@@ -32,10 +34,48 @@ grpc::Status Answer(absl::StatusOr<std::vector<T>> result,
 
 }  // namespace
 
+namespace {
+
+// One of ReproServiceParts::max_streams places, held for the life of a streaming call.
+class StreamSlot {
+ public:
+  StreamSlot(std::atomic<int>* open, int max, Gauge* gauge) : open_(open), gauge_(gauge) {
+    const int before = open_->fetch_add(1);  // counted even without a cap (max <= 0)
+    held_ = max <= 0 || before < max;
+    if (!held_) {
+      open_->fetch_sub(1);
+    } else {
+      gauge_->Add(1);
+    }
+  }
+  ~StreamSlot() {
+    if (!held_) return;
+    open_->fetch_sub(1);
+    gauge_->Add(-1);
+  }
+  StreamSlot(const StreamSlot&) = delete;
+  StreamSlot& operator=(const StreamSlot&) = delete;
+  bool held() const { return held_; }
+
+ private:
+  std::atomic<int>* const open_;
+  Gauge* const gauge_;
+  bool held_ = false;
+};
+
+}  // namespace
+
 ReproService::ReproService(ReproServiceParts parts)
     : parts_(std::move(parts)),
-      attester_([this](const std::string& job) { return CollectProvenance(job); },
-                parts_.node_key, parts_.fs, parts_.journal == nullptr ? "" : parts_.journal->node()) {}
+      attester_([this](const std::string& job) { return CollectProvenance(job); }, parts_.node_key,
+                parts_.fs, parts_.journal == nullptr ? "" : parts_.journal->node()) {
+  Metrics* metrics = parts_.metrics != nullptr ? parts_.metrics : &own_metrics_;
+  streams_open_ =
+      metrics->GetGauge("repro_grpc_streams", "Following Replay streams open (journal --follow).");
+  streams_refused_ =
+      metrics->GetCounter("repro_grpc_streams_refused_total",
+                          "Following Replay streams refused: --max_streams were open.");
+}
 
 absl::Status ReproService::AuthorizeJobWrite(absl::string_view action, const Identity& caller,
                                              absl::string_view job) {
@@ -145,9 +185,15 @@ grpc::Status ReproService::Admit(grpc::ServerContext*, const v1::AdmitRequest* r
 
 grpc::Status ReproService::Record(grpc::ServerContext* context, const v1::RecordRequest* request,
                                   v1::RecordResponse* response) {
-  absl::Status allowed =
-      AuthorizeJobWrite("Record", parts_.identities->Of(*context), request->job());
+  const Identity caller = parts_.identities->Of(*context);
+  absl::Status allowed = AuthorizeJobWrite("Record", caller, request->job());
   if (!allowed.ok()) return ToGrpcStatus(allowed);
+  if (parts_.quotas != nullptr) {
+    absl::StatusOr<v1::JournalHead> head = parts_.journal->Head(request->job());
+    absl::Status admitted = parts_.quotas->AdmitRecord(
+        caller.Owner(), request->job(), request->ByteSizeLong(), head.ok() ? head->seq() : 0);
+    if (!admitted.ok()) return ToGrpcStatus(admitted);
+  }
   absl::StatusOr<uint64_t> seq = parts_.facts->Record(*request);
   if (!seq.ok()) return ToGrpcStatus(seq.status());
   response->set_seq(*seq);
@@ -212,6 +258,16 @@ grpc::Status ReproService::Replay(grpc::ServerContext* context, const v1::Replay
                                   grpc::ServerWriter<v1::ReplayResponse>* writer) {
   absl::Status allowed = AuthorizeJobRead("Replay", context, request->job());
   if (!allowed.ok()) return ToGrpcStatus(allowed);
+  // Only following streams are capped: they last until the client leaves; a plain Replay
+  // (journal, verify, export, diff) ends once it has sent what is there.
+  std::optional<StreamSlot> slot;
+  if (request->follow()) slot.emplace(&open_streams_, parts_.max_streams, streams_open_);
+  if (slot.has_value() && !slot->held()) {
+    streams_refused_->Increment();
+    return ToGrpcStatus(absl::ResourceExhaustedError(
+        absl::StrCat(parts_.max_streams, " following journal streams are open on node ",
+                     parts_.journal->node(), " (--max_streams); close one or retry later")));
+  }
   ClusterJournals::Emit emit = [writer](const v1::ReplayResponse& r) { return writer->Write(r); };
   return ToGrpcStatus(ReplayParts(context, *request, emit));
 }

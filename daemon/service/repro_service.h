@@ -10,7 +10,9 @@
 
 #include "daemon/auth/authorizer.h"
 #include "daemon/cluster/cluster_journals.h"
+#include "daemon/metrics/metrics.h"
 #include "daemon/os/file_system.h"
+#include "daemon/quota/quotas.h"
 #include "daemon/registry/auditor.h"
 #include "daemon/registry/fact_recorder.h"
 #include "daemon/registry/pin_registry.h"
@@ -39,6 +41,12 @@ struct ReproServiceParts {
   FileSystem* fs = nullptr;
   Authorizer* auth = nullptr;
   CallerIdentities* identities = nullptr;
+  Quotas* quotas = nullptr;    // may be null: Record is bounded by the message size only
+  Metrics* metrics = nullptr;  // may be null: the stream counters are not exported
+  // Following Replay streams (journal --follow) open at once; more are refused with
+  // RESOURCE_EXHAUSTED, so they never take every gRPC thread from unary calls and health checks.
+  // 0: no cap.
+  int max_streams = 64;
 };
 
 // Thread-safe (gRPC calls methods from many threads).
@@ -104,6 +112,10 @@ class ReproService final : public v1::Repro::Service {
 
   const ReproServiceParts parts_;
   const Attester attester_;
+  Metrics own_metrics_;  // used when parts_.metrics is null
+  Gauge* streams_open_;
+  Counter* streams_refused_;
+  std::atomic<int> open_streams_{0};
   std::atomic<bool> shutting_down_{false};
 };
 

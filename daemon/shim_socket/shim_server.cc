@@ -21,6 +21,7 @@
 #include "common/posix_error.h"
 #include "common/status_macros.h"
 #include "daemon/auth/peer_credentials.h"
+#include "daemon/hashing/file_hasher.h"
 #include "spdlog/spdlog.h"
 
 namespace repro {
@@ -91,18 +92,23 @@ absl::StatusOr<int> ListenOn(const std::string& path) {
   return fd;
 }
 
+// A HELLO, or a request whose shim waits for the answer: served before bulk reports.
+bool IsUrgent(const ShimRequest& r) { return r.type == REPRO_SHIM_HELLO || r.request_id != 0; }
 }  // namespace
 
 struct ShimServer::Connection {
-  Connection(int fd, ShimPeer peer, ShimSessionContext* sessions)
-      : fd(fd), peer(peer), session(sessions, peer) {}
+  Connection(int fd, ShimPeer peer, ShimSessionContext* sessions, std::shared_ptr<UidUsage> usage)
+      : fd(fd), peer(peer), usage(std::move(usage)), session(sessions, peer) {}
   ~Connection() { close(fd); }
 
   const int fd;
   const ShimPeer peer;
+  const std::shared_ptr<UidUsage> usage;  // of peer.uid
+  std::atomic<bool> closed{false};        // the IO thread dropped it: stop hashing for it
 
   absl::Mutex mu;
-  std::deque<ShimRequest> queue ABSL_GUARDED_BY(mu);
+  std::deque<Queued> queue ABSL_GUARDED_BY(mu);
+  size_t urgent ABSL_GUARDED_BY(mu) = 0;       // queued requests for which IsUrgent holds
   bool scheduled ABSL_GUARDED_BY(mu) = false;  // queued for or held by a worker
   bool paused ABSL_GUARDED_BY(mu) = false;     // out of epoll until its queue drains
   absl::Time last_log ABSL_GUARDED_BY(mu) = absl::InfinitePast();
@@ -136,8 +142,19 @@ ShimServer::ShimServer(ShimServerOptions options, ShimServerParts parts)
                                           "Answers not sent: the shim's socket was full.");
   connections_total_ =
       metrics_->GetCounter("repro_shim_connections_total", "Connections accepted on the shim socket.");
-  connections_refused_ = metrics_->GetCounter(
-      "repro_shim_connections_refused_total", "Connections closed at once: too many were open.");
+  auto refused = [&](const char* reason) {
+    return metrics_->GetCounter("repro_shim_connections_refused_total",
+                                "Connections closed at once, by reason.", {{"reason", reason}});
+  };
+  refused_total_ = refused("max_connections");
+  refused_per_uid_ = refused("max_connections_per_uid");
+  refused_unknown_ = refused("no_credentials");
+  uid_paused_ = metrics_->GetCounter(
+      "repro_shim_uid_paused_total",
+      "Times a connection was not read because its uid had max_queued_bytes_per_uid queued.");
+  exes_not_hashed_ = metrics_->GetCounter(
+      "repro_shim_exes_not_hashed_total",
+      "Executables of HELLOs not hashed: too large, gone, cancelled or the hashing queue full.");
   ring_reports_ = metrics_->GetCounter("repro_shim_ring_reports_total",
                                        "Reports read from processes' report rings.");
   connections_open_ = metrics_->GetGauge("repro_shim_connections", "Open shim connections.");
@@ -148,7 +165,8 @@ ShimServer::ShimServer(ShimServerOptions options, ShimServerParts parts)
                           .metrics = metrics_,
                           .auth = auth_,
                           .lost = &lost_},
-      LoadedRecorderOptions{.max_queued = options_.max_queued_loaded});
+      LoadedRecorderOptions{.max_queued = options_.max_queued_loaded,
+                            .max_hash_bytes = options_.max_hash_bytes});
   sessions_ = std::make_unique<ShimSessionContext>(
       ShimSessionParts{.pins = &pins_,
                        .checker = parts_.checker,
@@ -158,6 +176,9 @@ ShimServer::ShimServer(ShimServerOptions options, ShimServerParts parts)
                        .indexes = &indexes_,
                        .auth = auth_},
       metrics_);
+  hash_pool_ =
+      std::make_unique<BoundedPool>("shim-exe-hash", options_.hash_threads,
+                                    options_.max_queued_hashes, options_.max_queued_hashes_per_uid);
 }
 
 absl::StatusOr<std::unique_ptr<ShimServer>> ShimServer::Start(ShimServerOptions options,
@@ -253,13 +274,16 @@ void ShimServer::Stop() {
   }
   for (std::thread& worker : workers_) worker.join();
   workers_.clear();
+  for (auto& [fd, c] : connections_) c->closed = true;  // cancels hashing still running
+  hash_pool_->Stop();
   loaded_->Stop();                 // what was reported gets described, into the journal
   parts_.journal->FlushAsync();    // what was accepted gets written
   {
     absl::MutexLock lock(&ready_mu_);
-    ready_.clear();
+    ready_.Clear();
   }
   connections_.clear();
+  uids_.clear();
   ring_due_.clear();
   {
     absl::MutexLock lock(&listeners_mu_);
@@ -317,28 +341,51 @@ void ShimServer::Accept(int listen_fd) {
     }
     pid_t pid = 0;
     absl::StatusOr<Identity> peer = UnixPeerIdentity(fd, &pid);
-    if (connections_.size() >= options_.max_connections || !peer.ok()) {
-      connections_refused_->Increment();
+    std::shared_ptr<UidUsage> usage = Admit(peer);
+    if (usage == nullptr) {
       close(fd);
       continue;
     }
     auto c = std::make_shared<Connection>(
         fd,
         ShimPeer{pid, peer->uid, peer->gid, std::move(peer->groups), listener->second.job_identity},
-        sessions_.get());
+        sessions_.get(), std::move(usage));
     epoll_event event{};
     event.events = EPOLLIN | EPOLLRDHUP;
     event.data.fd = fd;
     if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) != 0) continue;  // c closes fd
+    ++c->usage->connections;
     connections_[fd] = std::move(c);
     connections_total_->Increment();
     connections_open_->Add(1);
   }
 }
 
+std::shared_ptr<ShimServer::UidUsage> ShimServer::Admit(const absl::StatusOr<Identity>& peer) {
+  Counter* refused = nullptr;
+  if (!peer.ok()) {
+    refused = refused_unknown_;
+  } else if (connections_.size() >= options_.max_connections) {
+    refused = refused_total_;
+  } else {
+    std::shared_ptr<UidUsage>& usage = uids_[peer->uid];
+    if (usage == nullptr) usage = std::make_shared<UidUsage>();
+    if (usage->connections < options_.max_connections_per_uid) return usage;
+    refused = refused_per_uid_;
+  }
+  refused->Increment();
+  return nullptr;
+}
+
 void ShimServer::Drop(int fd) {
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
-  if (connections_.erase(fd) > 0) connections_open_->Add(-1);
+  auto it = connections_.find(fd);
+  if (it == connections_.end()) return;
+  const ConnectionPtr c = std::move(it->second);
+  connections_.erase(it);
+  connections_open_->Add(-1);
+  c->closed = true;
+  if (--c->usage->connections == 0) uids_.erase(c->peer.uid);  // c keeps its usage alive
 }
 
 void ShimServer::Receive(const ConnectionPtr& c, uint32_t events) {
@@ -375,8 +422,8 @@ void ShimServer::Receive(const ConnectionPtr& c, uint32_t events) {
       ReadRing(c, /*ended=*/false);
       continue;
     }
-    std::vector<ShimRequest> one;
-    one.push_back(std::move(parsed.request));
+    std::vector<Queued> one;
+    one.push_back({std::move(parsed.request), static_cast<size_t>(n)});
     if (Enqueue(c, std::move(one))) {  // read no more until a worker catches up
       epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
       return;
@@ -384,28 +431,42 @@ void ShimServer::Receive(const ConnectionPtr& c, uint32_t events) {
   }
 }
 
-bool ShimServer::Enqueue(const ConnectionPtr& c, std::vector<ShimRequest> requests) {
+bool ShimServer::Enqueue(const ConnectionPtr& c, std::vector<Queued> requests) {
   if (requests.empty()) return false;
   bool full = false;
   bool schedule = false;
+  bool urgent = false;
   {
     absl::MutexLock lock(&c->mu);
-    for (ShimRequest& r : requests) c->queue.push_back(std::move(r));
+    int64_t bytes = 0;
+    for (Queued& q : requests) {
+      bytes += q.bytes;
+      if (IsUrgent(q.request)) ++c->urgent;
+      c->queue.push_back(std::move(q));
+    }
+    const int64_t uid_bytes = c->usage->queued_bytes.fetch_add(bytes) + bytes;
     schedule = !c->scheduled;
     c->scheduled = true;
-    full = c->queue.size() >= options_.max_queued;
+    urgent = c->urgent > 0;
+    // Over its uid's bytes, a connection waits until a worker served its own queue (which is not
+    // empty now), so each of the uid's connections is paused at most until its next turn.
+    const bool uid_full = uid_bytes >= static_cast<int64_t>(options_.max_queued_bytes_per_uid);
+    if (uid_full) uid_paused_->Increment();
+    full = c->queue.size() >= options_.max_queued || uid_full;
     if (full) c->paused = true;
   }
-  if (schedule) {
-    absl::MutexLock lock(&ready_mu_);
-    ready_.push_back(c);
-    ready_cv_.Signal();
-  }
+  if (schedule) Schedule(c, urgent);
   return full;
 }
 
+void ShimServer::Schedule(const ConnectionPtr& c, bool urgent) {
+  absl::MutexLock lock(&ready_mu_);
+  ready_.Push(c->peer.uid, urgent, c);
+  ready_cv_.Signal();
+}
+
 void ShimServer::ReadRing(const ConnectionPtr& c, bool ended) {
-  std::vector<ShimRequest> requests;
+  std::vector<Queued> requests;
   std::vector<ParsedShimRequest> rejected;
   int drained = 0;
   bool asleep = false;
@@ -421,7 +482,7 @@ void ShimServer::ReadRing(const ConnectionPtr& c, bool ended) {
       if (parsed.reject != ShimReject::kNone) {
         rejected.push_back(std::move(parsed));
       } else {
-        requests.push_back(std::move(parsed.request));
+        requests.push_back({std::move(parsed.request), message.size()});
       }
     });
     if (drained == 0 && !ended) asleep = c->ring->Sleep();
@@ -464,20 +525,23 @@ void ShimServer::ArmTimer(absl::Time when) {
   timerfd_settime(timer_fd_, 0, &spec, nullptr);
 }
 
+bool ShimServer::TakeLogTurn(Connection& c, uint64_t* unlogged) {
+  const absl::Time now = absl::Now();
+  absl::MutexLock lock(&c.mu);
+  if (now - c.last_log < options_.log_interval) {
+    ++c.unlogged;
+    return false;
+  }
+  c.last_log = now;
+  *unlogged = c.unlogged;
+  c.unlogged = 0;
+  return true;
+}
+
 void ShimServer::Reject(Connection& c, ShimReject reason, const std::string& detail) {
   rejected_[reason]->Increment();
-  const absl::Time now = absl::Now();
   uint64_t unlogged = 0;
-  {
-    absl::MutexLock lock(&c.mu);
-    if (now - c.last_log < options_.log_interval) {
-      ++c.unlogged;
-      return;
-    }
-    c.last_log = now;
-    unlogged = c.unlogged;
-    c.unlogged = 0;
-  }
+  if (!TakeLogTurn(c, &unlogged)) return;
   spdlog::warn("shim socket: rejected a datagram from pid {} (uid {}): {}: {}{}", c.peer.pid,
                c.peer.uid, std::string(ShimRejectName(reason)), detail,
                unlogged > 0 ? absl::StrCat(" (", unlogged, " more not logged)") : "");
@@ -490,23 +554,52 @@ void ShimServer::WorkerLoop() {
       absl::MutexLock lock(&ready_mu_);
       while (ready_.empty() && !stopping_) ready_cv_.Wait(&ready_mu_);
       if (stopping_) return;
-      c = std::move(ready_.front());
-      ready_.pop_front();
+      c = ready_.Pop();
     }
     Serve(c);
   }
 }
 
 void ShimServer::Serve(const ConnectionPtr& c) {
+  std::vector<ShimRequest> batch = TakeBatch(c);
+  ShimOutput out;
+  size_t served = 0;
+  // A HELLO's executable is hashed before the connection's next request is served (its
+  // ProcessStart comes first in the journal); the rest of the batch waits in the queue.
+  while (served < batch.size() && !out.exe.has_value()) {
+    c->session.Handle(std::move(batch[served++]), &out);
+  }
+  if (served < batch.size()) {
+    absl::MutexLock lock(&c->mu);
+    for (size_t i = batch.size(); i-- > served;) {
+      if (IsUrgent(batch[i])) ++c->urgent;
+      c->queue.push_front({std::move(batch[i]), 0});  // its bytes were counted out already
+    }
+  }
+  Answer(*c, out);
+  if (out.exe.has_value()) {
+    HashExecutable(c, std::move(out));
+    return;
+  }
+  AppendToJournal(*c, std::move(out.items));
+  Reschedule(c);
+}
+
+std::vector<ShimRequest> ShimServer::TakeBatch(const ConnectionPtr& c) {
   std::vector<ShimRequest> batch;
   bool resume = false;
   {
     absl::MutexLock lock(&c->mu);
     size_t n = std::min(c->queue.size(), kBatch);
+    int64_t bytes = 0;
     for (size_t i = 0; i < n; ++i) {
-      batch.push_back(std::move(c->queue.front()));
+      Queued& q = c->queue.front();
+      bytes += q.bytes;
+      if (IsUrgent(q.request)) --c->urgent;
+      batch.push_back(std::move(q.request));
       c->queue.pop_front();
     }
+    c->usage->queued_bytes.fetch_sub(bytes);
     if (c->paused && c->queue.size() <= options_.max_queued / 2) {
       c->paused = false;
       resume = true;
@@ -518,30 +611,101 @@ void ShimServer::Serve(const ConnectionPtr& c) {
     event.data.fd = c->fd;
     epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c->fd, &event);
   }
-  ShimOutput out;
-  for (ShimRequest& request : batch) c->session.Handle(std::move(request), &out);
+  return batch;
+}
+
+void ShimServer::Answer(Connection& c, const ShimOutput& out) {
   for (const std::string& reply : out.replies) {
     if (TypeOf(reply) == REPRO_SHIM_PIN) {
-      SendPin(*c, reply, out.index.get());
+      SendPin(c, reply, out.index.get());
     } else {
-      Send(*c, reply);
+      Send(c, reply);
     }
   }
-  for (const auto& [reason, detail] : out.rejections) Reject(*c, reason, detail);
-  if (!out.items.empty()) {
-    JournalDone done = lost_.Watch(c->session.job(), out.items);
-    parts_.journal->AppendAsync(c->session.job(), std::move(out.items), std::move(done));
+  for (const auto& [reason, detail] : out.rejections) Reject(c, reason, detail);
+}
+
+void ShimServer::AppendToJournal(Connection& c, std::vector<JournalItem> items) {
+  if (items.empty()) return;
+  if (parts_.quotas != nullptr) {
+    absl::StatusOr<v1::JournalHead> head = parts_.journal->Head(c.session.job());
+    absl::Status admitted =
+        parts_.quotas->AdmitEntries(Identity::Unix(c.peer.uid, c.peer.gid, {}).Owner(),
+                                    c.session.job(), items.size(), head.ok() ? head->seq() : 0);
+    if (!admitted.ok()) {  // counted by the quota, logged here at most once per log_interval
+      lost_.Watch(c.session.job(), items, /*quiet=*/true)(admitted);
+      uint64_t unlogged = 0;
+      if (TakeLogTurn(c, &unlogged)) {
+        spdlog::warn("shim socket: {} item(s) of job {} from pid {} not journaled: {}{}",
+                     items.size(), c.session.job(), c.peer.pid, std::string(admitted.message()),
+                     unlogged > 0 ? absl::StrCat(" (", unlogged, " more not logged)") : "");
+      }
+      return;
+    }
   }
+  JournalDone done = lost_.Watch(c.session.job(), items);
+  parts_.journal->AppendAsync(c.session.job(), std::move(items), std::move(done));
+}
+
+void ShimServer::HashExecutable(const ConnectionPtr& c, ShimOutput out) {
+  auto shared = std::make_shared<ShimOutput>(std::move(out));
+  auto finish = [this, c, shared](const absl::StatusOr<HashedFile>& hashed) {
+    const ExeToHash& exe = *shared->exe;
+    FinishExeHash(exe, hashed, &shared->items);
+    if (!shared->items[exe.item].entry.process_start().exe_not_hashed().empty()) {
+      exes_not_hashed_->Increment();
+    }
+    AppendToJournal(*c, std::move(shared->items));
+    Reschedule(c);
+  };
+  const ExeToHash& exe = *shared->exe;
+  if (exe.path.empty() || !exe.refused.empty()) {  // nothing to hash
+    finish(absl::FailedPreconditionError("not hashed"));
+    return;
+  }
+  if (std::optional<HashedFile> known = CachedHash(exe.path)) {  // the usual case: no waiting
+    finish(*std::move(known));
+    return;
+  }
+  auto hash = [this, c, finish, path = exe.path] {
+    uint64_t read = 0;
+    absl::StatusOr<HashedFile> hashed =
+        FileHasher(parts_.fs, parts_.hash_cache)
+            .Hash(path,
+                  {.cancelled =
+                       [&] { return c->closed.load() && read >= options_.hash_after_close_bytes; },
+                   .on_read = [&read](uint64_t n) { read += n; },
+                   .max_bytes = options_.max_hash_bytes});
+    if (absl::IsCancelled(hashed.status())) {
+      hashed = absl::CancelledError("the process closed its connection before it was hashed");
+    }
+    finish(hashed);
+  };
+  if (!hash_pool_->Submit(c->peer.uid, hash)) {
+    finish(absl::ResourceExhaustedError("the hashing queue is full"));
+  }
+}
+
+std::optional<HashedFile> ShimServer::CachedHash(const std::string& path) {
+  if (parts_.hash_cache == nullptr) return std::nullopt;
+  absl::StatusOr<FileStat> stat = parts_.fs->Stat(path);
+  if (!stat.ok() || stat->type != FileType::kRegular) return std::nullopt;
+  std::optional<std::string> sha256 = parts_.hash_cache->Lookup(*stat);
+  if (!sha256.has_value()) return std::nullopt;
+  return HashedFile{*stat, *std::move(sha256), /*from_cache=*/true};
+}
+
+void ShimServer::Reschedule(const ConnectionPtr& c) {
+  bool urgent = false;
   {
     absl::MutexLock lock(&c->mu);
     if (c->queue.empty()) {
       c->scheduled = false;
       return;
     }
+    urgent = c->urgent > 0;
   }
-  absl::MutexLock lock(&ready_mu_);
-  ready_.push_back(c);
-  ready_cv_.Signal();
+  Schedule(c, urgent);
 }
 
 void ShimServer::SendPin(Connection& c, const std::string& message, const VerdictIndex* index) {

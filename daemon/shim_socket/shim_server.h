@@ -22,6 +22,13 @@
 // per connection per interval; they never stop the server. A connection whose backlog is full is
 // not read until it drains (its shim then drops record-mode reports, never blocks).
 //
+// Fair sharing: connections ready for a worker wait in a FairQueue, where uids take turns and a
+// HELLO or an open whose shim waits for a verdict goes before bulk reports. Each uid has its own
+// cap on open connections and on queued bytes. A HELLO's executable is hashed on a separate
+// bounded pool where uids take turns (BoundedPool), up to max_hash_bytes, unless the hash cache
+// knows the file; hashing a large file stops when the connection ends. Meanwhile only that
+// connection waits (its PIN answer is already sent).
+//
 // Thread-safe.
 #ifndef REPRO_DAEMON_SHIM_SOCKET_SHIM_SERVER_H_
 #define REPRO_DAEMON_SHIM_SOCKET_SHIM_SERVER_H_
@@ -46,12 +53,15 @@
 #include "absl/time/time.h"
 #include "daemon/auth/authorizer.h"
 #include "daemon/hashing/hash_cache.h"
+#include "daemon/loaded_code/loaded_recorder.h"
 #include "daemon/metrics/metrics.h"
 #include "daemon/os/file_system.h"
+#include "daemon/quota/quotas.h"
 #include "daemon/registry/pin_registry.h"
 #include "daemon/registry/version_registry.h"
-#include "daemon/loaded_code/loaded_recorder.h"
+#include "daemon/shim_socket/bounded_pool.h"
 #include "daemon/shim_socket/data_checker.h"
+#include "daemon/shim_socket/fair_queue.h"
 #include "daemon/shim_socket/report_ring.h"
 #include "daemon/shim_socket/shim_message.h"
 #include "daemon/shim_socket/shim_pins.h"
@@ -66,8 +76,23 @@ struct ShimServerOptions {
   std::string socket_path;
   int workers = 4;
   size_t max_connections = 4096;
+  // Connections one uid may hold open; more are closed at once (and counted), other uids' are not.
+  size_t max_connections_per_uid = 256;
   // Requests queued per connection before reprod stops reading it until they are served.
   size_t max_queued = 1024;
+  // Bytes of requests queued for all of one uid's connections before reprod stops reading them
+  // (each one until its own queue is served).
+  size_t max_queued_bytes_per_uid = size_t{64} << 20;
+  // Executables larger than this are not hashed (journaled "not hashed: too large"). 0: no limit.
+  uint64_t max_hash_bytes = uint64_t{4} << 30;
+  // Threads hashing executables, apart from the workers, and HELLOs that may wait for them (in
+  // all, and of one uid).
+  int hash_threads = 2;
+  size_t max_queued_hashes = 1024;
+  size_t max_queued_hashes_per_uid = 64;
+  // An executable is hashed to the end when its process is gone, up to this many bytes; beyond,
+  // the hashing stops when the connection closes.
+  uint64_t hash_after_close_bytes = uint64_t{256} << 20;
   // Rejected datagrams are logged at most once per connection per interval.
   absl::Duration log_interval = absl::Seconds(10);
   // LOADED reports waiting to be described and journaled; more are dropped (and counted).
@@ -86,6 +111,9 @@ struct ShimServerParts {
   // Decides whose HELLO is accepted for a job and which files may be hashed for a process. May
   // be null: a default Authorizer (root is admin, jobs belong to their pinning uid).
   Authorizer* auth = nullptr;
+  // May be null: no quota. Items over a quota (journal_entries_per_sec for the peer's uid or the
+  // job, max_journal_entries_per_job) are not journaled: counted as lost (a gap entry follows).
+  Quotas* quotas = nullptr;
   LostItems::Hook on_lost;           // may be empty: called for every journal item lost
 };
 
@@ -118,6 +146,16 @@ class ShimServer {
  private:
   struct Connection;
   using ConnectionPtr = std::shared_ptr<Connection>;
+  // What one uid holds.
+  struct UidUsage {
+    size_t connections = 0;                // IO thread only
+    std::atomic<int64_t> queued_bytes{0};  // requests queued on its connections
+  };
+  // A request waiting in a connection's queue, and the bytes it arrived in.
+  struct Queued {
+    ShimRequest request;
+    size_t bytes = 0;
+  };
 
   // A listening socket: the main one (no job identity) or one added by AddListener.
   struct Listener {
@@ -131,9 +169,15 @@ class ShimServer {
   void Accept(int fd);
   // Reads what `c` sent (events: what epoll reported).
   void Receive(const ConnectionPtr& c, uint32_t events);
+  // The usage of the uid of a new connection's `peer` when it may connect; null (and the refusal
+  // counted by reason) when its credentials are unknown, or max_connections or the uid's
+  // max_connections_per_uid are open.
+  std::shared_ptr<UidUsage> Admit(const absl::StatusOr<Identity>& peer);
   void Drop(int fd);
-  // Queues requests of `c` for its worker. True when c's queue is now full.
-  bool Enqueue(const ConnectionPtr& c, std::vector<ShimRequest> requests);
+  // Queues requests of `c` for its worker. True when c's queue is now full, or its uid's bytes.
+  bool Enqueue(const ConnectionPtr& c, std::vector<Queued> requests);
+  // Puts `c` in the ready queue for a worker. c->mu must not be held.
+  void Schedule(const ConnectionPtr& c, bool urgent);
   // Queues what c's report ring holds; then puts the ring to sleep when it was empty, or looks
   // again kRingAwake later (unless the connection `ended`).
   void ReadRing(const ConnectionPtr& c, bool ended);
@@ -144,12 +188,26 @@ class ShimServer {
   // Serves one batch of c's queued requests through its session; reschedules c when more are
   // waiting.
   void Serve(const ConnectionPtr& c);
+  // Up to kBatch of c's queued requests; lets the IO thread read c again when its queue drained.
+  std::vector<ShimRequest> TakeBatch(const ConnectionPtr& c);
+  // Sends what `out` holds for the shim and counts its rejections.
+  void Answer(Connection& c, const ShimOutput& out);
+  void AppendToJournal(Connection& c, std::vector<JournalItem> items);
+  // Hashes out.exe (from the hash cache at once, else on hash_pool_), then journals out.items and
+  // serves c again.
+  void HashExecutable(const ConnectionPtr& c, ShimOutput out);
+  // The cached hash of the file at `path` when the cache knows its current state.
+  std::optional<HashedFile> CachedHash(const std::string& path);
+  // After a turn of c: back in the ready queue when requests wait, else unscheduled.
+  void Reschedule(const ConnectionPtr& c);
   void Send(Connection& c, const std::string& message);
   // Sends the PIN answer with a new report ring and `index` when not null (SCM_RIGHTS); without
   // a ring if none can be made.
   void SendPin(Connection& c, const std::string& message, const VerdictIndex* index);
   // Counts a rejected datagram and logs it (at most once per connection per log_interval).
   void Reject(Connection& c, ShimReject reason, const std::string& detail);
+  // True when c may log now (once per log_interval); `unlogged`: what it did not log meanwhile.
+  bool TakeLogTurn(Connection& c, uint64_t* unlogged);
 
   const ShimServerOptions options_;
   const ShimServerParts parts_;
@@ -160,7 +218,11 @@ class ShimServer {
   std::map<ShimReject, Counter*> rejected_;
   Counter* replies_dropped_;
   Counter* connections_total_;
-  Counter* connections_refused_;
+  Counter* refused_total_;    // over max_connections
+  Counter* refused_per_uid_;  // over max_connections_per_uid
+  Counter* refused_unknown_;  // no peer credentials
+  Counter* uid_paused_;
+  Counter* exes_not_hashed_;
   Counter* ring_reports_;
   Gauge* connections_open_;
   LostItems lost_;
@@ -168,6 +230,7 @@ class ShimServer {
   VerdictIndexes indexes_;
   std::unique_ptr<LoadedRecorder> loaded_;
   std::unique_ptr<ShimSessionContext> sessions_;
+  std::unique_ptr<BoundedPool> hash_pool_;
 
   // Listening sockets by fd. Accept holds the lock while it uses a listener's fd, so that
   // RemoveListener cannot close it underneath.
@@ -182,12 +245,13 @@ class ShimServer {
 
   // IO thread only (and Stop, after the IO thread ended).
   absl::flat_hash_map<int, ConnectionPtr> connections_;
+  absl::flat_hash_map<uid_t, std::shared_ptr<UidUsage>> uids_;  // uids with open connections
   // Connections whose report ring is read again at the given time, in time order.
   std::deque<std::pair<absl::Time, ConnectionPtr>> ring_due_;
 
   absl::Mutex ready_mu_;
   absl::CondVar ready_cv_;
-  std::deque<ConnectionPtr> ready_ ABSL_GUARDED_BY(ready_mu_);
+  FairQueue<ConnectionPtr> ready_ ABSL_GUARDED_BY(ready_mu_);
   bool stopping_ ABSL_GUARDED_BY(ready_mu_) = false;
 };
 

@@ -1,5 +1,6 @@
 #include "daemon/shim_socket/shim_session.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <utility>
@@ -25,14 +26,22 @@ std::string VerdictLabel(v1::Verdict verdict) {
   return absl::AsciiStrToLower(absl::string_view(name).substr(name.find('_') + 1));
 }
 
-// The executable of `pid` as the kernel knows it, or "" when it cannot be read.
-std::string ExecutableOf(pid_t pid) {
+// The executable of `pid` as the kernel knows it (path and the executed file's identity), with
+// an empty path when it cannot be read or was deleted.
+ExeToHash ExecutableOf(pid_t pid) {
+  ExeToHash exe;
   char buffer[4096];
   const std::string link = absl::StrCat("/proc/", pid, "/exe");
   ssize_t n = readlink(link.c_str(), buffer, sizeof(buffer));
-  if (n <= 0 || n >= static_cast<ssize_t>(sizeof(buffer))) return "";
-  std::string exe(buffer, n);
-  return absl::EndsWith(exe, " (deleted)") ? "" : exe;
+  struct stat st;
+  if (n <= 0 || n >= static_cast<ssize_t>(sizeof(buffer)) || stat(link.c_str(), &st) != 0) {
+    return exe;
+  }
+  exe.path.assign(buffer, n);
+  if (absl::EndsWith(exe.path, " (deleted)")) exe.path.clear();
+  exe.device = st.st_dev;
+  exe.inode = st.st_ino;
+  return exe;
 }
 
 // The once-key of a DataOpen: "data/<dataset>/<relpath>" for files of the pinned version, with
@@ -221,14 +230,16 @@ void ShimSession::HandleHello(const ShimRequest& request, ShimOutput* out) {
   }
 
   JournalItem item;
-  *item.entry.mutable_process_start() = ProcessStartOf(hello);
+  out->exe = ExecutableToHash();
+  out->exe->item = out->items.size();
+  *item.entry.mutable_process_start() = ProcessStartOf(hello, out->exe->path);
   item.once_key = absl::StrCat("process/", peer_.pid, "/", hello.nonce);
   out->items.push_back(std::move(item));
   spdlog::debug("shim socket: pid {} (uid {}) runs job {} rank {} in {} mode", peer_.pid, peer_.uid,
                 job_, rank_, std::string(ShimModeName(mode_)));
 }
 
-v1::ProcessStart ShimSession::ProcessStartOf(const ShimHello& hello) const {
+v1::ProcessStart ShimSession::ProcessStartOf(const ShimHello& hello, const std::string& exe) const {
   v1::ProcessStart start;
   start.set_pid(peer_.pid);
   start.set_uid(peer_.uid);
@@ -238,18 +249,43 @@ v1::ProcessStart ShimSession::ProcessStartOf(const ShimHello& hello) const {
   start.set_mode(std::string(ShimModeName(mode_)));
   start.set_parent_pid(static_cast<int32_t>(hello.parent_pid));
   if (!hello.launcher.empty()) *start.mutable_launcher() = LauncherIdentityOf(hello.launcher);
-  std::string exe = ExecutableOf(peer_.pid);  // the kernel's word over the process's
-  if (exe.empty()) exe = hello.exe;
-  start.set_exe(JournalText(exe));
-  Authorizer* auth = context_->parts().auth;
-  if (!exe.empty() && exe[0] == '/' &&
-      (auth == nullptr || auth->MayHash("ShimHello", peer_.identity(), exe))) {
-    absl::StatusOr<HashedFile> hashed =
-        HashFile(context_->parts().fs, exe, context_->parts().hash_cache);
-    if (hashed.ok()) start.set_exe_sha256(hashed->sha256);
-  }
+  // The kernel's word over the process's: a claim is journaled as text only when the kernel
+  // names no file (deleted), and it is never hashed (FinishExeHash).
+  start.set_exe(JournalText(exe.empty() ? hello.exe : exe));
   for (const std::string& arg : hello.argv) start.add_argv(JournalText(arg));
   return start;
+}
+
+ExeToHash ShimSession::ExecutableToHash() const {
+  ExeToHash exe = ExecutableOf(peer_.pid);
+  Authorizer* auth = context_->parts().auth;
+  if (!exe.path.empty() &&
+      (exe.path[0] != '/' ||
+       (auth != nullptr && !auth->MayHash("ShimHello", peer_.identity(), exe.path)))) {
+    exe.refused = "the process may not read its executable";
+  }
+  return exe;
+}
+
+void FinishExeHash(const ExeToHash& exe, const absl::StatusOr<HashedFile>& hashed,
+                   std::vector<JournalItem>* items) {
+  if (exe.item >= items->size() || !(*items)[exe.item].entry.has_process_start()) return;
+  v1::ProcessStart* start = (*items)[exe.item].entry.mutable_process_start();
+  std::string why;
+  if (exe.path.empty()) {
+    why = "the kernel names no executable file (deleted, or the process is gone)";
+  } else if (!exe.refused.empty()) {
+    why = exe.refused;
+  } else if (!hashed.ok()) {
+    // e.g. "/x is too large to hash (N bytes; the limit is M)"
+    why = std::string(hashed.status().message());
+  } else if (hashed->stat.device != exe.device || hashed->stat.inode != exe.inode) {
+    why = "the file at its path is no longer the one the process executed";
+  } else {
+    start->set_exe_sha256(hashed->sha256);
+    return;
+  }
+  start->set_exe_not_hashed(JournalText(absl::StrCat("not hashed: ", why)));
 }
 
 void ShimSession::HandleOpen(const ShimRequest& request, ShimOutput* out) {

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "daemon/auth/authorizer.h"
+#include "daemon/hashing/file_hasher.h"
 #include "daemon/hashing/hash_cache.h"
 #include "daemon/loaded_code/loaded_recorder.h"
 #include "daemon/metrics/metrics.h"
@@ -64,7 +65,7 @@ struct ShimPeer {
 struct ShimSessionParts {
   ShimPins* pins = nullptr;
   DataChecker* checker = nullptr;
-  FileSystem* fs = nullptr;           // hashes executables
+  FileSystem* fs = nullptr;
   HashCache* hash_cache = nullptr;    // may be null
   LoadedRecorder* loaded = nullptr;   // may be null: LOADED reports are ignored
   VerdictIndexes* indexes = nullptr;  // may be null: enforce-mode shims ask for every verdict
@@ -93,6 +94,16 @@ class ShimSessionContext {
   Counter* local_verdicts_;
 };
 
+// An executable to hash before a ProcessStart item is journaled: the file the kernel names as the
+// process's executable (/proc/<pid>/exe), never a path the process claims.
+struct ExeToHash {
+  std::string path;  // empty: the kernel names none (deleted, or the process is gone)
+  dev_t device = 0;  // the executed file, as stat("/proc/<pid>/exe") saw it
+  ino_t inode = 0;
+  size_t item = 0;      // index of the ProcessStart item in ShimOutput::items
+  std::string refused;  // set when the process may not learn its hash: why
+};
+
 // What serving requests produced, in request order.
 struct ShimOutput {
   std::vector<std::string> replies;                            // to send to the shim
@@ -100,7 +111,15 @@ struct ShimOutput {
   std::vector<std::pair<ShimReject, std::string>> rejections;  // reason, detail: to count and log
   // Set with an enforce-mode PIN reply: the verdict index to pass along with it.
   std::shared_ptr<const VerdictIndex> index;
+  // Set by an accepted HELLO: the ProcessStart item's executable is still to be hashed (off the
+  // worker; see FinishExeHash). The caller serves no further request of the connection until then.
+  std::optional<ExeToHash> exe;
 };
+
+// Completes the ProcessStart item that `exe` points at in `items` with the outcome of hashing
+// its executable: the SHA-256, or exe_not_hashed saying why not.
+void FinishExeHash(const ExeToHash& exe, const absl::StatusOr<HashedFile>& hashed,
+                   std::vector<JournalItem>* items);
 
 class ShimSession {
  public:
@@ -119,7 +138,10 @@ class ShimSession {
   void HandleHello(const ShimRequest& request, ShimOutput* out);
   void HandleOpen(const ShimRequest& request, ShimOutput* out);
   void HandleLoaded(ShimRequest& request, ShimOutput* out);
-  v1::ProcessStart ProcessStartOf(const ShimHello& hello) const;
+  // `exe`: the executable as the kernel names it ("" when it names none).
+  v1::ProcessStart ProcessStartOf(const ShimHello& hello, const std::string& exe) const;
+  // What FinishExeHash needs to hash this peer's executable (the item index is left 0).
+  ExeToHash ExecutableToHash() const;
 
   ShimSessionContext* const context_;
   const ShimPeer peer_;

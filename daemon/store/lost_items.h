@@ -30,12 +30,14 @@ class LostItems {
   explicit LostItems(Metrics* metrics, Hook hook = nullptr);
 
   // Counts `count` items of `kind` (a JournalEntry kind name such as "data_open", or "loaded" for a
-  // report dropped before it was described) of `job` as lost, and calls the hook.
-  void OnLost(absl::string_view job, absl::string_view kind, size_t count);
+  // report dropped before it was described) of `job` as lost, and calls the hook. Logs a warning
+  // unless `quiet` (for a caller that rate-limits its own log lines).
+  void OnLost(absl::string_view job, absl::string_view kind, size_t count, bool quiet = false);
 
   // A JournalDone for AppendAsync(job, items) that reports each of `items` as lost, by kind, when
-  // the append fails. Call it before `items` is moved away.
-  JournalDone Watch(absl::string_view job, const std::vector<JournalItem>& items);
+  // the append fails. Call it before `items` is moved away. `quiet`: as for OnLost.
+  JournalDone Watch(absl::string_view job, const std::vector<JournalItem>& items,
+                    bool quiet = false);
 
  private:
   Metrics own_metrics_;  // used when no registry is given

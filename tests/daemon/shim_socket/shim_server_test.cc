@@ -3,6 +3,8 @@
 #include "daemon/shim_socket/shim_server.h"
 
 #include <gnu/libc-version.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <optional>
@@ -73,11 +75,15 @@ class ShimServerTest : public ::testing::Test {
     parts.fs = DefaultFileSystem();
     parts.hash_cache = stack_.cache.get();
     parts.metrics = &metrics_;
-    auto server = ShimServer::Start({.socket_path = stack_.dir.Path("run/shim.sock"), .workers = 2},
-                                    parts);
+    ShimServerOptions options = Options();
+    options.socket_path = stack_.dir.Path("run/shim.sock");
+    auto server = ShimServer::Start(options, parts);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
   }
+
+  // The server's options (its socket path is set by SetUp).
+  virtual ShimServerOptions Options() { return {.workers = 2}; }
 
   std::string Path() const { return server_->socket_path(); }
 
@@ -388,6 +394,80 @@ TEST_F(ShimServerTest, ASecondReprodCannotTakeTheSocket) {
   WriteFileOrDie(stack_.dir.Path("run/other"), "");
   second = ShimServer::Start({.socket_path = Path()}, parts);
   EXPECT_TRUE(second.ok()) << second.status();
+}
+
+// Per-uid limits: a uid over its connection cap is refused, others are not; an executable over
+// max_hash_bytes is journaled unhashed, saying why.
+class ShimServerLimitsTest : public ShimServerTest {
+ protected:
+  ShimServerOptions Options() override {
+    return {.workers = 2, .max_connections_per_uid = 3, .max_hash_bytes = 1000};
+  }
+};
+
+TEST_F(ShimServerLimitsTest, AUidOverItsConnectionCapIsRefusedAndOthersAreNot) {
+  std::vector<std::unique_ptr<ShimSocketClient>> clients;
+  int answered = 0;
+  for (int i = 0; i < 5; ++i) {
+    clients.push_back(std::make_unique<ShimSocketClient>(Path()));
+    ASSERT_TRUE(clients.back()->connected());
+    clients.back()->Send(HelloMsg("job-1", ShimMode::kRecord, i));  // refused ones are closed
+    answered += clients.back()->Receive(/*timeout_ms=*/20000).has_value();
+  }
+  EXPECT_EQ(answered, 3);
+  EXPECT_THAT(
+      Rendered(),
+      HasSubstr("repro_shim_connections_refused_total{reason=\"max_connections_per_uid\"} 2"));
+  // Another uid still connects: its HELLO is answered (with an error: job-1 is not its job).
+  for (const std::string& dir : {stack_.dir.path(), stack_.dir.Path("run")}) {
+    ASSERT_EQ(chmod(dir.c_str(), 0755), 0) << dir;  // reachable by nobody
+  }
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
+    ShimSocketClient other(Path());
+    if (!other.Send(HelloMsg("job-1", ShimMode::kRecord))) _exit(3);
+    std::optional<std::string> reply = other.Receive(20000);
+    _exit(reply.has_value() && Decode(*reply).type == REPRO_SHIM_ERROR ? 0 : 4);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  // A connection closed gives its place back.
+  clients.front().reset();
+  ASSERT_TRUE(stack_.WaitForEntries("job-1", [](const auto& entries) {
+    return CountKind(entries, v1::JournalEntry::kProcessStart) >= 1;
+  }));
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    ShimSocketClient again(Path());
+    again.Send(HelloMsg("job-1", ShimMode::kRecord, 9));
+    if (again.Receive(20000).has_value()) return;
+    usleep(50000);  // the server has not seen the close yet
+  }
+  ADD_FAILURE() << "a closed connection never gave its place back";
+}
+
+TEST_F(ShimServerLimitsTest, AnExecutableOverTheLimitIsJournaledUnhashed) {
+  ShimHello hello;
+  hello.job = "job-1";
+  hello.nonce = 1;
+  hello.claimed_pid = 4242;
+  hello.exe = "/etc/hostname";  // a claim: never hashed, nor journaled while the kernel names one
+  std::unique_ptr<ShimSocketClient> client = std::make_unique<ShimSocketClient>(Path());
+  ASSERT_TRUE(client->Send(EncodeShimHello(1, hello)));
+  ASSERT_TRUE(client->Receive().has_value());
+  ASSERT_TRUE(stack_.WaitForEntries("job-1", [](const auto& entries) {
+    return CountKind(entries, v1::JournalEntry::kProcessStart) == 1;
+  }));
+  for (const v1::JournalEntry& e : stack_.Entries("job-1")) {
+    if (!e.has_process_start()) continue;
+    EXPECT_TRUE(e.process_start().exe_sha256().empty());
+    EXPECT_NE(e.process_start().exe(), "/etc/hostname");
+    EXPECT_THAT(e.process_start().exe_not_hashed(), HasSubstr("not hashed: "));
+    EXPECT_THAT(e.process_start().exe_not_hashed(), HasSubstr("is too large to hash"));
+  }
+  EXPECT_THAT(Rendered(), HasSubstr("repro_shim_exes_not_hashed_total 1"));
 }
 
 }  // namespace

@@ -1,0 +1,61 @@
+// FairQueue: uids take turns, urgent entries go first, each uid's entries keep their order.
+#include "daemon/shim_socket/fair_queue.h"
+
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace repro {
+namespace {
+
+using ::testing::ElementsAre;
+
+std::vector<std::string> Drain(FairQueue<std::string>& queue) {
+  std::vector<std::string> out;
+  while (!queue.empty()) out.push_back(queue.Pop());
+  return out;
+}
+
+TEST(FairQueueTest, AFloodingUidDoesNotPushAnotherUidToTheBack) {
+  FairQueue<std::string> queue;
+  for (int i = 0; i < 4; ++i) queue.Push(1000, false, "flood" + std::to_string(i));
+  queue.Push(2000, false, "calm");
+  EXPECT_EQ(queue.size(), 5u);
+  EXPECT_THAT(Drain(queue), ElementsAre("flood0", "calm", "flood1", "flood2", "flood3"));
+}
+
+TEST(FairQueueTest, UrgentEntriesGoFirstAndTakeTurnsToo) {
+  FairQueue<std::string> queue;
+  queue.Push(1000, false, "bulk-a");
+  queue.Push(1000, true, "hello-a1");
+  queue.Push(1000, true, "hello-a2");
+  queue.Push(2000, true, "hello-b");
+  queue.Push(2000, false, "bulk-b");
+  EXPECT_THAT(Drain(queue), ElementsAre("hello-a1", "hello-b", "hello-a2", "bulk-a", "bulk-b"));
+}
+
+TEST(FairQueueTest, SizeOfCountsAUidsEntriesInBothLanes) {
+  FairQueue<std::string> queue;
+  queue.Push(1, true, "a");
+  queue.Push(1, false, "b");
+  queue.Push(2, false, "c");
+  EXPECT_EQ(queue.SizeOf(1), 2u);
+  EXPECT_EQ(queue.SizeOf(3), 0u);
+  queue.Pop();
+  EXPECT_EQ(queue.SizeOf(1), 1u);
+}
+
+TEST(FairQueueTest, ClearEmptiesBothLanes) {
+  FairQueue<std::string> queue;
+  queue.Push(1, true, "a");
+  queue.Push(2, false, "b");
+  queue.Clear();
+  EXPECT_TRUE(queue.empty());
+  queue.Push(3, false, "c");
+  EXPECT_THAT(Drain(queue), ElementsAre("c"));
+}
+
+}  // namespace
+}  // namespace repro
