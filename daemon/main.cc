@@ -84,7 +84,7 @@ ABSL_FLAG(uint64_t, max_record_bytes, uint64_t{1} << 20,
           "Largest Record request in bytes (RESOURCE_EXHAUSTED above); 0: only gRPC's 4 MiB");
 ABSL_FLAG(double, record_bytes_per_sec, 16.0 * (1 << 20),
           "Record bytes per second per caller and per job (token bucket, 10 s burst); 0: off");
-ABSL_FLAG(double, journal_entries_per_sec, 20000,
+ABSL_FLAG(double, journal_entries_per_sec, 100000,
           "New journal entries per second per caller (uid) and per job, from Record and shims "
           "(token bucket, 10 s burst); 0: off");
 ABSL_FLAG(uint64_t, max_journal_entries_per_job, 50'000'000,

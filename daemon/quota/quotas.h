@@ -30,7 +30,7 @@ namespace repro {
 struct QuotaOptions {
   size_t max_record_bytes = size_t{1} << 20;       // --max_record_bytes, per call
   double record_bytes_per_sec = 16.0 * (1 << 20);  // --record_bytes_per_sec, per caller and per job
-  double journal_entries_per_sec = 20000;  // --journal_entries_per_sec, per caller and per job
+  double journal_entries_per_sec = 100000;  // --journal_entries_per_sec, per caller and per job
   uint64_t max_journal_entries_per_job = 50'000'000;  // --max_journal_entries_per_job
   // A bucket holds this many seconds of its rate: the burst allowed after a quiet spell.
   double burst_seconds = 10;
