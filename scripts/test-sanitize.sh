@@ -33,7 +33,7 @@ export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$supp/lsan.supp:print_suppressi
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:suppressions=$supp/ubsan.supp}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp}
 if [[ $sanitize == thread ]]; then
-  tests=(journal_test shim_server_test etcd_mirror_test)
+  tests=(journal_test shim_server_test etcd_pin_store_test)  # etcd_pin_store_test: the mirror
   cmake --build "$dir" -j"$jobs" --target "${tests[@]}" reprod reproctl reproshim
   ctest --test-dir "$dir" --output-on-failure -j"$jobs" -R "^($(IFS='|'; echo "${tests[*]}"))\$" "$@"
 else
