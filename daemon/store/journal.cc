@@ -132,7 +132,9 @@ absl::Status Journal::Commit(GroupCommit* commit) {
     return absl::UnavailableError(
         "storage fault: the database was reopened while this append waited; nothing was written");
   }
-  if (options_.head_log != nullptr) RETURN_IF_ERROR(options_.head_log->Rederive(commit->generation));
+  if (options_.head_log != nullptr) {
+    RETURN_IF_ERROR(options_.head_log->Rederive(commit->generation));
+  }
   const std::vector<Writer*>& group = commit->writers;
   rocksdb::WriteBatch batch;
   absl::flat_hash_map<std::string, uint64_t> pending_once;  // once key -> seq, this group
