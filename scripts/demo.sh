@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-scripts/build.sh
+scripts/build.sh reprod reproctl reproshim
 
 work=$(mktemp -d /tmp/repro-demo.XXXXXX)
 ctl() { echo "\$ reproctl $*" >&2; build/bin/reproctl --addr "unix:$work/reprod.sock" "$@"; }

@@ -11,7 +11,7 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-  targets=(http_request admission_review journal_entry manifest)
+  targets=(http_request admission_review journal_entry manifest shim_datagram shim_reply)
 fi
 launcher=()
 if command -v ccache >/dev/null; then

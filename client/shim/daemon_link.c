@@ -18,6 +18,7 @@
 #include "client/shim/cwd_tracker.h"
 #include "client/shim/path_resolver.h"
 #include "client/shim/pin_table.h"
+#include "client/shim/reply_parser.h"
 #include "client/shim/shim_text.h"
 #include "client/shim/verdict_index.h"
 #include "proto/shim/shim_index.h"
@@ -327,7 +328,7 @@ static int EnsureLink(void) {
 }
 
 /* Caller holds g_mu. Prints reprod's refusal of the job once per outage and drops the link. */
-static void HelloRefused(const struct repro_shim_field* reason) {
+static void HelloRefused(const struct shim_reply* reply) {
   if (!g_warned) {
     g_warned = 1;
     struct shim_text t;
@@ -335,7 +336,7 @@ static void HelloRefused(const struct repro_shim_field* reason) {
     shim_text_add(&t, "repro: job ");
     shim_text_add(&t, g_cfg.job);
     shim_text_add(&t, ": reprod refused it: ");
-    if (reason != NULL) shim_text_add_n(&t, (const char*)reason->value, reason->size);
+    if (reply->reason != NULL) shim_text_add_n(&t, (const char*)reply->reason, reply->reason_size);
     shim_text_line_to_stderr(&t);
   }
   CloseLink();
@@ -382,8 +383,9 @@ static void TakeDescriptors(int fds[2]) {
 /* Caller holds g_mu. Handles one message from reprod; malformed ones are ignored. `fds`: the
  * descriptors that came with it (-1: none); they are always consumed. */
 static void Handle(const uint8_t* msg, size_t n, int fds[2], struct answer* a) {
-  struct repro_shim_header h = {0};
-  const int ok = repro_shim_read_header(msg, n, &h) == REPRO_SHIM_HEADER_OK;
+  struct shim_reply r;
+  const int ok = shim_reply_parse(msg, n, &r) == 0;
+  const struct repro_shim_header h = r.header;
   if (!ok || h.type != REPRO_SHIM_PIN || h.request_id != g_hello_id) {
     for (int i = 0; i < 2; ++i) { /* only the PIN answer to our HELLO carries any */
       if (fds[i] >= 0) close(fds[i]);
@@ -392,39 +394,26 @@ static void Handle(const uint8_t* msg, size_t n, int fds[2], struct answer* a) {
   }
   TakeDescriptors(fds);
   if (!ok) return;
-  struct repro_shim_field f, reason_field;
-  int have_reason = 0;
-  uint64_t verdict_allow = 0;
-  int have_allow = 0;
-  size_t off = REPRO_SHIM_HEADER_SIZE;
   if (h.type == REPRO_SHIM_PIN) {
     if (h.request_id != g_hello_id) return;
     TakePin(msg, n);
     if (a != NULL && a->want_pin) a->done = 1;
     return;
   }
-  while (repro_shim_next_field(msg, n, &off, &f) == 1) {
-    if (f.tag == REPRO_SHIM_F_REASON && repro_shim_field_is_str(&f)) {
-      reason_field = f;
-      have_reason = 1;
-    } else if (f.tag == REPRO_SHIM_F_ALLOW && repro_shim_field_u64(&f, &verdict_allow)) {
-      have_allow = 1;
-    }
-  }
   if (h.type == REPRO_SHIM_ERROR && h.request_id == g_hello_id) {
-    HelloRefused(have_reason ? &reason_field : NULL);
+    HelloRefused(&r);
     return;
   }
   if (a == NULL || a->want_id == 0 || h.request_id != a->want_id) return;
   if (h.type != REPRO_SHIM_VERDICT && h.type != REPRO_SHIM_ERROR) return;
   a->done = 1;
-  a->result = h.type == REPRO_SHIM_VERDICT && have_allow
-                  ? (verdict_allow ? SHIM_ANSWER_ALLOW : SHIM_ANSWER_DENY)
+  a->result = h.type == REPRO_SHIM_VERDICT && r.has_allow
+                  ? (r.allow ? SHIM_ANSWER_ALLOW : SHIM_ANSWER_DENY)
                   : SHIM_ANSWER_DENY;
   if (a->reason != NULL && a->cap > 0) {
-    size_t len = have_reason ? reason_field.size : 0;
+    size_t len = r.reason != NULL ? r.reason_size : 0;
     if (len >= a->cap) len = a->cap - 1;
-    if (len > 0) memcpy(a->reason, reason_field.value, len);
+    if (len > 0) memcpy(a->reason, r.reason, len);
     a->reason[len] = '\0';
   }
 }

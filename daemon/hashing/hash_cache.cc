@@ -97,6 +97,8 @@ void HashCache::AddTo(const FileStat& stat, absl::string_view sha256, rocksdb::W
   PutBe64(static_cast<uint64_t>(stat.mtime_ns), value + kMtimeOffset);
   PutBe64(static_cast<uint64_t>(stat.ctime_ns), value + kCtimeOffset);
   memcpy(value + kShaOffset, sha256.data(), kSha256Size);
+  RocksStore::Lease lease(store_);
+  if (!lease.status().ok()) return;  // a storage fault: the cache just misses this file
   batch->Put(store_->handle(Column::kHashCache), ToSlice(KeyFor(stat)),
              rocksdb::Slice(value, sizeof(value)));
 }

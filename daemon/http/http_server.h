@@ -30,6 +30,31 @@
 // "overload" (closed at once: even the 503 answerers were busy), "io" (broken mid-request or
 // mid-response). Idle keep-alive connections are closed at read_timeout without a word. Also
 // exported: repro_http_open_connections{server}, repro_http_handler_seconds{server}.
+//
+// Why not Debian's cpp-httplib (libcpp-httplib-dev 0.11.4, checked against its source at tag
+// v0.11.4; issue 11 asked for a well-kept library unless a missing feature says otherwise). Of
+// the limits above it has only the body limit for Content-Length bodies:
+//   - No connection cap and no 503: the accept loop enqueues every socket into the TaskQueue
+//     (default ThreadPool of max(8, cores - 1) threads and an unbounded job list), and
+//     TaskQueue::enqueue returns void with the socket inside the closure, so a custom
+//     `new_task_queue` can only serve a connection or leak its descriptor, never refuse it
+//     (a refusing enqueue arrived in 0.15).
+//   - set_read_timeout is SO_RCVTIMEO plus a select() before each read: an idle limit per read,
+//     not a deadline for the request. A client sending a byte per few seconds holds a pool thread
+//     for as long as it likes; eight of them stop the webhook (Kubernetes then fails admission).
+//   - set_payload_max_length applies to Content-Length only. read_content_chunked has no limit
+//     (the body grows in memory until the client stops) and reads chunk-size lines into a
+//     growable buffer of no maximum. Chunked bodies can be refused from set_pre_routing_handler,
+//     which runs before the body is read, but the connection cannot be closed from a handler
+//     (only the request's Connection header closes it), so the unread body is then parsed as the
+//     next request.
+//   - A Content-Length above the limit is read and discarded in full (skip_content_with_length)
+//     before the 413 goes out; we answer at once and close.
+//   - No limit on the request head: each header line is capped at CPPHTTPLIB_HEADER_MAX_LENGTH
+//     (8192, fixed when Debian built the library), but the number of lines is not, and a line
+//     ending in a bare LF is skipped before that check. We answer 431 above max_header_bytes.
+// What it would give us: less parsing code of our own (http_wire.cc, fuzzed by http_request).
+// Revisit with a release that has a refusing task queue and a request deadline.
 #ifndef REPRO_DAEMON_HTTP_HTTP_SERVER_H_
 #define REPRO_DAEMON_HTTP_HTTP_SERVER_H_
 

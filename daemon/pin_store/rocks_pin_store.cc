@@ -67,6 +67,8 @@ absl::StatusOr<Created<v1::VersionInfo>> RocksPinStore::CreateVersion(
   if (existing.ok()) return Created<v1::VersionInfo>{*std::move(existing), false};
   if (!absl::IsNotFound(existing.status())) return existing.status();
 
+  RocksStore::Lease lease(store_);
+  RETURN_IF_ERROR(lease.status());
   rocksdb::WriteBatch batch;
   rocksdb::ColumnFamilyHandle* catalog = store_->handle(Column::kCatalog);
   std::string prefix = ManifestPrefix(info.dataset(), info.version());
@@ -112,6 +114,8 @@ absl::StatusOr<Created<v1::Pin>> RocksPinStore::CreatePin(const v1::Pin& pin) {
   absl::StatusOr<v1::Pin> existing = GetPin(pin.job());
   if (existing.ok()) return Created<v1::Pin>{*std::move(existing), false};
   if (!absl::IsNotFound(existing.status())) return existing.status();
+  RocksStore::Lease lease(store_);
+  RETURN_IF_ERROR(lease.status());
   rocksdb::WriteBatch batch;
   batch.Put(store_->handle(Column::kCatalog), PinKey(pin.job()), pin.SerializeAsString());
   RETURN_IF_ERROR(store_->WriteDurable(&batch));

@@ -30,8 +30,7 @@ absl::StatusOr<uint64_t> ReadBigEndian(RocksStore* store, absl::string_view key,
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<HeadLog>> HeadLog::Open(RocksStore* store, std::string node,
-                                                       const NodeKey* key, Clock* clock) {
+absl::StatusOr<HeadLog::Frontier> HeadLog::LoadFrontier(RocksStore* store) {
   Frontier frontier;
   absl::StatusOr<uint64_t> size = ReadBigEndian(store, kSizeKey, "the tree size");
   if (!size.ok() && !absl::IsNotFound(size.status())) return size.status();
@@ -50,10 +49,30 @@ absl::StatusOr<std::unique_ptr<HeadLog>> HeadLog::Open(RocksStore* store, std::s
     frontier.subtrees.emplace_back(level, *std::move(hash));
     begin += width;
   }
-  return std::unique_ptr<HeadLog>(new HeadLog(store, std::move(node), key, clock,
-                                              std::move(frontier)));
+  return frontier;
 }
 
+absl::StatusOr<std::unique_ptr<HeadLog>> HeadLog::Open(RocksStore* store, std::string node,
+                                                       const NodeKey* key, Clock* clock) {
+  const uint64_t generation = store->generation();
+  ASSIGN_OR_RETURN(Frontier frontier, LoadFrontier(store));
+  return std::unique_ptr<HeadLog>(new HeadLog(store, std::move(node), key, clock,
+                                              std::move(frontier), generation));
+}
+
+absl::Status HeadLog::Rederive(uint64_t generation) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (generation_ == generation) return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(Frontier frontier, LoadFrontier(store_));
+  absl::MutexLock lock(&mu_);
+  frontier_ = std::move(frontier);
+  generation_ = generation;
+  return absl::OkStatus();
+}
+
+// The caller holds a RocksStore::Lease (Stage is part of the journal's group commit).
 HeadLog::Frontier HeadLog::Stage(const std::vector<LoggedHead>& heads,
                                  rocksdb::WriteBatch* batch) const {
   Frontier next;
@@ -174,6 +193,8 @@ absl::StatusOr<v1::KeyRotation> HeadLog::AddRotation(const NodeKey& old_key) {
   rotation.set_new_public_key(key_->public_key());
   rotation.set_signature(
       old_key.Sign(KeyRotationSigningBytes(node_, old_key.public_key(), key_->public_key())));
+  RocksStore::Lease lease(store_);
+  RETURN_IF_ERROR(lease.status());
   rocksdb::WriteBatch batch;
   batch.Put(store_->handle(Column::kHeadLog), RotationKey(rotations.size()),
             rotation.SerializeAsString());

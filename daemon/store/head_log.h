@@ -66,6 +66,10 @@ class HeadLog {
   // Apply(that tree) after `batch` was durably written.
   Frontier Stage(const std::vector<LoggedHead>& heads, rocksdb::WriteBatch* batch) const;
   void Apply(Frontier frontier);
+  // Reloads the tree from the store when it was reopened (RocksStore::generation()) since it
+  // was loaded: a reopen may bring back leaves of a write that failed. Called by the group-commit
+  // leader, under a RocksStore::Lease of `generation`, before Stage.
+  absl::Status Rederive(uint64_t generation);
 
   uint64_t size() const;
   // The current tree, signed now by the node's key.
@@ -96,9 +100,11 @@ class HeadLog {
 
  private:
   HeadLog(RocksStore* store, std::string node, const NodeKey* key, Clock* clock,
-          Frontier frontier)
+          Frontier frontier, uint64_t generation)
       : store_(store), node_(std::move(node)), key_(key), clock_(clock),
-        frontier_(std::move(frontier)) {}
+        frontier_(std::move(frontier)), generation_(generation) {}
+
+  static absl::StatusOr<Frontier> LoadFrontier(RocksStore* store);
 
   absl::StatusOr<std::string> CompleteSubtree(int level, uint64_t index) const;
 
@@ -108,6 +114,7 @@ class HeadLog {
   Clock* const clock_;
   mutable absl::Mutex mu_;
   Frontier frontier_ ABSL_GUARDED_BY(mu_);
+  uint64_t generation_ ABSL_GUARDED_BY(mu_);  // the store's generation frontier_ was loaded from
 };
 
 }  // namespace repro

@@ -41,6 +41,7 @@ struct Journal::GroupCommit {
   absl::flat_hash_set<std::string> touched;      // jobs that got new entries
   std::vector<std::vector<Appended>> results;    // per writer
   std::optional<HeadLog::Frontier> log;          // the head log with this group's heads
+  uint64_t generation = 0;  // the store's generation the heads were taken at
 };
 
 Journal::Journal(RocksStore* store, JournalOptions options)
@@ -74,6 +75,8 @@ absl::StatusOr<Journal::HeadState> Journal::LoadHead(absl::string_view job) cons
   ASSIGN_OR_RETURN(std::optional<std::string> value, store_->Get(Column::kJournalHeads, job));
   // The last stored entry, to cross-check the head: a head that disagrees with the entries
   // means entries were dropped or added behind our back, and the chain must not be extended.
+  RocksStore::Lease lease(store_);
+  RETURN_IF_ERROR(lease.status());
   std::unique_ptr<rocksdb::Iterator> it(
       store_->db()->NewIterator(rocksdb::ReadOptions(), store_->handle(Column::kJournal)));
   std::string upper = JournalKey(job, UINT64_MAX);
@@ -110,6 +113,11 @@ absl::StatusOr<Journal::HeadState> Journal::LoadHead(absl::string_view job) cons
 }
 
 absl::StatusOr<Journal::HeadState> Journal::HeadLocked(absl::string_view job) const {
+  const uint64_t generation = store_->generation();
+  if (generation != heads_generation_) {  // reopened: a failed write may have come back
+    heads_.clear();
+    heads_generation_ = generation;
+  }
   auto it = heads_.find(job);
   if (it != heads_.end()) return it->second;
   ASSIGN_OR_RETURN(HeadState head, LoadHead(job));
@@ -118,6 +126,15 @@ absl::StatusOr<Journal::HeadState> Journal::HeadLocked(absl::string_view job) co
 }
 
 absl::Status Journal::Commit(GroupCommit* commit) {
+  RocksStore::Lease lease(store_);
+  RETURN_IF_ERROR(lease.status());
+  if (lease.generation() != commit->generation) {
+    return absl::UnavailableError(
+        "storage fault: the database was reopened while this append waited; nothing was written");
+  }
+  if (options_.head_log != nullptr) {
+    RETURN_IF_ERROR(options_.head_log->Rederive(commit->generation));
+  }
   const std::vector<Writer*>& group = commit->writers;
   rocksdb::WriteBatch batch;
   absl::flat_hash_map<std::string, uint64_t> pending_once;  // once key -> seq, this group
@@ -266,6 +283,7 @@ void Journal::LeadGroup(Writer* leader) {
 }
 
 size_t Journal::TakeGroup(GroupCommit* commit) {
+  commit->generation = store_->generation();
   size_t taken = 0;
   size_t entries = 0;
   absl::flat_hash_map<std::string, absl::Status> damaged;  // jobs whose journal must not grow
@@ -344,6 +362,8 @@ absl::StatusOr<std::vector<StoredEntry>> Journal::Read(absl::string_view job, ui
   std::vector<StoredEntry> out;
   if (after_seq == UINT64_MAX) return out;
   std::string prefix = JobPrefix(job);
+  RocksStore::Lease lease(store_);
+  RETURN_IF_ERROR(lease.status());
   rocksdb::ReadOptions read_options;
   std::unique_ptr<rocksdb::Iterator> it(
       store_->db()->NewIterator(read_options, store_->handle(Column::kJournal)));
@@ -401,6 +421,8 @@ absl::StatusOr<v1::NodeJournalCheck> Journal::Verify(absl::string_view job) cons
 
   ASSIGN_OR_RETURN(std::optional<std::string> head_value, store_->Get(Column::kJournalHeads, job));
   std::string prefix = JobPrefix(job);
+  RocksStore::Lease lease(store_);
+  RETURN_IF_ERROR(lease.status());
   std::unique_ptr<rocksdb::Iterator> it(
       store_->db()->NewIterator(rocksdb::ReadOptions(), store_->handle(Column::kJournal)));
   std::string hash = GenesisHash();

@@ -186,6 +186,8 @@ class Journal {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread committer_;  // started by the first AppendAsync (under mu_)
   mutable absl::flat_hash_map<std::string, HeadState> heads_ ABSL_GUARDED_BY(mu_);
+  // The store's generation heads_ were loaded at: a reopen after a storage fault empties them.
+  mutable uint64_t heads_generation_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace repro

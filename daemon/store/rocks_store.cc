@@ -90,16 +90,36 @@ absl::Status FromRocksStatus(const rocksdb::Status& status, absl::string_view co
   return absl::InternalError(message);
 }
 
-RocksStore::RocksStore(std::string data_dir, int lock_fd)
-    : data_dir_(std::move(data_dir)), lock_fd_(lock_fd) {}
+RocksStore::RocksStore(std::string data_dir, int lock_fd, rocksdb::Env* env)
+    : data_dir_(std::move(data_dir)), lock_fd_(lock_fd), env_(env) {}
 
 RocksStore::~RocksStore() {
-  if (db_ != nullptr) {
-    for (rocksdb::ColumnFamilyHandle* h : handles_) db_->DestroyColumnFamilyHandle(h);
-    db_->Close();
-    db_.reset();
-  }
+  CloseDb();
   close(lock_fd_);  // releases the flock
+}
+
+RocksStore::Lease::Lease(const RocksStore* store) : store_(store) {
+  absl::MutexLock lock(&store_->use_mu_);
+  // Never waits while this thread holds another Lease: a reopen starts only with none held.
+  store_->use_mu_.Await(absl::Condition(&store_->leasable_));
+  ++store_->leases_;
+  generation_ = store_->generation_;
+}
+
+RocksStore::Lease::~Lease() {
+  absl::MutexLock lock(&store_->use_mu_);
+  --store_->leases_;
+}
+
+absl::Status RocksStore::Lease::status() const {
+  if (store_->db_ != nullptr) return absl::OkStatus();
+  absl::Status health = store_->WriteHealth();
+  return health.ok() ? absl::UnavailableError("storage fault: the database is closed") : health;
+}
+
+uint64_t RocksStore::generation() const {
+  absl::MutexLock lock(&use_mu_);
+  return generation_;
 }
 
 // Notices background errors (a flush or compaction that could not write), after which RocksDB
@@ -119,8 +139,12 @@ absl::StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const RocksStoreOpt
   if (options.data_dir.empty()) return absl::InvalidArgumentError("--data_dir is empty");
   RETURN_IF_ERROR(EnsureWritableDirectory(options.data_dir));
   ASSIGN_OR_RETURN(int lock_fd, LockDataDir(options.data_dir));
-  std::unique_ptr<RocksStore> store(new RocksStore(options.data_dir, lock_fd));
+  std::unique_ptr<RocksStore> store(new RocksStore(options.data_dir, lock_fd, options.env));
+  RETURN_IF_ERROR(store->OpenDb());
+  return store;
+}
 
+absl::Status RocksStore::OpenDb() {
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
@@ -133,8 +157,8 @@ absl::StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const RocksStoreOpt
   db_options.IncreaseParallelism(2);
   // Retryable IO errors are resumed by WriteWith before the next write, not by a background loop.
   db_options.max_bgerror_resume_count = 0;
-  if (options.env != nullptr) db_options.env = options.env;
-  db_options.listeners.push_back(std::make_shared<FaultListener>(store.get()));
+  if (env_ != nullptr) db_options.env = env_;
+  db_options.listeners.push_back(std::make_shared<FaultListener>(this));
 
   std::vector<rocksdb::ColumnFamilyDescriptor> columns;
   columns.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
@@ -143,21 +167,29 @@ absl::StatusOr<std::unique_ptr<RocksStore>> RocksStore::Open(const RocksStoreOpt
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(db_options, options.data_dir, columns, &handles, &db);
+  rocksdb::Status s = rocksdb::DB::Open(db_options, data_dir_, columns, &handles, &db);
   if (!s.ok()) {
-    absl::Status status = FromRocksStatus(s, absl::StrCat("open database in ", options.data_dir));
+    absl::Status status = FromRocksStatus(s, absl::StrCat("open database in ", data_dir_));
     if (absl::IsDataLoss(status)) {
       return absl::DataLossError(absl::StrCat(
-          "data dir ", options.data_dir, " is corrupt (", s.ToString(),
-          "); restore it from a backup, or salvage it with `ldb repair --db=", options.data_dir,
+          "data dir ", data_dir_, " is corrupt (", s.ToString(),
+          "); restore it from a backup, or salvage it with `ldb repair --db=", data_dir_,
           "` knowing that entries may be lost"));
     }
     return status;
   }
-  store->db_.reset(db);
+  db_.reset(db);
   db->DestroyColumnFamilyHandle(handles[0]);  // default: unused
-  store->handles_.assign(handles.begin() + 1, handles.end());
-  return store;
+  handles_.assign(handles.begin() + 1, handles.end());
+  return absl::OkStatus();
+}
+
+void RocksStore::CloseDb() {
+  if (db_ == nullptr) return;
+  for (rocksdb::ColumnFamilyHandle* h : handles_) db_->DestroyColumnFamilyHandle(h);
+  handles_.clear();
+  db_->Close();
+  db_.reset();
 }
 
 rocksdb::ColumnFamilyHandle* RocksStore::handle(Column column) const {
@@ -177,20 +209,53 @@ absl::Status RocksStore::WriteHealth() const {
       "storage fault: the database refuses writes until the disk recovers (", fault_, ")"));
 }
 
+std::optional<absl::Status> RocksStore::Reopen() {
+  {
+    absl::MutexLock lock(&use_mu_);
+    if (leases_ > 0 || !leasable_) return std::nullopt;
+    leasable_ = false;
+  }
+  CloseDb();
+  absl::Status opened = OpenDb();
+  if (opened.ok()) {
+    // Prove that the disk takes synced writes again: a WAL record that changes no data.
+    rocksdb::WriteBatch probe;
+    probe.PutLogData("reprod: storage probe after reopening");
+    rocksdb::WriteOptions synced;
+    synced.sync = true;
+    rocksdb::Status s = db_->Write(synced, &probe);
+    if (!s.ok()) opened = FromRocksStatus(s, "probe write after reopening the database");
+  }
+  absl::MutexLock lock(&use_mu_);
+  leasable_ = true;
+  ++generation_;  // what was derived from the old database may be stale, even after a failure
+  return opened;
+}
+
 absl::Status RocksStore::Recover() {
   // Resume when writes were refused, rather than right after the failure, when the cause is
   // likely still there. A full disk is recovered by RocksDB itself (its SstFileManager retries
   // every few seconds once space is free); meanwhile Resume() answers Busy.
   if (!needs_resume_.load()) return absl::OkStatus();
-  rocksdb::Status resumed = db_->Resume();
+  rocksdb::Status resumed;
+  {
+    Lease lease(this);
+    resumed = db_ != nullptr ? db_->Resume() : rocksdb::Status::IOError("the database is closed");
+  }
   if (resumed.IsBusy()) {
     return absl::UnavailableError(
         "the database is recovering from a failed write (disk full?); writes resume a few "
         "seconds after space is freed");
   }
   if (!resumed.ok()) {
-    SetFault(resumed.ToString());
-    return WriteHealth();
+    // RocksDB does not resume after a non-retryable IO error: reopen, as a restart would; later
+    // when a Lease is held now (the next call of the health monitor, which holds none).
+    std::optional<absl::Status> reopened = Reopen();
+    if (!reopened.has_value()) return WriteHealth();
+    if (!reopened->ok()) {
+      SetFault(std::string(reopened->message()));
+      return WriteHealth();
+    }
   }
   absl::MutexLock lock(&fault_mu_);
   fault_.clear();
@@ -201,6 +266,8 @@ absl::Status RocksStore::Recover() {
 absl::Status RocksStore::WriteWith(const rocksdb::WriteOptions& options,
                                    rocksdb::WriteBatch* batch) {
   RETURN_IF_ERROR(Recover());
+  Lease lease(this);
+  RETURN_IF_ERROR(lease.status());
   rocksdb::Status s = db_->Write(options, batch);
   if (s.ok()) return absl::OkStatus();
   SetFault(s.ToString());
@@ -222,6 +289,8 @@ absl::Status RocksStore::WriteFast(rocksdb::WriteBatch* batch) {
 
 absl::StatusOr<std::optional<std::string>> RocksStore::Get(Column column,
                                                             absl::string_view key) const {
+  Lease lease(this);
+  RETURN_IF_ERROR(lease.status());
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handle(column),
                                ToSlice(key), &value);
@@ -233,6 +302,8 @@ absl::StatusOr<std::optional<std::string>> RocksStore::Get(Column column,
 absl::Status RocksStore::ScanPrefix(
     Column column, absl::string_view prefix,
     const std::function<bool(absl::string_view, absl::string_view)>& fn) const {
+  Lease lease(this);
+  RETURN_IF_ERROR(lease.status());
   rocksdb::ReadOptions read_options;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_options, handle(column)));
   rocksdb::Slice start = ToSlice(prefix);

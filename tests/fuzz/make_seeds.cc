@@ -9,9 +9,11 @@
 #include <vector>
 
 #include "daemon/pin_store/manifest_chunks.h"
+#include "daemon/shim_socket/shim_message.h"
 #include "daemon/store/chain.h"
 #include "daemon/store/node_key.h"
 #include "google/protobuf/text_format.h"
+#include "proto/shim/shim_ring.h"
 #include "repro/v1/journal.pb.h"
 #include "tests/testutil/admission_reviews.h"
 
@@ -102,6 +104,78 @@ void ManifestSeeds(const fs::path& dir) {
   Write(dir, "empty", std::string(1, '\0'));
 }
 
+// What shims send: a HELLO, OPENs (record, enforce, view use), a LOADED report, a DOORBELL;
+// and a report ring image (8-byte tail, then the data area) holding two OPEN records and a wrap.
+void ShimDatagramSeeds(const fs::path& dir) {
+  repro::ShimHello hello;
+  hello.job = "train-42";
+  hello.rank = 1;
+  hello.claimed_pid = 7;
+  hello.parent_pid = 6;
+  hello.nonce = 0x1234;
+  hello.mode = repro::ShimMode::kEnforce;
+  hello.exe = "/usr/bin/python3";
+  hello.argv = {"python3", "train.py"};
+  hello.launcher = {{"LOCAL_RANK", "1"}, {"WORLD_SIZE", "2"}};
+  Write(dir, "hello", repro::EncodeShimHello(3, hello));
+  repro::ShimOpen open;
+  open.dataset = "ctr";
+  open.flags = REPRO_SHIM_OPEN_REDIRECTED;
+  open.requested_path = "/ml/ctr/latest/a.csv";
+  open.opened_path = "/ml/ctr/v1/a.csv";
+  open.has_stat = true;
+  open.device = 2049;
+  open.inode = 77;
+  open.size = 3;
+  open.mtime_ns = 1700000000000000000;
+  open.ctime_ns = 1700000000000000001;
+  const std::string record_open = repro::EncodeShimOpen(0, open);
+  Write(dir, "open_record", record_open);
+  Write(dir, "open_enforce", repro::EncodeShimOpen(9, open));
+  repro::ShimOpen view = open;
+  view.flags = REPRO_SHIM_OPEN_OTHER_VERSION | REPRO_SHIM_OPEN_REFUSED;
+  view.has_stat = false;
+  view.view_use = REPRO_SHIM_VIEW_LIST;
+  Write(dir, "open_view", repro::EncodeShimOpen(10, view));
+  repro::ShimLoaded loaded;
+  loaded.libraries = {"/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/libtorch.so"};
+  loaded.libc_version = "2.36";
+  loaded.package_dirs = {"/usr/lib/python3/dist-packages/numpy"};
+  Write(dir, "loaded", repro::EncodeShimLoaded(0, loaded));
+  uint8_t doorbell[REPRO_SHIM_HEADER_SIZE];
+  repro_shim_writer w;
+  repro_shim_writer_init(&w, doorbell, sizeof(doorbell), REPRO_SHIM_DOORBELL, 0);
+  Write(dir, "doorbell", std::string(reinterpret_cast<char*>(doorbell), repro_shim_finish(&w)));
+
+  std::string data;  // two records, then a wrap marker
+  for (int i = 0; i < 2; ++i) {
+    const uint32_t size = record_open.size();
+    data.append(reinterpret_cast<const char*>(&size), sizeof(size));
+    data += record_open;
+    data.resize(repro_shim_ring_record_size(size) * (i + 1), '\0');
+  }
+  const uint64_t tail = data.size();
+  const uint32_t wrap = REPRO_SHIM_RING_WRAP;
+  data.append(reinterpret_cast<const char*>(&wrap), sizeof(wrap));
+  Write(dir, "ring", std::string(reinterpret_cast<const char*>(&tail), sizeof(tail)) + data);
+}
+
+// What reprod answers: a PIN with two datasets (one with other versions), VERDICTs, an ERROR.
+void ShimReplySeeds(const fs::path& dir) {
+  repro::ShimPinReply pin;
+  pin.seed = 42;
+  pin.rank_seed = 43;
+  pin.mode = repro::ShimMode::kEnforce;
+  pin.datasets.push_back({"ctr", "v1", "/ml/ctr", "v1", {"v2", "v3"}});
+  pin.datasets.push_back({"img", "2024-01", "/data/img", "snap-1", {}});
+  Write(dir, "pin", repro::EncodeShimPin(3, pin));
+  Write(dir, "verdict_allow", repro::EncodeShimVerdict(9, repro::v1::VERDICT_MATCH, true, ""));
+  Write(dir, "verdict_deny", repro::EncodeShimVerdict(
+                                 10, repro::v1::VERDICT_OTHER_VERSION, false,
+                                 "/ml/ctr/v2/a.csv is in version v2; the job is pinned to v1"));
+  Write(dir, "error", repro::EncodeShimError(3, "job train-42 has no pin"));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -114,5 +188,7 @@ int main(int argc, char** argv) {
   AdmissionSeeds(root / "admission_review");
   JournalSeeds(root / "journal_entry");
   ManifestSeeds(root / "manifest");
+  ShimDatagramSeeds(root / "shim_datagram");
+  ShimReplySeeds(root / "shim_reply");
   return 0;
 }

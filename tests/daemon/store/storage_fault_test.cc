@@ -1,13 +1,19 @@
 // The journal on a failing disk (StorageFaultFileSystem): EIO on WAL appends, WAL syncs and table
 // writes fails the append with UNAVAILABLE and acknowledges nothing; the store reports the fault
-// until it is reopened (RocksDB 7.8.3's DB::Resume does not recover from these non-retryable IO
-// errors); a power cut that drops unsynced data loses no acknowledged entry.
+// until the disk recovers, then reopens the database in the process (RocksDB 7.8.3's DB::Resume
+// does not recover from these non-retryable IO errors) and the journal, its head log and the pin
+// store carry on without a restart; a power cut that drops unsynced data loses no acknowledged
+// entry.
 #include <memory>
 #include <string>
 
+#include "absl/synchronization/mutex.h"
+#include "daemon/pin_store/rocks_pin_store.h"
+#include "daemon/store/head_log.h"
 #include "daemon/store/journal.h"
 #include "daemon/store/node_key.h"
 #include "daemon/store/rocks_store.h"
+#include "daemon/store/store_watch.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rocksdb/env.h"
@@ -109,6 +115,71 @@ TEST_P(WalFaultTest, FailsTheAppendAcknowledgesNothingAndLosesNothingAcknowledge
   const uint64_t entries = ExpectJournal({"before"}, {"during-1", "during-2"});
   EXPECT_EQ(Append("after").value_or(0), entries + 1);
   EXPECT_EQ(ExpectJournal({"before"}, {"during-1", "during-2", "after"}), entries + 1);
+}
+
+v1::Pin PinOf(const std::string& job) {
+  v1::Pin pin;
+  pin.set_job(job);
+  pin.set_seed(7);
+  return pin;
+}
+
+// What reprod runs: StoreWatch calls Recover every interval and drives gRPC health (here: the
+// changes it reports) and repro_store_writable; Record appends to a journal with a head log, Pin
+// writes to the pin store. Nothing is restarted or reopened by the test.
+TEST_P(WalFaultTest, RecoversInTheProcessOnceTheFaultClears) {
+  auto log = HeadLog::Open(store_.get(), "n1", key_.get());
+  ASSERT_TRUE(log.ok()) << log.status();
+  journal_ = std::make_unique<Journal>(
+      store_.get(), JournalOptions{.node = "n1", .key = key_.get(), .head_log = log->get()});
+  RocksPinStore pins(store_.get());
+  Metrics metrics;
+  absl::Mutex mu;
+  std::vector<bool> changes;  // guarded by mu
+  StoreWatch watch(
+      store_.get(), &metrics,
+      [&](const absl::Status& writable) {
+        absl::MutexLock lock(&mu);
+        changes.push_back(writable.ok());
+      },
+      absl::Milliseconds(20));
+  auto wait_for_changes = [&](size_t count) {
+    absl::MutexLock lock(&mu);
+    auto enough = [&] { return changes.size() >= count; };
+    mu.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(60));
+    return changes;
+  };
+  Gauge* writable = metrics.GetGauge("repro_store_writable", "");
+
+  ASSERT_EQ(Append("before").value_or(0), 1u);
+  ASSERT_TRUE(pins.CreatePin(PinOf("job-before")).ok());
+  fs_->Inject(GetParam());
+  for (const char* value : {"during-1", "during-2"}) {
+    absl::StatusOr<uint64_t> failed = Append(value);
+    ASSERT_FALSE(failed.ok()) << "acknowledged entry " << *failed << " on a failing disk";
+    EXPECT_TRUE(absl::IsUnavailable(failed.status())) << failed.status();
+  }
+  absl::StatusOr<Created<v1::Pin>> refused = pins.CreatePin(PinOf("job-during"));
+  EXPECT_TRUE(absl::IsUnavailable(refused.status())) << refused.status();
+  EXPECT_EQ(wait_for_changes(1), std::vector<bool>({false}));  // health NOT_SERVING
+  EXPECT_EQ(writable->value(), 0);
+  EXPECT_TRUE(absl::IsUnavailable(store_->Recover())) << "recovered while the disk still fails";
+
+  fs_->ClearFaults();
+  EXPECT_EQ(wait_for_changes(2), std::vector<bool>({false, true}));  // SERVING again
+  EXPECT_EQ(writable->value(), 1);
+  EXPECT_GE(store_->generation(), 1u) << "writes resumed without a reopen";
+  const uint64_t entries = ExpectJournal({"before"}, {"during-1", "during-2"});
+  EXPECT_EQ(Append("after").value_or(0), entries + 1);
+  EXPECT_EQ(ExpectJournal({"before"}, {"during-1", "during-2", "after"}), entries + 1);
+  // One leaf per appending group, including groups whose write failed but came back with the
+  // reopen: the head log re-derived its tree from the store before logging "after".
+  EXPECT_EQ((*log)->size(), entries + 1);
+  absl::StatusOr<std::string> stored_root = (*log)->RootAt((*log)->size());
+  ASSERT_TRUE(stored_root.ok()) << stored_root.status();
+  EXPECT_EQ((*log)->SignedHead().root(), *stored_root);
+  EXPECT_TRUE(pins.CreatePin(PinOf("job-after")).ok());
+  EXPECT_TRUE(pins.GetPin("job-before").ok());
 }
 
 INSTANTIATE_TEST_SUITE_P(WalFaults, WalFaultTest,
