@@ -143,9 +143,9 @@ absl::Status Reprod::Init() {
   RETURN_IF_ERROR(StartShimSocket());
   ASSIGN_OR_RETURN(grpc_, GrpcServer::Start(grpc_options, {service_.get()}));
   store_watch_ = std::make_unique<StoreWatch>(
-      store_.get(), &metrics_, [this](const absl::Status& writable) {
-        grpc_->SetServing(writable.ok());
-      });
+      store_.get(), &metrics_,
+      [this](const absl::Status& writable) { grpc_->SetServing(writable.ok()); },
+      absl::Seconds(1), [gaps = gaps_.get()] { gaps->FlushPending(); });
   RETURN_IF_ERROR(StartCluster());
   RETURN_IF_ERROR(StartMetricsEndpoint());
   RETURN_IF_ERROR(StartWebhook());
@@ -234,9 +234,10 @@ absl::Status Reprod::StartShimSocket() {
   parts.hash_cache = hash_cache_.get();
   parts.metrics = &metrics_;
   parts.auth = auth_.get();
-  // What the shim path accepted but could not journal becomes a gap entry of the job (journaled
-  // before the job's next Record, or at shutdown). The hook only counts: it may run on the
-  // journal's own thread, which must not wait for another append.
+  // What the shim path accepted but could not journal becomes a gap entry of the job, journaled
+  // as soon as the store watch finds writing works again (or before the job's next Record, or at
+  // shutdown). The hook only counts: it may run on the journal's own thread, which must not wait
+  // for another append.
   parts.on_lost = [gaps = gaps_.get()](absl::string_view job, absl::string_view kind,
                                        size_t count) {
     gaps->Lost(job, kind, count, "the shim path could not journal it");

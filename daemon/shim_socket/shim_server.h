@@ -51,6 +51,7 @@
 #include "daemon/registry/version_registry.h"
 #include "daemon/loaded_code/loaded_recorder.h"
 #include "daemon/shim_socket/data_checker.h"
+#include "daemon/shim_socket/report_numbers.h"
 #include "daemon/shim_socket/report_ring.h"
 #include "daemon/shim_socket/shim_message.h"
 #include "daemon/shim_socket/shim_pins.h"
@@ -149,6 +150,7 @@ class ShimServer {
   LostItems lost_;
   ShimPins pins_;
   VerdictIndexes indexes_;
+  ReportNumbers numbers_{parts_.journal};
   std::unique_ptr<LoadedRecorder> loaded_;
   std::unique_ptr<ShimSessionContext> sessions_;
 
