@@ -216,6 +216,8 @@ absl::Status Reprod::StartCluster() {
   }
   presence_->Start();
   heads_->Start(journal_.get());
+  tree_heads_ = std::make_unique<TreeHeadWatch>(etcd_.get(), node_, head_log_.get(), &metrics_);
+  tree_heads_->Start();
   spdlog::info("cluster mode: etcd {}; other nodes reach this one at {}", etcd_->Describe(),
                advertise_addr_);
   return absl::OkStatus();
@@ -308,7 +310,11 @@ absl::StatusOr<v1::NodeInfo> Reprod::NodeInfo() {
       google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(started_at_));
   if (mirror_ != nullptr) {
     info.set_advertise_addr(advertise_addr_);
-    info.set_cluster_status(mirror_->StatusText());
+    std::string status = mirror_->StatusText();
+    if (tree_heads_ != nullptr) {  // a node showing two histories is the news that matters most
+      for (const std::string& fork : tree_heads_->Forks()) absl::StrAppend(&status, "; FORK ", fork);
+    }
+    info.set_cluster_status(status);
   }
   // While the cluster store is unreachable the counts are left out; cluster_status says why.
   absl::StatusOr<std::vector<v1::VersionInfo>> versions = pin_store_->ListVersions("");
@@ -338,6 +344,7 @@ void Reprod::Shutdown(absl::Duration grace) {
     heads_->WaitUntilPublished(std::min(grace, kHeadFlushWait));
     heads_->Stop();
   }
+  if (tree_heads_ != nullptr) tree_heads_->Stop();
   if (presence_ != nullptr) presence_->Stop();  // the node leaves /repro/nodes/ now
   if (mirror_ != nullptr) mirror_->Stop();
 }

@@ -38,6 +38,7 @@
 #include "daemon/store/node_key.h"
 #include "daemon/store/rocks_store.h"
 #include "daemon/store/store_watch.h"
+#include "daemon/cluster/tree_head_watch.h"
 
 namespace repro {
 
@@ -141,6 +142,7 @@ class Reprod {
   std::unique_ptr<GrpcServer> grpc_;
   std::string advertise_addr_;
   std::unique_ptr<NodePresence> presence_;
+  std::unique_ptr<TreeHeadWatch> tree_heads_;  // cluster mode: publishes and checks tree heads
   std::unique_ptr<HttpServer> metrics_http_;  // only with --metrics_listen
   std::unique_ptr<AdmissionWebhook> webhook_;   // only with --webhook_listen
   std::unique_ptr<HttpServer> webhook_http_;
