@@ -81,6 +81,7 @@ absl::Status Reprod::Init() {
   journal_ = std::make_unique<Journal>(store_.get(), std::move(journal_options));
   if (mirror_ != nullptr) {
     heads_ = std::make_unique<HeadPublisher>(etcd_.get(), node_);
+    tree_heads_ = std::make_unique<TreeHeadWatch>(etcd_.get(), node_, head_log_.get(), &metrics_);
   }
   hash_cache_ = std::make_unique<HashCache>(store_.get());
   hasher_ = std::make_unique<TreeHasher>(DefaultFileSystem(), hash_cache_.get(), config_.hash_threads);
@@ -114,6 +115,9 @@ absl::Status Reprod::Init() {
   if (mirror_ != nullptr) {
     ClusterJournalsOptions cluster_options;
     cluster_options.node = node_;
+    cluster_options.fork_of = [watch = tree_heads_.get()](const std::string& node) {
+      return watch->ForkOf(node);
+    };
     ASSIGN_OR_RETURN(cluster_options.peer_credentials, PeerCredentials(grpc_options));
     cluster_ = std::make_unique<ClusterJournals>(etcd_.get(), mirror_.get(), auditor_.get(),
                                                  journal_.get(), std::move(cluster_options));
@@ -216,7 +220,6 @@ absl::Status Reprod::StartCluster() {
   }
   presence_->Start();
   heads_->Start(journal_.get());
-  tree_heads_ = std::make_unique<TreeHeadWatch>(etcd_.get(), node_, head_log_.get(), &metrics_);
   tree_heads_->Start();
   spdlog::info("cluster mode: etcd {}; other nodes reach this one at {}", etcd_->Describe(),
                advertise_addr_);

@@ -128,6 +128,7 @@ class Reprod {
   std::unique_ptr<HeadLog> head_log_;
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<HeadPublisher> heads_;
+  std::unique_ptr<TreeHeadWatch> tree_heads_;  // cluster mode: publishes and checks tree heads
   std::unique_ptr<HashCache> hash_cache_;
   std::unique_ptr<TreeHasher> hasher_;
   std::unique_ptr<TreeHasher> rehasher_;
@@ -142,7 +143,6 @@ class Reprod {
   std::unique_ptr<GrpcServer> grpc_;
   std::string advertise_addr_;
   std::unique_ptr<NodePresence> presence_;
-  std::unique_ptr<TreeHeadWatch> tree_heads_;  // cluster mode: publishes and checks tree heads
   std::unique_ptr<HttpServer> metrics_http_;  // only with --metrics_listen
   std::unique_ptr<AdmissionWebhook> webhook_;   // only with --webhook_listen
   std::unique_ptr<HttpServer> webhook_http_;

@@ -106,6 +106,12 @@ void TreeHeadWatch::ReportFork(const std::string& node, const std::string& probl
       ->Increment();
 }
 
+std::string TreeHeadWatch::ForkOf(const std::string& node) const {
+  absl::MutexLock lock(&mu_);
+  auto it = forks_.find(node);
+  return it == forks_.end() ? "" : it->second;
+}
+
 std::vector<std::string> TreeHeadWatch::Forks() const {
   absl::MutexLock lock(&mu_);
   std::vector<std::string> out;

@@ -53,6 +53,8 @@ class TreeHeadWatch {
 
   // The forks found so far, one line per node ("node-b: a tree of size 3 signed after size 5").
   std::vector<std::string> Forks() const;
+  // The fork found for `node` ("" when none).
+  std::string ForkOf(const std::string& node) const;
 
  private:
   // Compares `sth`, published under `node`'s key, with what was seen of that node before.

@@ -517,7 +517,8 @@ TEST_F(ClusterJournalTest, ARolledBackHeadLogIsReportedAsAFork) {
   std::filesystem::copy(b_->data_dir(), copy, std::filesystem::copy_options::recursive);
   ASSERT_TRUE(b_->Start().ok());
   const std::string before = published();
-  MustCtl(*b_, {"record", "job-1", "rank=2"});
+  MustCtl(*b_, {"pin", "job-2", "users@v1"});  // another job: job-1's part stays as published
+  MustCtl(*b_, {"record", "job-2", "rank=2"});
   ASSERT_TRUE(Eventually([&] { return published() != before; }));
   absl::SleepFor(absl::Seconds(3));  // node A reads the tree heads every second: let it look
   ASSERT_EQ(b_->Kill(SIGTERM), 0);
@@ -536,6 +537,11 @@ TEST_F(ClusterJournalTest, ARolledBackHeadLogIsReportedAsAFork) {
         << node.stdout_text << node.stderr_text;
   }
   EXPECT_THAT(a_->Ctl({"node"}).stdout_text, ::testing::Not(HasSubstr("FORK node-a")));
+  // verify exits 4: job-1 has a part on the forked node, although that part's own chain and
+  // published head still agree.
+  RunResult verify = a_->Ctl({"verify", "job-1"});
+  EXPECT_EQ(verify.exit_code, 4) << verify.stdout_text << verify.stderr_text;
+  EXPECT_THAT(verify.stdout_text, HasSubstr("(a fork): it published a tree of size"));
 }
 
 TEST_F(ClusterJournalTest, AnUnreachableNodeIsReportedNotSkipped) {
