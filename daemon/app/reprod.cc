@@ -315,7 +315,9 @@ absl::StatusOr<v1::NodeInfo> Reprod::NodeInfo() {
     info.set_advertise_addr(advertise_addr_);
     std::string status = mirror_->StatusText();
     if (tree_heads_ != nullptr) {  // a node showing two histories is the news that matters most
-      for (const std::string& fork : tree_heads_->Forks()) absl::StrAppend(&status, "; FORK ", fork);
+      for (const std::string& fork : tree_heads_->Forks()) {
+        absl::StrAppend(&status, "; FORK ", fork);
+      }
     }
     info.set_cluster_status(status);
   }

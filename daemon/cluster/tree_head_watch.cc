@@ -62,10 +62,10 @@ absl::Status TreeHeadWatch::RunOnce() {
 }
 
 void TreeHeadWatch::Check(const std::string& node, const v1::SignedTreeHead& sth) {
-  if (sth.node() != node ||
-      !VerifyEd25519(sth.public_key(),
-                     TreeHeadSigningBytes(sth.node(), sth.size(), sth.root(), sth.time_unix_nanos()),
-                     sth.signature())) {
+  if (sth.node() != node || !VerifyEd25519(sth.public_key(),
+                                           TreeHeadSigningBytes(sth.node(), sth.size(), sth.root(),
+                                                                sth.time_unix_nanos()),
+                                           sth.signature())) {
     ReportFork(node, "its published tree head is not signed by the key it names");
     return;
   }

@@ -71,7 +71,7 @@ class TreeHeadWatch {
 
   mutable absl::Mutex mu_;
   std::map<std::string, v1::SignedTreeHead> seen_ ABSL_GUARDED_BY(mu_);  // the largest, by node
-  std::map<std::string, std::string> forks_ ABSL_GUARDED_BY(mu_);       // node -> first problem
+  std::map<std::string, std::string> forks_ ABSL_GUARDED_BY(mu_);        // node -> first problem
   uint64_t published_size_ ABSL_GUARDED_BY(mu_) = 0;
   bool published_ ABSL_GUARDED_BY(mu_) = false;
 };

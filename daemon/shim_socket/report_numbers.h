@@ -61,16 +61,16 @@ class ReportNumbers {
   void Accept(absl::string_view job, absl::string_view key, uint64_t held);
 
   struct Seen {
-    uint64_t below = 0;    // every report numbered below this has arrived: the new mark
-    bool fresh = true;     // false: a number seen before (a resend after reconnecting)
+    uint64_t below = 0;  // every report numbered below this has arrived: the new mark
+    bool fresh = true;   // false: a number seen before (a resend after reconnecting)
   };
   // A report numbered `seq` of process `key` of `job`.
   Seen Report(absl::string_view job, absl::string_view key, uint64_t seq);
 
  private:
   struct Process {
-    uint64_t below = 0;         // every number below arrived (or was counted lost)
-    std::set<uint64_t> ahead;   // numbers above `below` that arrived
+    uint64_t below = 0;        // every number below arrived (or was counted lost)
+    std::set<uint64_t> ahead;  // numbers above `below` that arrived
   };
   // Numbers that arrived out of order are remembered up to this many per process; beyond, the
   // oldest hole is taken as lost at the next HELLO or exit like any other.

@@ -203,7 +203,9 @@ void ShimSession::HandleHello(const ShimRequest& request, ShimOutput* out) {
                        "; enforce mode refuses dataset opens until it is")));
       return;
     }
-    if (missing.ok()) context_->parts().numbers->Accept(hello.job, numbers_key_, *hello.report_seq);
+    if (missing.ok()) {
+      context_->parts().numbers->Accept(hello.job, numbers_key_, *hello.report_seq);
+    }
   }
   size_t omitted = 0;
   std::string reply =
@@ -243,7 +245,8 @@ void ShimSession::HandleHello(const ShimRequest& request, ShimOutput* out) {
                 job_, rank_, std::string(ShimModeName(mode_)));
 }
 
-JournalItem ShimSession::ReportGap(uint64_t missing, uint64_t through, absl::string_view how) const {
+JournalItem ShimSession::ReportGap(uint64_t missing, uint64_t through,
+                                   absl::string_view how) const {
   JournalItem item =
       GapItem({{std::string(kLostReportKind), missing}},
               absl::StrCat(missing, " dataset-open report(s) of pid ", peer_.pid, " ", how));
@@ -254,9 +257,9 @@ JournalItem ShimSession::ReportGap(uint64_t missing, uint64_t through, absl::str
 
 bool ShimSession::JournalHelloGap(const ShimHello& hello, uint64_t missing, ShimOutput* out) {
   if (missing == 0) return true;
-  JournalItem gap = ReportGap(
-      missing, *hello.report_seq, "never reached the journal: reprod stopped before journaling them, or the process "
-               "could not deliver them");
+  JournalItem gap = ReportGap(missing, *hello.report_seq,
+                              "never reached the journal: reprod stopped before journaling them, "
+                              "or the process could not deliver them");
   Journal* journal = context_->parts().journal;
   if (hello.mode != ShimMode::kEnforce || journal == nullptr) {
     out->items.push_back(std::move(gap));  // ahead of everything else this process reports
@@ -362,9 +365,9 @@ void ShimSession::HandleLoaded(ShimRequest& request, ShimOutput* out) {
   if (request.reports_made.has_value() && numbers != nullptr) {
     absl::StatusOr<uint64_t> missing = numbers->Missing(job_, numbers_key_, *request.reports_made);
     if (missing.ok() && *missing > 0) {
-      out->items.push_back(ReportGap(
-          *missing, *request.reports_made, "never arrived: the process dropped them (its backlog was full while reprod "
-                    "was away) or its connection lost them"));
+      out->items.push_back(ReportGap(*missing, *request.reports_made,
+                                     "never arrived: the process dropped them (its backlog was "
+                                     "full while reprod was away) or its connection lost them"));
     }
     if (missing.ok()) numbers->Accept(job_, numbers_key_, *request.reports_made);
   }

@@ -20,7 +20,8 @@ class ReportNumbersTest : public ::testing::Test {
     auto key = NodeKey::LoadOrCreate(dir_.Path("key.pem"));
     ASSERT_TRUE(key.ok()) << key.status();
     key_ = *std::move(key);
-    journal_ = std::make_unique<repro::Journal>(store_.get(), JournalOptions{.node = "n1", .key = key_.get()});
+    journal_ = std::make_unique<repro::Journal>(store_.get(),
+                                                JournalOptions{.node = "n1", .key = key_.get()});
   }
 
   // Journals one entry that carries the process's mark.
