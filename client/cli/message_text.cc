@@ -200,6 +200,7 @@ std::string FormatNodeInfo(const v1::NodeInfo& node) {
   block.Add("node", OrDash(node.node()));
   block.Add("mode", OrDash(node.mode()));
   if (!node.etcd_endpoints().empty()) block.Add("etcd", absl::StrJoin(node.etcd_endpoints(), ","));
+  if (!node.cluster_status().empty()) block.Add("cluster", node.cluster_status());
   block.Add("version", OrDash(node.version()));
   block.Add("data_dir", OrDash(node.data_dir()));
   block.Add("public_key", FullDigest(node.public_key()));

@@ -74,6 +74,11 @@ static size_t g_backlog_head, g_backlog_tail;
 /* The report ring reprod passed with the PIN answer on g_fd (proto/shim/shim_ring.h), or NULL. */
 static uint8_t* g_ring;
 static int64_t g_ring_probed_ns; /* when the connection was last checked for a departed reprod */
+/* The number the next dataset-open report gets (REPORT_SEQ). A report keeps its number whether it
+ * is sent, kept in the backlog or dropped, so reprod sees a dropped one as a number that never
+ * came (issue 13: gaps). Reports are sent in number order: the backlog holds them in order, and
+ * what reprod never read from the ring goes back in front of the backlog. */
+static uint64_t g_report_seq;
 
 static atomic_int g_owner_pid;
 static uint64_t g_nonce;
@@ -207,19 +212,36 @@ static void DetachRing(void) {
   g_ring = NULL;
 }
 
-static int Keep(const uint8_t* msg, uint32_t n, size_t limit);
-
 /* Caller holds g_mu. The connection is lost: what reprod has not read from the ring (it may have
- * died) is kept for the next connection, where reprod's once-keys absorb what it did read. */
+ * died) is kept for the next connection, where reprod's once-keys absorb what it did read. It
+ * goes in FRONT of the backlog: the ring is used only while the backlog is empty, so everything
+ * in the backlog is newer, and reports must leave in number order (REPORT_SEQ). What does not fit
+ * is dropped (newest first), and reprod sees those numbers missing. */
 static void SalvageRing(void) {
   if (g_ring == NULL) return;
-  uint64_t pos = __atomic_load_n(repro_shim_ring_head(g_ring), __ATOMIC_ACQUIRE);
+  const uint64_t head = __atomic_load_n(repro_shim_ring_head(g_ring), __ATOMIC_ACQUIRE);
   const uint64_t tail = __atomic_load_n(repro_shim_ring_tail(g_ring), __ATOMIC_RELAXED);
   const uint8_t* msg;
   uint32_t n;
-  if (pos > tail || tail - pos > REPRO_SHIM_RING_CAPACITY) return;
+  if (head > tail || tail - head > REPRO_SHIM_RING_CAPACITY) return;
+  const size_t held = g_backlog_tail - g_backlog_head;
+  size_t fits = 0; /* bytes of the oldest ring records that fit beside what the backlog holds */
+  uint64_t pos = head;
   while (repro_shim_ring_next(g_ring, &pos, tail, &msg, &n) == 1) {
-    if (Keep(msg, n, kBacklogBytes) != 0) atomic_fetch_add_explicit(&g_dropped, 1, memory_order_relaxed);
+    if (held + fits + sizeof(n) + n > kBacklogBytes) {
+      atomic_fetch_add_explicit(&g_dropped, 1, memory_order_relaxed);
+    } else {
+      fits += sizeof(n) + n;
+    }
+  }
+  memmove(g_backlog + fits, g_backlog + g_backlog_head, held);
+  g_backlog_head = 0;
+  g_backlog_tail = fits + held;
+  size_t at = 0;
+  for (pos = head; at < fits && repro_shim_ring_next(g_ring, &pos, tail, &msg, &n) == 1;) {
+    memcpy(g_backlog + at, &n, sizeof(n));
+    memcpy(g_backlog + at + sizeof(n), msg, n);
+    at += sizeof(n) + n;
   }
 }
 
@@ -262,6 +284,28 @@ static int SendMessage(const uint8_t* msg, uint32_t n) {
   return send(g_fd, msg, n, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)n ? 0 : -1;
 }
 
+/* Caller holds g_mu. The REPORT_SEQ of the oldest report the backlog holds, or of the next
+ * report when it holds none: what HELLO tells reprod (proto/shim/shim_protocol.h). */
+static uint64_t OldestHeldSeq(void) {
+  for (size_t at = g_backlog_head; at < g_backlog_tail;) {
+    uint32_t n;
+    memcpy(&n, g_backlog + at, sizeof(n));
+    const uint8_t* msg = g_backlog + at + sizeof(n);
+    at += sizeof(n) + n;
+    struct repro_shim_header h;
+    if (repro_shim_read_header(msg, n, &h) != REPRO_SHIM_HEADER_OK || h.type != REPRO_SHIM_OPEN) {
+      continue;
+    }
+    struct repro_shim_field f;
+    size_t off = REPRO_SHIM_HEADER_SIZE;
+    uint64_t seq;
+    while (repro_shim_next_field(msg, n, &off, &f) == 1) {
+      if (f.tag == REPRO_SHIM_F_REPORT_SEQ && repro_shim_field_u64(&f, &seq)) return seq;
+    }
+  }
+  return g_report_seq;
+}
+
 /* Caller holds g_mu. */
 static int SendHello(void) {
   struct repro_shim_writer w;
@@ -273,6 +317,7 @@ static int SendHello(void) {
   repro_shim_put_u64(&w, REPRO_SHIM_F_PARENT_PID, (uint64_t)getppid());
   repro_shim_put_u64(&w, REPRO_SHIM_F_NONCE, g_nonce);
   repro_shim_put_u64(&w, REPRO_SHIM_F_MODE, (uint64_t)g_cfg.mode);
+  repro_shim_put_u64(&w, REPRO_SHIM_F_REPORT_SEQ, OldestHeldSeq());
   size_t exe_len = strlen(g_cfg.exe);
   if (exe_len > 0) repro_shim_put_str(&w, REPRO_SHIM_F_EXE, g_cfg.exe, exe_len);
   for (int i = 0; i < g_launcher_count; ++i) {
@@ -510,8 +555,9 @@ void shim_link_poll(void) {
   pthread_mutex_unlock(&g_mu);
 }
 
-/* Encodes an OPEN into `buf`; returns its size (0: does not fit). */
-static uint32_t EncodeOpen(const struct shim_report* r, uint32_t id, uint8_t* buf, uint32_t cap) {
+/* Encodes an OPEN numbered `seq` into `buf`; returns its size (0: does not fit). */
+static uint32_t EncodeOpen(const struct shim_report* r, uint32_t id, uint64_t seq, uint8_t* buf,
+                           uint32_t cap) {
   struct repro_shim_writer w;
   repro_shim_writer_init(&w, buf, cap, REPRO_SHIM_OPEN, id);
   repro_shim_put_str(&w, REPRO_SHIM_F_DATASET_NAME, r->dataset, strlen(r->dataset));
@@ -530,6 +576,7 @@ static uint32_t EncodeOpen(const struct shim_report* r, uint32_t id, uint8_t* bu
                        (uint64_t)((int64_t)st->st_ctim.tv_sec * 1000000000ll + st->st_ctim.tv_nsec));
   }
   if (r->view_use != 0) repro_shim_put_u64(&w, REPRO_SHIM_F_VIEW_USE, r->view_use);
+  repro_shim_put_u64(&w, REPRO_SHIM_F_REPORT_SEQ, seq);
   return repro_shim_finish(&w);
 }
 
@@ -642,7 +689,8 @@ static enum shim_answer Ask(const struct shim_report* r, char* reason, size_t ca
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (EnsureLink() != 0) return SHIM_ANSWER_NONE;
     FlushBacklog();
-    uint32_t n = EncodeOpen(r, id, g_out, sizeof(g_out)); /* after EnsureLink: HELLO uses g_out */
+    /* after EnsureLink: HELLO uses g_out, and tells reprod this report's number is still to come */
+    uint32_t n = EncodeOpen(r, id, g_report_seq, g_out, sizeof(g_out));
     if (n == 0 || g_fd < 0) return SHIM_ANSWER_NONE;
     int sent;
     while ((sent = SendMessage(g_out, n)) != 0 && errno == EAGAIN) {
@@ -674,12 +722,13 @@ enum shim_answer shim_link_report(const struct shim_report* r, int wait, char* r
   if (wait) {
     result = Ask(r, reason, cap);
   } else {
-    uint32_t n = EncodeOpen(r, 0, g_post, sizeof(g_post));
+    uint32_t n = EncodeOpen(r, 0, g_report_seq, g_post, sizeof(g_post));
     if (n != 0 && (Publish(g_post, n) == 0 || Post(g_post, n, kBacklogBytes) == 0 ||
                    PostAfterRoom(g_post, n) == 0)) {
       result = SHIM_ANSWER_SENT;
     }
   }
+  ++g_report_seq; /* sent, kept or lost: a later number tells reprod */
   if (result == SHIM_ANSWER_NONE) atomic_fetch_add_explicit(&g_dropped, 1, memory_order_relaxed);
   pthread_mutex_unlock(&g_mu);
   return result;
@@ -688,8 +737,9 @@ enum shim_answer shim_link_report(const struct shim_report* r, int wait, char* r
 int shim_link_report_vouched(const struct shim_report* r) {
   if (!shim_link_in_owner()) return 0;
   pthread_mutex_lock(&g_mu);
-  uint32_t n = EncodeOpen(r, 0, g_post, sizeof(g_post));
+  uint32_t n = EncodeOpen(r, 0, g_report_seq, g_post, sizeof(g_post));
   int published = n != 0 && Publish(g_post, n) == 0;
+  if (published) ++g_report_seq; /* else the verdict request takes this number */
   pthread_mutex_unlock(&g_mu);
   return published;
 }
@@ -713,6 +763,7 @@ void shim_link_after_fork_child(void) {
   g_backlog_head = g_backlog_tail = 0; /* the parent's reports are the parent's to send */
   atomic_store(&g_owner_pid, (int)getpid());
   g_nonce = NewNonce();
+  g_report_seq = 0; /* a new process (new nonce) numbers its own reports */
   atomic_store(&g_retry_at_ns, 0);
   atomic_store(&g_dropped, 0);
   g_room_refused_ns = INT64_MIN / 2;
@@ -728,20 +779,26 @@ void shim_link_flush(void) {
 void shim_link_at_exit(void) {
   if (!shim_link_in_owner()) return;
   pthread_mutex_lock(&g_mu);
-  if (g_backlog_head < g_backlog_tail) {
-    FlushBacklogBounded(); /* last chance for reports that are still waiting */
-    for (size_t at = g_backlog_head; at < g_backlog_tail;) {
-      uint32_t n;
-      memcpy(&n, g_backlog + at, sizeof(n));
-      struct repro_shim_header h;
-      if (repro_shim_read_header(g_backlog + at + sizeof(n), n, &h) == REPRO_SHIM_HEADER_OK &&
-          h.type == REPRO_SHIM_OPEN) {
-        atomic_fetch_add_explicit(&g_dropped, 1, memory_order_relaxed);
-      }
-      at += sizeof(n) + n;
-    }
-    g_backlog_head = g_backlog_tail = 0;
+  if (g_backlog_head < g_backlog_tail) FlushBacklogBounded(); /* last chance for waiting reports */
+  if (g_report_seq > 0 && shim_pin_current() != NULL) {
+    /* How many reports there were, after them all, so reprod counts the last ones it lacks. */
+    uint8_t last[REPRO_SHIM_HEADER_SIZE + REPRO_SHIM_FIELD_HEADER_SIZE + 8];
+    struct repro_shim_writer w;
+    repro_shim_writer_init(&w, last, sizeof(last), REPRO_SHIM_LOADED, 0);
+    repro_shim_put_u64(&w, REPRO_SHIM_F_REPORT_SEQ, g_report_seq);
+    if (Keep(last, repro_shim_finish(&w), kBacklogBytes) == 0) FlushBacklogBounded();
   }
+  for (size_t at = g_backlog_head; at < g_backlog_tail;) {
+    uint32_t n;
+    memcpy(&n, g_backlog + at, sizeof(n));
+    struct repro_shim_header h;
+    if (repro_shim_read_header(g_backlog + at + sizeof(n), n, &h) == REPRO_SHIM_HEADER_OK &&
+        h.type == REPRO_SHIM_OPEN) {
+      atomic_fetch_add_explicit(&g_dropped, 1, memory_order_relaxed);
+    }
+    at += sizeof(n) + n;
+  }
+  g_backlog_head = g_backlog_tail = 0;
   pthread_mutex_unlock(&g_mu);
   unsigned long dropped = atomic_load(&g_dropped);
   if (dropped == 0) return;

@@ -82,6 +82,7 @@ absl::Status Reprod::Init() {
   journal_ = std::make_unique<Journal>(store_.get(), std::move(journal_options));
   if (mirror_ != nullptr) {
     heads_ = std::make_unique<HeadPublisher>(etcd_.get(), node_);
+    tree_heads_ = std::make_unique<TreeHeadWatch>(etcd_.get(), node_, head_log_.get(), &metrics_);
   }
   hash_cache_ = std::make_unique<HashCache>(store_.get());
   hasher_ = std::make_unique<TreeHasher>(DefaultFileSystem(), hash_cache_.get(), config_.hash_threads);
@@ -115,6 +116,9 @@ absl::Status Reprod::Init() {
   if (mirror_ != nullptr) {
     ClusterJournalsOptions cluster_options;
     cluster_options.node = node_;
+    cluster_options.fork_of = [watch = tree_heads_.get()](const std::string& node) {
+      return watch->ForkOf(node);
+    };
     ASSIGN_OR_RETURN(cluster_options.peer_credentials, PeerCredentials(grpc_options));
     cluster_ = std::make_unique<ClusterJournals>(etcd_.get(), mirror_.get(), auditor_.get(),
                                                  journal_.get(), std::move(cluster_options));
@@ -149,9 +153,9 @@ absl::Status Reprod::Init() {
   RETURN_IF_ERROR(StartCsiPlugin());
   ASSIGN_OR_RETURN(grpc_, GrpcServer::Start(grpc_options, {service_.get()}));
   store_watch_ = std::make_unique<StoreWatch>(
-      store_.get(), &metrics_, [this](const absl::Status& writable) {
-        grpc_->SetServing(writable.ok());
-      });
+      store_.get(), &metrics_,
+      [this](const absl::Status& writable) { grpc_->SetServing(writable.ok()); },
+      absl::Seconds(1), [gaps = gaps_.get()] { gaps->FlushPending(); });
   RETURN_IF_ERROR(StartCluster());
   RETURN_IF_ERROR(StartMetricsEndpoint());
   RETURN_IF_ERROR(StartWebhook());
@@ -222,6 +226,7 @@ absl::Status Reprod::StartCluster() {
   }
   presence_->Start();
   heads_->Start(journal_.get());
+  tree_heads_->Start();
   spdlog::info("cluster mode: etcd {}; other nodes reach this one at {}", etcd_->Describe(),
                advertise_addr_);
   return absl::OkStatus();
@@ -241,9 +246,10 @@ absl::Status Reprod::StartShimSocket() {
   parts.metrics = &metrics_;
   parts.auth = auth_.get();
   parts.quotas = quotas_.get();
-  // What the shim path accepted but could not journal becomes a gap entry of the job (journaled
-  // before the job's next Record, or at shutdown). The hook only counts: it may run on the
-  // journal's own thread, which must not wait for another append.
+  // What the shim path accepted but could not journal becomes a gap entry of the job, journaled
+  // as soon as the store watch finds writing works again (or before the job's next Record, or at
+  // shutdown). The hook only counts: it may run on the journal's own thread, which must not wait
+  // for another append.
   parts.on_lost = [gaps = gaps_.get()](absl::string_view job, absl::string_view kind,
                                        size_t count) {
     gaps->Lost(job, kind, count, "the shim path could not journal it");
@@ -339,7 +345,13 @@ absl::StatusOr<v1::NodeInfo> Reprod::NodeInfo() {
       google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(started_at_));
   if (mirror_ != nullptr) {
     info.set_advertise_addr(advertise_addr_);
-    info.set_cluster_status(mirror_->StatusText());
+    std::string status = mirror_->StatusText();
+    if (tree_heads_ != nullptr) {  // a node showing two histories is the news that matters most
+      for (const std::string& fork : tree_heads_->Forks()) {
+        absl::StrAppend(&status, "; FORK ", fork);
+      }
+    }
+    info.set_cluster_status(status);
   }
   // While the cluster store is unreachable the counts are left out; cluster_status says why.
   absl::StatusOr<std::vector<v1::VersionInfo>> versions = pin_store_->ListVersions("");
@@ -370,6 +382,7 @@ void Reprod::Shutdown(absl::Duration grace) {
     heads_->WaitUntilPublished(std::min(grace, kHeadFlushWait));
     heads_->Stop();
   }
+  if (tree_heads_ != nullptr) tree_heads_->Stop();
   if (presence_ != nullptr) presence_->Stop();  // the node leaves /repro/nodes/ now
   if (mirror_ != nullptr) mirror_->Stop();
 }

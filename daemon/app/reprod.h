@@ -41,6 +41,7 @@
 #include "daemon/store/node_key.h"
 #include "daemon/store/rocks_store.h"
 #include "daemon/store/store_watch.h"
+#include "daemon/cluster/tree_head_watch.h"
 
 namespace repro {
 
@@ -145,6 +146,7 @@ class Reprod {
   std::unique_ptr<HeadLog> head_log_;
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<HeadPublisher> heads_;
+  std::unique_ptr<TreeHeadWatch> tree_heads_;  // cluster mode: publishes and checks tree heads
   std::unique_ptr<HashCache> hash_cache_;
   std::unique_ptr<TreeHasher> hasher_;
   std::unique_ptr<TreeHasher> rehasher_;

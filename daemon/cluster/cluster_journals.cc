@@ -365,6 +365,10 @@ absl::StatusOr<v1::VerifyJournalResponse> ClusterJournals::Verify(
     } else {
       check = verdict->nodes(0);
       if (check.intact()) CrossCheck(part, request.job(), &check);
+      const std::string fork = options_.fork_of ? options_.fork_of(part.node) : "";
+      if (check.intact() && !fork.empty()) {
+        MarkBroken(&check, 0, absl::StrCat("its head log shows two histories (a fork): ", fork));
+      }
       response.set_rehashed(response.rehashed() || verdict->rehashed());
       response.set_files_rehashed(response.files_rehashed() + verdict->files_rehashed());
       for (v1::Drift& drift : *verdict->mutable_drift()) {

@@ -41,6 +41,9 @@ struct ClusterJournalsOptions {
   std::shared_ptr<grpc::ChannelCredentials> peer_credentials;
   // Deadline of one call to another node (a verify with rehash re-reads data: keep it long).
   absl::Duration peer_timeout = absl::Minutes(10);
+  // May be empty. The fork reported for a node's head log (TreeHeadWatch::ForkOf), "" for none:
+  // Verify then marks that node's part broken, whatever its chain says.
+  std::function<std::string(const std::string& node)> fork_of;
 };
 
 // Thread-safe.

@@ -40,6 +40,8 @@ inline constexpr absl::string_view kManifests = "/repro/manifests/";
 inline constexpr absl::string_view kPins = "/repro/pins/";
 inline constexpr absl::string_view kHeads = "/repro/heads/";
 inline constexpr absl::string_view kNodes = "/repro/nodes/";
+// Each node's latest signed tree head (its head log), published for the other nodes to check.
+inline constexpr absl::string_view kTreeHeads = "/repro/treeheads/";
 
 std::string Version(absl::string_view dataset, absl::string_view version);
 // Every version of `dataset`; every version of every dataset when `dataset` is empty.
@@ -54,6 +56,7 @@ std::string Pin(absl::string_view job);
 std::string Head(absl::string_view job, absl::string_view node);
 std::string HeadsOf(absl::string_view job);
 std::string Node(absl::string_view node);
+std::string TreeHead(absl::string_view node);
 
 // The last '/'-separated part of `key` ("/repro/heads/j/node-a" -> "node-a").
 absl::string_view LastPart(absl::string_view key);

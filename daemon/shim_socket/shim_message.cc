@@ -31,6 +31,7 @@ constexpr Rule kHelloRules[] = {
     {REPRO_SHIM_F_EXE, Kind::kString, false, 1},
     {REPRO_SHIM_F_ARG, Kind::kString, false, REPRO_SHIM_MAX_ARGS},
     {REPRO_SHIM_F_LAUNCHER_VAR, Kind::kString, false, REPRO_SHIM_MAX_LAUNCHER_VARS},
+    {REPRO_SHIM_F_REPORT_SEQ, Kind::kU64, false, 1},
 };
 
 // Reads LAUNCHER_VAR fields ("NAME=VALUE") into `launcher`. False, with `detail`, for a name
@@ -66,12 +67,14 @@ constexpr Rule kOpenRules[] = {
     {REPRO_SHIM_F_MTIME_NS, Kind::kU64, false, 1},
     {REPRO_SHIM_F_CTIME_NS, Kind::kU64, false, 1},
     {REPRO_SHIM_F_VIEW_USE, Kind::kU64, false, 1},
+    {REPRO_SHIM_F_REPORT_SEQ, Kind::kU64, false, 1},
 };
 
 constexpr Rule kLoadedRules[] = {
     {REPRO_SHIM_F_LIBRARY, Kind::kString, false, kMaxShimLoadedEntries},
     {REPRO_SHIM_F_LIBC_VERSION, Kind::kString, false, 1},
     {REPRO_SHIM_F_PACKAGE_DIR, Kind::kString, false, kMaxShimLoadedEntries},
+    {REPRO_SHIM_F_REPORT_SEQ, Kind::kU64, false, 1},
 };
 
 // The fields of one message by tag, checked against its rules.
@@ -173,6 +176,7 @@ void ParseHello(absl::string_view datagram, ParsedShimRequest* parsed) {
   }
   hello.mode = mode == REPRO_SHIM_MODE_ENFORCE ? ShimMode::kEnforce : ShimMode::kRecord;
   hello.exe = f.String(REPRO_SHIM_F_EXE);
+  if (f.Has(REPRO_SHIM_F_REPORT_SEQ)) hello.report_seq = f.U64(REPRO_SHIM_F_REPORT_SEQ);
   hello.argv = f.Strings(REPRO_SHIM_F_ARG);
   if (!ReadLauncherVars(f.Strings(REPRO_SHIM_F_LAUNCHER_VAR), &hello.launcher, &parsed->detail)) {
     parsed->reject = ShimReject::kBadValue;
@@ -224,6 +228,7 @@ void ParseOpen(absl::string_view datagram, ParsedShimRequest* parsed) {
     return;
   }
   open.view_use = static_cast<uint32_t>(view_use);
+  if (f.Has(REPRO_SHIM_F_REPORT_SEQ)) open.report_seq = f.U64(REPRO_SHIM_F_REPORT_SEQ);
 }
 
 bool IsAbsolutePath(absl::string_view path) { return !path.empty() && path[0] == '/'; }
@@ -244,6 +249,7 @@ void ParseLoaded(absl::string_view datagram, ParsedShimRequest* parsed) {
     return;
   }
   ShimLoaded& loaded = parsed->request.loaded;
+  if (f.Has(REPRO_SHIM_F_REPORT_SEQ)) parsed->request.reports_made = f.U64(REPRO_SHIM_F_REPORT_SEQ);
   loaded.libraries = f.Strings(REPRO_SHIM_F_LIBRARY);
   loaded.package_dirs = f.Strings(REPRO_SHIM_F_PACKAGE_DIR);
   for (const std::vector<std::string>* paths : {&loaded.libraries, &loaded.package_dirs}) {
@@ -432,6 +438,7 @@ std::string EncodeShimHello(uint32_t request_id, const ShimHello& hello) {
   for (const auto& [name, value] : hello.launcher) {
     w.Str(REPRO_SHIM_F_LAUNCHER_VAR, absl::StrCat(name, "=", value));
   }
+  if (hello.report_seq) w.U64(REPRO_SHIM_F_REPORT_SEQ, *hello.report_seq);
   return w.Finish();
 }
 
@@ -449,6 +456,7 @@ std::string EncodeShimOpen(uint32_t request_id, const ShimOpen& open) {
     w.U64(REPRO_SHIM_F_CTIME_NS, static_cast<uint64_t>(open.ctime_ns));
   }
   if (open.view_use != 0) w.U64(REPRO_SHIM_F_VIEW_USE, open.view_use);
+  if (open.report_seq) w.U64(REPRO_SHIM_F_REPORT_SEQ, *open.report_seq);
   return w.Finish();
 }
 

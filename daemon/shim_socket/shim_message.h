@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,9 @@ struct ShimHello {
   std::vector<std::string> argv;
   // Launcher variables (REPRO_SHIM_LAUNCHER_VARS) as NAME -> VALUE; each known name at most once.
   std::map<std::string, std::string> launcher;
+  // REPORT_SEQ: the oldest report the process still holds (or its next one); absent from shims
+  // that do not number their reports.
+  std::optional<uint64_t> report_seq;
 };
 
 struct ShimOpen {
@@ -81,6 +85,8 @@ struct ShimOpen {
   // REPRO_SHIM_VIEW_*: the path was listed, stat-ed, resolved, entered or executed, not opened
   // for its data (0: an open).
   uint32_t view_use = 0;
+  // REPORT_SEQ: this report's number in its process; absent from shims that do not number them.
+  std::optional<uint64_t> report_seq;
 
   bool redirected() const { return (flags & REPRO_SHIM_OPEN_REDIRECTED) != 0; }
   bool write() const { return (flags & REPRO_SHIM_OPEN_WRITE) != 0; }
@@ -101,6 +107,9 @@ struct ShimRequest {
   ShimHello hello;    // when type is HELLO
   ShimOpen open;      // when type is OPEN
   ShimLoaded loaded;  // when type is LOADED
+  // LOADED's REPORT_SEQ: how many dataset-open reports the process has numbered (sent or
+  // dropped) by now; sent at exit, so reports dropped last are counted too.
+  std::optional<uint64_t> reports_made;
 };
 
 struct ParsedShimRequest {

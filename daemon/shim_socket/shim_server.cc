@@ -174,7 +174,9 @@ ShimServer::ShimServer(ShimServerOptions options, ShimServerParts parts)
                        .hash_cache = parts_.hash_cache,
                        .loaded = loaded_.get(),
                        .indexes = &indexes_,
-                       .auth = auth_},
+                       .auth = auth_,
+                       .numbers = &numbers_,
+                       .journal = parts_.journal},
       metrics_);
   hash_pool_ =
       std::make_unique<BoundedPool>("shim-exe-hash", options_.hash_threads,
@@ -422,10 +424,20 @@ void ShimServer::Receive(const ConnectionPtr& c, uint32_t events) {
       ReadRing(c, /*ended=*/false);
       continue;
     }
+    if (parsed.request.reports_made.has_value()) {
+      ReadRing(c, /*ended=*/false);  // reports published before the count go first
+    }
     std::vector<Queued> one;
     one.push_back({std::move(parsed.request), static_cast<size_t>(n)});
     if (Enqueue(c, std::move(one))) {  // read no more until a worker catches up
       epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
+      absl::MutexLock lock(&c->mu);
+      if (!c->paused) {  // a worker caught up before the DEL (its ADD failed): listen again
+        epoll_event event{};
+        event.events = EPOLLIN | EPOLLRDHUP;
+        event.data.fd = c->fd;
+        epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c->fd, &event);
+      }
       return;
     }
   }

@@ -62,6 +62,7 @@
 #include "daemon/shim_socket/bounded_pool.h"
 #include "daemon/shim_socket/data_checker.h"
 #include "daemon/shim_socket/fair_queue.h"
+#include "daemon/shim_socket/report_numbers.h"
 #include "daemon/shim_socket/report_ring.h"
 #include "daemon/shim_socket/shim_message.h"
 #include "daemon/shim_socket/shim_pins.h"
@@ -228,6 +229,7 @@ class ShimServer {
   LostItems lost_;
   ShimPins pins_;
   VerdictIndexes indexes_;
+  ReportNumbers numbers_{parts_.journal};
   std::unique_ptr<LoadedRecorder> loaded_;
   std::unique_ptr<ShimSessionContext> sessions_;
   std::unique_ptr<BoundedPool> hash_pool_;

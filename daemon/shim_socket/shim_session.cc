@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/hashing/file_hasher.h"
 #include "daemon/registry/seeds.h"
+#include "daemon/store/gap_recorder.h"
 #include "daemon/store/journal_text.h"
 #include "spdlog/spdlog.h"
 
@@ -199,6 +200,27 @@ void ShimSession::HandleHello(const ShimRequest& request, ShimOutput* out) {
     out->replies.push_back(EncodeShimError(request.request_id, pin.status().message()));
     return;
   }
+  numbers_key_ = ReportNumbers::Key(peer_.pid, hello.nonce);
+  if (hello.report_seq.has_value() && context_->parts().numbers != nullptr) {
+    absl::StatusOr<uint64_t> missing =
+        context_->parts().numbers->Missing(hello.job, numbers_key_, *hello.report_seq);
+    // Without the count (the store cannot be read) record mode goes on; enforce mode may not.
+    if (missing.ok() ? !JournalHelloGap(hello, *missing, out) : hello.mode == ShimMode::kEnforce) {
+      context_->hello_errors()->Increment();
+      std::string why = missing.ok() ? "its lost reports cannot be journaled now"
+                                     : std::string(missing.status().message());
+      spdlog::warn("shim socket: refused enforce-mode HELLO of pid {} for job {}: {}", peer_.pid,
+                   hello.job, why);
+      out->replies.push_back(EncodeShimError(
+          request.request_id,
+          absl::StrCat("the record of this process is incomplete and ", why,
+                       "; enforce mode refuses dataset opens until it is")));
+      return;
+    }
+    if (missing.ok()) {
+      context_->parts().numbers->Accept(hello.job, numbers_key_, *hello.report_seq);
+    }
+  }
   size_t omitted = 0;
   std::string reply =
       EncodeShimPin(request.request_id, context_->parts().pins->Reply(**pin, hello), &omitted);
@@ -237,6 +259,36 @@ void ShimSession::HandleHello(const ShimRequest& request, ShimOutput* out) {
   out->items.push_back(std::move(item));
   spdlog::debug("shim socket: pid {} (uid {}) runs job {} rank {} in {} mode", peer_.pid, peer_.uid,
                 job_, rank_, std::string(ShimModeName(mode_)));
+}
+
+JournalItem ShimSession::ReportGap(uint64_t missing, uint64_t through,
+                                   absl::string_view how) const {
+  JournalItem item =
+      GapItem({{std::string(kLostReportKind), missing}},
+              absl::StrCat(missing, " dataset-open report(s) of pid ", peer_.pid, " ", how));
+  item.mark_key = numbers_key_;  // so a restarted reprod does not count them again
+  item.mark_value = through;
+  return item;
+}
+
+bool ShimSession::JournalHelloGap(const ShimHello& hello, uint64_t missing, ShimOutput* out) {
+  if (missing == 0) return true;
+  JournalItem gap = ReportGap(missing, *hello.report_seq,
+                              "never reached the journal: reprod stopped before journaling them, "
+                              "or the process could not deliver them");
+  Journal* journal = context_->parts().journal;
+  if (hello.mode != ShimMode::kEnforce || journal == nullptr) {
+    out->items.push_back(std::move(gap));  // ahead of everything else this process reports
+    return true;
+  }
+  std::vector<JournalItem> items;
+  items.push_back(std::move(gap));
+  absl::Status appended = journal->Append(hello.job, std::move(items)).status();
+  if (!appended.ok()) {
+    spdlog::warn("shim socket: cannot journal the gap of pid {} in job {}: {}", peer_.pid,
+                 hello.job, appended.ToString());
+  }
+  return appended.ok();
 }
 
 v1::ProcessStart ShimSession::ProcessStartOf(const ShimHello& hello, const std::string& exe) const {
@@ -299,6 +351,11 @@ void ShimSession::HandleOpen(const ShimRequest& request, ShimOutput* out) {
     return;
   }
   const ShimOpen& open = request.open;
+  ReportNumbers::Seen seen;
+  if (open.report_seq.has_value() && context_->parts().numbers != nullptr) {
+    seen = context_->parts().numbers->Report(job_, numbers_key_, *open.report_seq);
+  }
+  const size_t first_item = out->items.size();
   if (mode_ == ShimMode::kEnforce && request.request_id == 0 && !open.refused_by_shim() &&
       !open.write()) {
     context_->local_verdicts()->Increment();
@@ -333,12 +390,31 @@ void ShimSession::HandleOpen(const ShimRequest& request, ShimOutput* out) {
   if (check.verdict != v1::VERDICT_MATCH) {
     out->items.push_back(ViolationItem(open, check, rank_, peer_.pid, pinned_version, refused));
   }
+  if (open.report_seq.has_value() && seen.fresh && out->items.size() > first_item) {
+    JournalItem& last = out->items.back();  // durable with the report's entries, or not at all
+    last.mark_key = numbers_key_;
+    last.mark_value = seen.below;
+  }
 }
 
 void ShimSession::HandleLoaded(ShimRequest& request, ShimOutput* out) {
   if (job_.empty()) {
     out->rejections.emplace_back(ShimReject::kNoHello, "LOADED before an accepted HELLO");
     return;
+  }
+  ReportNumbers* numbers = context_->parts().numbers;
+  if (request.reports_made.has_value() && numbers != nullptr) {
+    absl::StatusOr<uint64_t> missing = numbers->Missing(job_, numbers_key_, *request.reports_made);
+    if (missing.ok() && *missing > 0) {
+      out->items.push_back(ReportGap(*missing, *request.reports_made,
+                                     "never arrived: the process dropped them (its backlog was "
+                                     "full while reprod was away) or its connection lost them"));
+    }
+    if (missing.ok()) numbers->Accept(job_, numbers_key_, *request.reports_made);
+  }
+  const ShimLoaded& loaded = request.loaded;
+  if (loaded.libraries.empty() && loaded.package_dirs.empty() && loaded.libc_version.empty()) {
+    return;  // only the count of reports
   }
   if (context_->parts().loaded == nullptr) return;
   context_->parts().loaded->Record(

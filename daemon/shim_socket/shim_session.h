@@ -14,7 +14,18 @@
 // journals for a job: ProcessStart per process (pid, uid, gid; rank and rank seed; exe path and
 // SHA-256; argv), DataOpen once per job and file (with SHA-256 and verdict), a Violation when a
 // file is not in the manifest, lies in another version, no longer matches, or was opened for
-// writing.
+// writing; a Gap when numbered reports of the process never reached reprod (ReportNumbers).
+//
+// The enforce-mode rule for an incomplete record (issue 13). Verdicts are local (the shim allows
+// an open from its sealed verdict index without asking), so reprod cannot hold a verdict until
+// the record is complete. What it does instead: a gap it learns of at a HELLO (reports lost while
+// reprod was down or unreachable) is journaled durably BEFORE the PIN answer and a fresh verdict
+// index go back, so no open allowed after the gap was known is journaled ahead of it; while reprod
+// is unreachable the enforce-mode shim has no way to publish its reports and refuses dataset
+// opens (fails closed), so nothing is read unrecorded in between. When the gap cannot be
+// journaled (a storage fault), an enforce-mode HELLO is refused: the process keeps being refused
+// dataset opens until the gap is on disk. A record-mode HELLO goes on (record mode never blocks);
+// its gap is journaled with its other items, and counted through LostItems if that fails too.
 //
 // Not thread-safe: one session per connection, used by one thread at a time. The context is
 // thread-safe.
@@ -39,11 +50,15 @@
 #include "daemon/os/file_system.h"
 #include "daemon/shim_socket/data_checker.h"
 #include "daemon/shim_socket/shim_message.h"
+#include "daemon/shim_socket/report_numbers.h"
 #include "daemon/shim_socket/shim_pins.h"
 #include "daemon/shim_socket/verdict_index.h"
 #include "daemon/store/journal.h"
 
 namespace repro {
+
+// The kind of a gap entry's count of dataset-open reports that never reached the journal.
+inline constexpr absl::string_view kLostReportKind = "shim_report";
 
 // The process at the other end of a connection, as the kernel says (SO_PEERCRED).
 struct ShimPeer {
@@ -70,6 +85,10 @@ struct ShimSessionParts {
   LoadedRecorder* loaded = nullptr;   // may be null: LOADED reports are ignored
   VerdictIndexes* indexes = nullptr;  // may be null: enforce-mode shims ask for every verdict
   Authorizer* auth = nullptr;         // whose HELLO a job accepts, which files may be hashed
+  // May be null: reports are not checked for gaps. Counts reports that never reached reprod.
+  ReportNumbers* numbers = nullptr;
+  // May be null: a gap found at HELLO is then journaled like any item, not before the answer.
+  Journal* journal = nullptr;
 };
 
 // What every session shares: the parts and the counters. Thread-safe.
@@ -142,6 +161,12 @@ class ShimSession {
   v1::ProcessStart ProcessStartOf(const ShimHello& hello, const std::string& exe) const;
   // What FinishExeHash needs to hash this peer's executable (the item index is left 0).
   ExeToHash ExecutableToHash() const;
+  // Journals the gap of `missing` reports a HELLO revealed, durably before its answer when a
+  // journal is at hand. False when an enforce-mode HELLO must be refused (see the class comment).
+  bool JournalHelloGap(const ShimHello& hello, uint64_t missing, ShimOutput* out);
+  // The gap item for `missing` reports of this process lost `how`; every report numbered below
+  // `through` is then accounted for (the item carries the process's mark).
+  JournalItem ReportGap(uint64_t missing, uint64_t through, absl::string_view how) const;
 
   ShimSessionContext* const context_;
   const ShimPeer peer_;
@@ -151,6 +176,7 @@ class ShimSession {
   uint64_t rank_seed_ = 0;
   ShimMode mode_ = ShimMode::kRecord;
   std::shared_ptr<const v1::Pin> pin_;
+  std::string numbers_key_;  // ReportNumbers::Key of this process
 };
 
 }  // namespace repro

@@ -2,7 +2,21 @@
 
 #include <vector>
 
+#include "spdlog/spdlog.h"
+
 namespace repro {
+
+JournalItem GapItem(const std::map<std::string, uint64_t>& lost, absl::string_view reason) {
+  JournalItem item;
+  v1::Gap* gap = item.entry.mutable_gap();
+  for (const auto& [kind, count] : lost) {
+    v1::GapCount* entry = gap->add_lost();
+    entry->set_kind(kind);
+    entry->set_count(count);
+  }
+  gap->set_reason(std::string(reason));
+  return item;
+}
 
 void GapRecorder::Lost(absl::string_view job, absl::string_view kind, uint64_t count,
                        absl::string_view reason) {
@@ -22,16 +36,8 @@ absl::Status GapRecorder::Flush(absl::string_view job) {
     if (it == pending_.end()) return absl::OkStatus();
     pending = it->second;
   }
-  JournalItem item;
-  v1::Gap* gap = item.entry.mutable_gap();
-  for (const auto& [kind, count] : pending.lost) {
-    v1::GapCount* lost = gap->add_lost();
-    lost->set_kind(kind);
-    lost->set_count(count);
-  }
-  gap->set_reason(pending.reason);
   std::vector<JournalItem> items;
-  items.push_back(std::move(item));
+  items.push_back(GapItem(pending.lost, pending.reason));
   absl::Status appended = journal_->Append(job, std::move(items)).status();
   if (!appended.ok()) return appended;
   // Remove what was journaled; losses counted meanwhile stay pending.
@@ -55,6 +61,16 @@ absl::Status GapRecorder::FlushAll() {
   absl::Status first = absl::OkStatus();
   for (const std::string& job : jobs) first.Update(Flush(job));
   return first;
+}
+
+void GapRecorder::FlushPending() {
+  if (pending() == 0) return;
+  absl::Status flushed = FlushAll();
+  if (flushed.ok()) {
+    spdlog::info("journaled the gaps left by a storage fault");
+  } else {
+    spdlog::warn("gaps stay pending: {}", flushed.ToString());
+  }
 }
 
 uint64_t GapRecorder::pending() const {

@@ -24,6 +24,9 @@
 
 namespace repro {
 
+// A gap entry saying `lost` (kind -> count) could not be journaled because of `reason`.
+JournalItem GapItem(const std::map<std::string, uint64_t>& lost, absl::string_view reason);
+
 // Thread-safe.
 class GapRecorder {
  public:
@@ -40,6 +43,10 @@ class GapRecorder {
   absl::Status Flush(absl::string_view job);
   // Flush for every job with pending losses; the first error, after trying them all.
   absl::Status FlushAll();
+  // FlushAll when anything is pending; errors are logged (they stay pending). For a StoreWatch's
+  // while-writable check, so a gap is journaled as soon as writing works again, not only before
+  // the job's next entry.
+  void FlushPending();
 
   // Lost items not yet journaled, all jobs.
   uint64_t pending() const;

@@ -19,6 +19,15 @@ namespace repro {
 
 using google::protobuf::util::TimeUtil;
 
+namespace {
+
+// Where a job's mark lives: beside its once-keys, under a prefix no once-key uses.
+std::string MarkIndexKey(absl::string_view job, absl::string_view mark_key) {
+  return OnceIndexKey(job, absl::StrCat("mark/", mark_key));
+}
+
+}  // namespace
+
 // A caller of Append waiting in writers_, or an AppendAsync call (owned by writers_ until it is
 // done). The leader fills `result` and sets `done`.
 struct Journal::Writer {
@@ -144,6 +153,10 @@ absl::Status Journal::Commit(GroupCommit* commit) {
     Writer* writer = group[w];
     HeadState& head = commit->heads[writer->job];
     for (JournalItem& item : *writer->items) {
+      if (!item.mark_key.empty()) {
+        batch.Put(store_->handle(Column::kJournalIndex), MarkIndexKey(writer->job, item.mark_key),
+                  EncodeBigEndian64(item.mark_value));
+      }
       if (!item.once_key.empty()) {
         std::string index_key = OnceIndexKey(writer->job, item.once_key);
         ASSIGN_OR_RETURN(std::optional<std::string> existing,
@@ -387,6 +400,17 @@ v1::JournalHead Journal::ToProto(absl::string_view job, const HeadState& head) c
   out.set_signature(head.signature);
   out.set_public_key(options_.key->public_key());
   return out;
+}
+
+absl::StatusOr<std::optional<uint64_t>> Journal::Mark(absl::string_view job,
+                                                      absl::string_view key) const {
+  ASSIGN_OR_RETURN(std::optional<std::string> stored,
+                   store_->Get(Column::kJournalIndex, MarkIndexKey(job, key)));
+  if (!stored.has_value()) return std::optional<uint64_t>();
+  if (stored->size() != 8) {
+    return absl::DataLossError(absl::StrCat("mark ", key, " of job ", job, " is damaged"));
+  }
+  return std::optional<uint64_t>(DecodeBigEndian64(*stored));
 }
 
 absl::StatusOr<v1::JournalHead> Journal::Head(absl::string_view job) const {

@@ -22,6 +22,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -72,6 +73,11 @@ struct JournalItem {
   // When not empty, the entry is appended only if no earlier entry of the job used the same key
   // (e.g. "data/<dataset>/<path>": each file is journaled once per job and node).
   std::string once_key;
+  // When not empty, the job's mark `mark_key` is set to `mark_value` in the same durable batch,
+  // whether the entry is appended or deduplicated by once_key (Journal::Mark reads it back). The
+  // shim path marks, per process, how far its numbered reports are journaled (issue 13: gaps).
+  std::string mark_key;
+  uint64_t mark_value = 0;
 };
 
 struct Appended {
@@ -114,6 +120,9 @@ class Journal {
   // Up to `max_entries` entries of `job` with seq > after_seq, oldest first. Empty when none.
   absl::StatusOr<std::vector<StoredEntry>> Read(absl::string_view job, uint64_t after_seq,
                                                 size_t max_entries) const;
+
+  // The durable value of `job`'s mark `key` (JournalItem::mark_key); nullopt when never set.
+  absl::StatusOr<std::optional<uint64_t>> Mark(absl::string_view job, absl::string_view key) const;
 
   // The signed head of this node's journal for `job`; NOT_FOUND when the job has no entries here.
   absl::StatusOr<v1::JournalHead> Head(absl::string_view job) const;

@@ -7,12 +7,13 @@
 namespace repro {
 
 StoreWatch::StoreWatch(RocksStore* store, Metrics* metrics, OnChange on_change,
-                       absl::Duration interval)
+                       absl::Duration interval, std::function<void()> while_writable)
     : store_(store),
       writable_(metrics->GetGauge("repro_store_writable",
                                   "1 while the database accepts writes; 0 during a storage fault "
                                   "(gRPC health is then NOT_SERVING)")),
       on_change_(std::move(on_change)),
+      while_writable_(std::move(while_writable)),
       interval_(interval) {
   writable_->Set(1);
   thread_ = std::thread([this] { Run(); });
@@ -37,6 +38,7 @@ void StoreWatch::Run() {
       }
       on_change_(status);
     }
+    if (writable && while_writable_) while_writable_();
   } while (!stop_.WaitForNotificationWithTimeout(interval_));
 }
 

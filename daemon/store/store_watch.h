@@ -26,10 +26,12 @@ class StoreWatch {
 
   // Every `interval`, calls store->Recover() and, when whether writes are accepted changed since
   // the last check (the first check counts as a change only when not writable), calls `on_change`
-  // on the watch thread with the new state. `store` and `metrics` are not owned and must outlive
-  // this.
+  // on the watch thread with the new state; after every check that finds writes accepted, calls
+  // `while_writable` when set (e.g. GapRecorder::FlushPending: what a fault lost is journaled as
+  // soon as writing works again). `store` and `metrics` are not owned and must outlive this.
   StoreWatch(RocksStore* store, Metrics* metrics, OnChange on_change,
-             absl::Duration interval = absl::Seconds(1));
+             absl::Duration interval = absl::Seconds(1),
+             std::function<void()> while_writable = nullptr);
   ~StoreWatch();
 
   StoreWatch(const StoreWatch&) = delete;
@@ -41,6 +43,7 @@ class StoreWatch {
   RocksStore* const store_;
   Gauge* const writable_;
   const OnChange on_change_;
+  const std::function<void()> while_writable_;
   const absl::Duration interval_;
   absl::Notification stop_;
   std::thread thread_;

@@ -39,7 +39,11 @@
  *                            fork), NONCE R (random per process: a reconnecting process is
  *                            journaled once), MODE R, EXE, ARG*, LAUNCHER_VAR* (issue 12:
  *                            "NAME=VALUE" of each REPRO_SHIM_LAUNCHER_VARS variable set in the
- *                            process's environment at start, each name at most once)
+ *                            process's environment at start, each name at most once),
+ *                            REPORT_SEQ (issue 13: the number of the oldest report the process
+ *                            still holds and will send on this connection, or of its next report
+ *                            when it holds none: every lower-numbered report was sent earlier or
+ *                            dropped, so reprod can count what never reached its journal)
  *   PIN     reprod -> shim   answers HELLO: SEED R, RANK_SEED R, MODE R, DATASET*; each DATASET
  *                            holds NAME R, ROOT R (absolute, symlink-free), PINNED_DIR R (directory
  *                            name of the pinned version inside ROOT), VERSION R (its version name),
@@ -51,7 +55,10 @@
  *                            CTIME_NS (fstat of the opened file; absent when it was refused
  *                            before being opened), VIEW_USE (the path was not opened for its
  *                            data but listed, stat-ed, resolved, entered or executed: reprod
- *                            journals a violation only, never a read)
+ *                            journals a violation only, never a read), REPORT_SEQ (issue 13: the
+ *                            process's report number, 0, 1, 2, ... per process (a fork child
+ *                            starts again at 0 with its own NONCE); a number skipped tells reprod
+ *                            reports were lost)
  *   VERDICT reprod -> shim   answers an OPEN with request_id != 0: VERDICT R (repro.v1.Verdict
  *                            number), ALLOW R (0 or 1), REASON (one line, for refusals)
  *   ERROR   reprod -> shim   answers a HELLO or OPEN that cannot be served: REASON R
@@ -62,7 +69,9 @@
  *                            LIBC_VERSION (gnu_get_libc_version() of the process's libc),
  *                            PACKAGE_DIR* (<site dir>/<top-level name> of a Python package or
  *                            module the process opened under a site-packages or dist-packages
- *                            directory, e.g. /usr/lib/python3/dist-packages/numpy)
+ *                            directory, e.g. /usr/lib/python3/dist-packages/numpy), REPORT_SEQ
+ *                            (issue 13: at exit, how many dataset-open reports the process
+ *                            numbered, sent or dropped; a LOADED may carry only this)
  *   DOORBELL shim -> reprod  no fields, request_id 0: reports wait in the process's report ring
  *                            (proto/shim/shim_ring.h); a shim without a ring sends its reports as
  *                            OPEN datagrams
@@ -145,6 +154,8 @@ enum repro_shim_tag {
   REPRO_SHIM_F_VIEW_USE = 70,
   /* HELLO, added for issue 12 (launcher identity) */
   REPRO_SHIM_F_LAUNCHER_VAR = 28,
+  /* OPEN and HELLO, added for issue 13 (gap detection): see REPORT_SEQ above */
+  REPRO_SHIM_F_REPORT_SEQ = 39,
 };
 
 /* The launcher variables a HELLO may report (issue 12): torchrun's, Slurm's, and the Pod's

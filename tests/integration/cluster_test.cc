@@ -505,6 +505,45 @@ TEST_F(ClusterJournalTest, DeletedPartOfANodeIsReported) {
   EXPECT_THAT(verify.stdout_text, HasSubstr("its part was deleted"));
 }
 
+// Node B restarted on a rolled-back copy of its data dir publishes a smaller signed tree head
+// than the one it published before: node A, and node B itself, report the fork.
+TEST_F(ClusterJournalTest, ARolledBackHeadLogIsReportedAsAFork) {
+  auto published = [&] {
+    return etcd_->Ctl({"get", "--print-value-only", "/repro/treeheads/node-b"}).stdout_text;
+  };
+  ASSERT_TRUE(Eventually([&] { return !published().empty(); }));
+  ASSERT_EQ(b_->Kill(SIGTERM), 0);
+  const std::string copy = dir_.Path("node-b-copy");
+  std::filesystem::copy(b_->data_dir(), copy, std::filesystem::copy_options::recursive);
+  ASSERT_TRUE(b_->Start().ok());
+  const std::string before = published();
+  MustCtl(*b_, {"pin", "job-2", "users@v1"});  // another job: job-1's part stays as published
+  MustCtl(*b_, {"record", "job-2", "rank=2"});
+  ASSERT_TRUE(Eventually([&] { return published() != before; }));
+  absl::SleepFor(absl::Seconds(3));  // node A reads the tree heads every second: let it look
+  ASSERT_EQ(b_->Kill(SIGTERM), 0);
+  std::filesystem::remove_all(b_->data_dir());
+  std::filesystem::rename(copy, b_->data_dir());
+  ASSERT_TRUE(b_->Start().ok());
+  for (ReprodProcess* via : {a_.get(), b_.get()}) {
+    RunResult node;
+    EXPECT_TRUE(Eventually(
+        [&] {
+          node = via->Ctl({"node"});
+          return node.stdout_text.find("FORK node-b: it published a tree of size") !=
+                 std::string::npos;
+        },
+        absl::Seconds(30)))
+        << node.stdout_text << node.stderr_text;
+  }
+  EXPECT_THAT(a_->Ctl({"node"}).stdout_text, ::testing::Not(HasSubstr("FORK node-a")));
+  // verify exits 4: job-1 has a part on the forked node, although that part's own chain and
+  // published head still agree.
+  RunResult verify = a_->Ctl({"verify", "job-1"});
+  EXPECT_EQ(verify.exit_code, 4) << verify.stdout_text << verify.stderr_text;
+  EXPECT_THAT(verify.stdout_text, HasSubstr("(a fork): it published a tree of size"));
+}
+
 TEST_F(ClusterJournalTest, AnUnreachableNodeIsReportedNotSkipped) {
   ASSERT_EQ(b_->Kill(SIGKILL), 128 + SIGKILL);  // its registration stays until the lease ends
   RunResult verify = a_->Ctl({"verify", "job-1"});

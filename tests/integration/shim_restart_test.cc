@@ -1,10 +1,15 @@
 // reprod killed and restarted under running jobs: a record-mode job finishes (one warning line),
 // what it read while reprod was down is journaled once it is back; an enforce-mode job is refused
-// dataset opens, with a clear reason, until reprod is back; a job started while reprod is down
-// knows its pin from the environment reproctl run gives it.
+// dataset opens, with a clear reason, until reprod is back, and the gap its lost reports leave is
+// journaled before its next allowed open; reports lost in flight or dropped by the process are a
+// gap of exactly their number; a job started while reprod is down knows its pin from the
+// environment reproctl run gives it.
 #include <signal.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -31,6 +36,43 @@ for n, name in enumerate(['a.csv', 'sub/b.csv', 'sub/deep/c.csv'], 1):
         time.sleep(0.02)
 )";
 
+// Opens many/v1/f<i>.txt for i < total, writing how many it opened to `progress` every 20; after
+// `pause` opens it writes `paused` and waits for `resume`. Prints the total at the end.
+constexpr char kLoop[] = R"(import os, sys, time
+root, work, total, pause = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+def note(name, text):
+    with open(f'{work}/{name}.tmp', 'w') as f:
+        f.write(text)
+    os.replace(f'{work}/{name}.tmp', f'{work}/{name}')
+for i in range(total):
+    with open(f'{root}/f{i}.txt') as f:
+        f.read()
+    if i % 20 == 0:
+        note('progress', str(i + 1))
+    if i + 1 == pause:
+        note('paused', '')
+        while not os.path.exists(f'{work}/resume'):
+            time.sleep(0.02)
+    time.sleep(0.0005)
+print('opened', total, flush=True)
+)";
+
+// The number of dataset-open reports the job's gap entries say were lost.
+uint64_t LostReports(const std::vector<v1::JournalEntry>& entries) {
+  uint64_t lost = 0;
+  for (const v1::JournalEntry& e : entries) {
+    for (const v1::GapCount& count : e.gap().lost()) {
+      if (count.kind() == "shim_report") lost += count.count();
+    }
+  }
+  return lost;
+}
+
+size_t DataOpens(const std::vector<v1::JournalEntry>& entries) {
+  return std::count_if(entries.begin(), entries.end(),
+                       [](const v1::JournalEntry& e) { return e.has_data_open(); });
+}
+
 class ShimRestartTest : public ShimJobTest {
  protected:
   // Starts the steps script as a process of `job`; its output goes to the returned log.
@@ -53,6 +95,23 @@ class ShimRestartTest : public ShimJobTest {
   }
 
   void Go(int step) { WriteFileOrDie(absl::StrCat(work_, "/go", step), ""); }
+
+  // Registers many@v1 with `count` small files f0.txt ... and returns its directory.
+  std::string ManyFiles(int count) {
+    const std::string dir = std::filesystem::path(Root()).parent_path().string() + "/many/v1";
+    for (int i = 0; i < count; ++i) WriteFileOrDie(absl::StrCat(dir, "/f", i, ".txt"), "x");
+    RunResult r = reprod_->Ctl({"version", "add", "many", "v1", dir});
+    EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+    return dir;
+  }
+
+  // The number in the loop script's progress file (0 before it exists).
+  int Progress() {
+    std::ifstream in(work_ + "/progress");
+    int n = 0;
+    in >> n;
+    return n;
+  }
 
   Process steps_;
 };
@@ -82,12 +141,55 @@ TEST_F(ShimRestartTest, RecordJobSurvivesAndReconnects) {
   std::map<std::string, v1::DataOpen> opens = WaitForOpens("job-r", 3);
   EXPECT_EQ(opens.size(), 3u);
   for (const char* file : {"a.csv", "sub/b.csv", "sub/deep/c.csv"}) EXPECT_EQ(opens.count(file), 1u);
+  // What waited in the process while reprod was down is not a gap: it arrived.
+  EXPECT_EQ(LostReports(Journal("job-r")), 0u);
+}
+
+// Reports in flight when reprod is killed, and those the process had to drop while it was gone
+// (more than its backlog holds), leave a gap entry that counts exactly the opens not journaled.
+TEST_F(ShimRestartTest, ReportsLostToAKilledReprodAreAGapOfExactlyTheirNumber) {
+  constexpr int kFiles = 2000, kPause = 1700;
+  const std::string many = ManyFiles(kFiles);
+  RunResult pinned = reprod_->Ctl({"pin", "job-g", "ds@v1", "many@v1"});
+  ASSERT_EQ(pinned.exit_code, 0) << pinned.stderr_text;
+  RunOptions options;
+  options.env = JobEnv("job-g", "record");
+  options.env["REPRO_SHIM_TIMEOUT_MS"] = "30000";  // at exit, room for its backlog and count
+  options.cwd = work_;
+  const std::string log = work_ + "/loop.log";
+  Process loop = Process::Spawn({"/usr/bin/python3", Script("loop.py", kLoop), many, work_,
+                                 absl::StrCat(kFiles), absl::StrCat(kPause)},
+                                options, log);
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (Progress() < 100 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(2));
+  reprod_->Kill(SIGKILL);  // mid-stream: reports in flight, then ~1600 more than the backlog holds
+  WaitFor("paused");
+  ASSERT_TRUE(reprod_->Start().ok()) << reprod_->log();
+  WriteFileOrDie(work_ + "/resume", "");
+  ASSERT_EQ(loop.Wait(absl::Seconds(120)), 0) << ReadFileOrDie(log);
+  ASSERT_THAT(ReadFileOrDie(log), HasSubstr(absl::StrCat("opened ", kFiles)));
+  // Each file was opened once, so each report is one open: journaled, or counted in a gap.
+  std::vector<v1::JournalEntry> entries = WaitForJournal("job-g", [&](const auto& e) {
+    return DataOpens(e) + LostReports(e) >= static_cast<size_t>(kFiles);
+  }, absl::Seconds(60));
+  const size_t journaled = DataOpens(entries);
+  const uint64_t lost = LostReports(entries);
+  EXPECT_GT(lost, 0u);
+  EXPECT_GT(journaled, 0u);
+  EXPECT_EQ(journaled + lost, static_cast<size_t>(kFiles)) << journaled << " + " << lost;
+  std::set<std::string> files;
+  for (const v1::JournalEntry& e : entries) {
+    if (e.has_data_open()) EXPECT_TRUE(files.insert(e.data_open().relative_path()).second);
+  }
+  std::cout << "[ figures ] " << kFiles << " opens: " << journaled << " journaled, " << lost
+            << " counted in gap entries\n";
 }
 
 TEST_F(ShimRestartTest, EnforceJobIsRefusedWhileReprodIsDown) {
   Pin("job-e");
   const std::string log = StartSteps("job-e", "enforce");
   WaitFor("done1");
+  WaitForOpens("job-e", 1);   // a.csv is durable before the kill
   reprod_->Kill(SIGKILL);
   Go(1);
   WaitFor("done2");
@@ -103,6 +205,19 @@ TEST_F(ShimRestartTest, EnforceJobIsRefusedWhileReprodIsDown) {
   EXPECT_THAT(output, HasSubstr("3 read sub/deep/c.csv of v1\n"));
   EXPECT_THAT(output, HasSubstr("reprod is unreachable at " + reprod_->shim_socket() +
                                 " and enforce mode needs its verdict; ds is pinned to v1"));
+  // The refused open's report never reached reprod: a gap of exactly one, journaled before the
+  // open allowed after reprod came back.
+  std::map<std::string, v1::DataOpen> opens = WaitForOpens("job-e", 2);
+  EXPECT_EQ(opens.count("sub/b.csv"), 0u);
+  std::vector<v1::JournalEntry> entries = Journal("job-e");
+  EXPECT_EQ(LostReports(entries), 1u);
+  uint64_t gap_seq = 0, c_seq = 0;
+  for (const v1::JournalEntry& e : entries) {
+    if (e.has_gap()) gap_seq = e.seq();
+    if (e.has_data_open() && e.data_open().relative_path() == "sub/deep/c.csv") c_seq = e.seq();
+  }
+  EXPECT_GT(gap_seq, 0u);
+  EXPECT_GT(c_seq, gap_seq);
 }
 
 TEST_F(ShimRestartTest, JobStartedWhileReprodIsDown) {

@@ -4,6 +4,9 @@
 
 #include <memory>
 
+#include "daemon/store/gap_recorder.h"
+#include "daemon/store/lost_items.h"
+
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "rocksdb/env.h"
@@ -68,6 +71,54 @@ TEST_F(StoreWatchTest, ReportsAFaultWhileItLastsAndItsEndWithoutAWrite) {
   EXPECT_EQ(WaitForChanges(2), std::vector<bool>({false, true}));
   EXPECT_EQ(Gauge(), 1);
   EXPECT_TRUE(Write().ok());
+}
+
+// What a full disk made the shim path lose is journaled as a gap as soon as the watch finds
+// writing works again: no later entry of the job, no shutdown needed.
+TEST(StoreWatchGapTest, LossesAreJournaledAsAGapOnceWritingWorksAgain) {
+  testing::TempDir dir;
+  auto fs = std::make_shared<testing::FullDiskFileSystem>();
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  auto store = RocksStore::Open({.data_dir = dir.Path("data"), .env = env.get()});
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto key = NodeKey::LoadOrCreate(dir.Path("key.pem"));
+  ASSERT_TRUE(key.ok()) << key.status();
+  Journal journal(store->get(), {.node = "n1", .key = key->get()});
+  GapRecorder gaps(&journal);
+  Metrics metrics;
+  LostItems lost(&metrics, [&](absl::string_view job, absl::string_view kind, size_t count) {
+    gaps.Lost(job, kind, count, "No space left on device");
+  });
+  StoreWatch watch(
+      store->get(), &metrics, [](const absl::Status&) {}, absl::Milliseconds(20),
+      [&] { gaps.FlushPending(); });
+
+  std::vector<JournalItem> first(1);
+  first[0].entry.mutable_record()->add_facts()->set_key("step");
+  ASSERT_TRUE(journal.Append("other", std::move(first)).ok());
+  std::vector<JournalItem> items(3);
+  for (JournalItem& item : items) item.entry.mutable_data_open()->set_dataset("ds");
+  fs->set_full(true);
+  JournalDone done = lost.Watch("job", items);
+  journal.AppendAsync("job", std::move(items), std::move(done));
+  journal.FlushAsync();
+  EXPECT_EQ(gaps.pending(), 3u);
+  fs->set_full(false);  // and nothing else is written to the job
+
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  std::vector<StoredEntry> entries;
+  while (entries.empty() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+    entries = journal.Read("job", 0, 10).value_or(std::vector<StoredEntry>());
+  }
+  ASSERT_EQ(entries.size(), 1u);
+  v1::JournalEntry gap;
+  ASSERT_TRUE(gap.ParseFromString(entries[0].payload));
+  ASSERT_TRUE(gap.has_gap()) << gap.DebugString();
+  ASSERT_EQ(gap.gap().lost_size(), 1);
+  EXPECT_EQ(gap.gap().lost(0).kind(), "data_open");
+  EXPECT_EQ(gap.gap().lost(0).count(), 3u);
+  EXPECT_EQ(gaps.pending(), 0u);
 }
 
 }  // namespace
