@@ -1,7 +1,27 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test (unit and integration) with CTest.
+# The test command (README; CI runs it through .ci/run). On a fresh Debian 12 machine:
+#   1. installs what is missing;
+#   2. builds the shipped binaries as users build them (plain RelWithDebInfo, build/: reprod,
+#      reproctl, libreproshim.so) and smoke-tests them with the demo (scripts/demo.sh: a real
+#      reprod, pins, a Python job under the shim in record and enforce mode, verify);
+#   3. runs the whole suite under ASan+UBSan (scripts/test-sanitize.sh: build-asan/, -O1 -g1).
+# The suite runs once, sanitized: a plain suite as well would take CI past 25 minutes on 2 cores
+# (figures: README, "Hardening").
+#   scripts/test.sh --plain [CTEST ARGS]   every test on the plain build instead (build/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+phase() { echo "== test: $* (at ${SECONDS}s)"; }
+if [[ "${1:-}" == --plain ]]; then
+  shift
+  scripts/install-deps.sh
+  scripts/build.sh
+  exec ctest --test-dir build --output-on-failure -j"$(nproc)" "$@"
+fi
+phase "dependencies"
 scripts/install-deps.sh
-scripts/build.sh
-ctest --test-dir build --output-on-failure -j"$(nproc)" "$@"
+phase "plain build of the shipped binaries, and the demo as a smoke test"
+log=$(mktemp /tmp/repro-demo-log.XXXXXX)
+scripts/demo.sh >"$log" 2>&1 || { tail -50 "$log"; exit 1; }
+phase "the whole suite under ASan+UBSan"
+scripts/test-sanitize.sh "$@"
+phase "done"
