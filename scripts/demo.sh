@@ -10,6 +10,9 @@ scripts/install-deps.sh
 scripts/build.sh reprod reproctl reproshim
 
 work=$(mktemp -d /tmp/repro-demo.XXXXXX)
+# Each run starts a new node with a new key: reproctl pins the keys of the nodes it has verified
+# (trust on first use) under $XDG_CONFIG_HOME/repro, so keep this throwaway node out of yours.
+export XDG_CONFIG_HOME="$work/config"
 ctl() { echo "\$ reproctl $*" >&2; build/bin/reproctl --addr "unix:$work/reprod.sock" "$@"; }
 cleanup() { [[ -n "${daemon:-}" ]] && kill "$daemon" 2>/dev/null; wait 2>/dev/null || true; }
 trap cleanup EXIT
