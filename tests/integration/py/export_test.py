@@ -72,9 +72,15 @@ class ExportTest(unittest.TestCase):
         cls.node.ctl("pin", "train-a", "users@v1", "--seed", "7")
         subprocess.run([PYTHON, "-c", READER, str(cls.data)], cwd=cls.work, check=True,
                        env=cls.node.shim_env("train-a"), timeout=120)
+        # The reads, and the libraries the process loaded: reprod hashes those after the process
+        # has gone, so they may land after its last read.
         deadline = time.monotonic() + DEADLINE_S
-        while sum("dataOpen" in e for e in cls.node.journal("train-a")) < len(FILES):
-            assert time.monotonic() < deadline, cls.node.journal("train-a")
+        while True:
+            entries = cls.node.journal("train-a")
+            if (sum("dataOpen" in e for e in entries) >= len(FILES)
+                    and any("libraries" in e for e in entries)):
+                break
+            assert time.monotonic() < deadline, entries
             time.sleep(0.2)
         version = json.loads(cls.node.ctl("--output", "json", "version", "show", "users@v1").stdout)
         cls.version_digest = version["version"]["digest"]
