@@ -147,6 +147,10 @@ TEST_F(ShimRestartTest, RecordJobSurvivesAndReconnects) {
 
 // Reports in flight when reprod is killed, and those the process had to drop while it was gone
 // (more than its backlog holds), leave a gap entry that counts exactly the opens not journaled.
+// KNOWN BUG (issue 13, open): when another busy test shares the two cores, the restarted reprod
+// sometimes journals nothing more of this process after its HELLO (no opens, no gap; every reprod
+// thread idle), so the record is incomplete without saying so. ctest runs this test alone
+// (RUN_SERIAL), where it has passed every run; two copies at once fail about one run in three.
 TEST_F(ShimRestartTest, ReportsLostToAKilledReprodAreAGapOfExactlyTheirNumber) {
   constexpr int kFiles = 2000, kPause = 1700;
   const std::string many = ManyFiles(kFiles);
@@ -176,7 +180,9 @@ TEST_F(ShimRestartTest, ReportsLostToAKilledReprodAreAGapOfExactlyTheirNumber) {
   const uint64_t lost = LostReports(entries);
   EXPECT_GT(lost, 0u);
   EXPECT_GT(journaled, 0u);
-  EXPECT_EQ(journaled + lost, static_cast<size_t>(kFiles)) << journaled << " + " << lost;
+  EXPECT_EQ(journaled + lost, static_cast<size_t>(kFiles))
+      << journaled << " + " << lost << "\nthe process:\n" << ReadFileOrDie(log)
+      << "\nreprod since its restart:\n" << reprod_->log();
   std::set<std::string> files;
   for (const v1::JournalEntry& e : entries) {
     if (e.has_data_open()) EXPECT_TRUE(files.insert(e.data_open().relative_path()).second);
