@@ -397,6 +397,10 @@ void ShimServer::Receive(const ConnectionPtr& c, uint32_t events) {
     ssize_t n = recv(c->fd, buffer.data(), buffer.size(), MSG_DONTWAIT | MSG_TRUNC);
     if (n < 0) {
       if (errno == EAGAIN || errno == EINTR) return;
+      // The process closed its end with an answer of ours unread (its PIN, say): the kernel
+      // reports that once, BEFORE the datagrams the process sent last, which are still queued.
+      // Read on to the end of the connection.
+      if (errno == ECONNRESET) continue;
       ReadRing(c, /*ended=*/true);
       Drop(c->fd);
       return;

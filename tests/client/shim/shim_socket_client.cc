@@ -27,6 +27,11 @@ bool ShimSocketClient::Send(const std::string& datagram) {
          static_cast<ssize_t>(datagram.size());
 }
 
+bool ShimSocketClient::Pending(int timeout_ms) {
+  pollfd p{fd_, POLLIN, 0};
+  return poll(&p, 1, timeout_ms) == 1;
+}
+
 std::optional<std::string> ShimSocketClient::Receive(int timeout_ms) {
   pollfd p{fd_, POLLIN, 0};
   if (poll(&p, 1, timeout_ms) != 1) return std::nullopt;

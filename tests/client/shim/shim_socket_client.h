@@ -26,6 +26,8 @@ class ShimSocketClient {
   bool Send(const std::string& datagram);
   // The next datagram, or nullopt after `timeout_ms` or when reprod closed the connection.
   std::optional<std::string> Receive(int timeout_ms = 10000);
+  // True when a datagram from reprod waits (it is left unread) within `timeout_ms`.
+  bool Pending(int timeout_ms = 10000);
 
  private:
   int fd_ = -1;

@@ -238,6 +238,26 @@ TEST_F(ShimServerTest, RecordModeJournalsEachFileOncePerJob) {
   }
 }
 
+// A process that exits with an answer of reprod's unread (here its PIN) makes the kernel report
+// ECONNRESET on reprod's end before the datagrams the process sent last, which are still queued:
+// they are read and journaled all the same.
+TEST_F(ShimServerTest, ReportsSentJustBeforeAnUnreadCloseAreJournaled) {
+  constexpr int kOpens = 2000;  // far more than the socket buffers hold: the tail is unread
+  {
+    ShimSocketClient client(Path());
+    ASSERT_TRUE(client.connected());
+    ASSERT_TRUE(client.Send(HelloMsg("job-1", ShimMode::kRecord)));
+    ASSERT_TRUE(client.Pending());  // the PIN answer, left unread
+    for (int i = 0; i < kOpens; ++i) {
+      ASSERT_TRUE(client.Send(OpenMsg(0, absl::StrCat("v1/extra", i, ".csv"))));
+    }
+  }  // closed with the PIN unread
+  // Each file is not in the manifest: one violation each.
+  EXPECT_TRUE(stack_.WaitForEntries("job-1", [&](const auto& entries) {
+    return CountKind(entries, v1::JournalEntry::kViolation) == kOpens;
+  }, absl::Seconds(30))) << CountKind(stack_.Entries("job-1"), v1::JournalEntry::kViolation);
+}
+
 TEST_F(ShimServerTest, AViewUseOfAnotherVersionIsAViolationNotARead) {
   std::unique_ptr<ShimSocketClient> client = Hello(ShimMode::kRecord);
   ShimOpen listed;
