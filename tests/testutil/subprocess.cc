@@ -16,6 +16,7 @@
 #include <cstring>
 #include <set>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 
 extern char** environ;
@@ -224,7 +225,9 @@ int Process::Kill(int sig, absl::Duration timeout) {
   return code;
 }
 
-int PickFreePort() {
+namespace {
+// A port the kernel just gave to a socket bound to 127.0.0.1:0 (and released).
+int EphemeralPort() {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -237,6 +240,20 @@ int PickFreePort() {
   }
   close(fd);
   return ntohs(addr.sin_port);
+}
+}  // namespace
+
+int PickFreePort() {
+  // Never the same port twice in one process: the kernel may hand a released port out again at
+  // once, and a test that picks several before starting its daemons would then give two of them
+  // one port (etcd: "duplicate url").
+  static absl::Mutex mu(absl::kConstInit);
+  static std::set<int>* given = new std::set<int>;
+  absl::MutexLock lock(&mu);
+  for (;;) {
+    const int port = EphemeralPort();
+    if (given->insert(port).second) return port;
+  }
 }
 
 std::string BinPath(const std::string& name) { return EnvOrDie("REPRO_BIN_DIR") + "/" + name; }
