@@ -110,7 +110,10 @@ struct ShimServer::Connection {
   std::deque<Queued> queue ABSL_GUARDED_BY(mu);
   size_t urgent ABSL_GUARDED_BY(mu) = 0;       // queued requests for which IsUrgent holds
   bool scheduled ABSL_GUARDED_BY(mu) = false;  // queued for or held by a worker
-  bool paused ABSL_GUARDED_BY(mu) = false;     // out of epoll until its queue drains
+  // Out of epoll until a worker has served its queue down. Paused (EPOLL_CTL_DEL) by Enqueue and
+  // resumed (EPOLL_CTL_ADD) by TakeBatch, each under mu, so paused <=> not in epoll; a paused
+  // connection's queue is never empty, so a worker's TakeBatch always comes to resume it.
+  bool paused ABSL_GUARDED_BY(mu) = false;
   absl::Time last_log ABSL_GUARDED_BY(mu) = absl::InfinitePast();
   uint64_t unlogged ABSL_GUARDED_BY(mu) = 0;  // rejections not logged since last_log
 
@@ -380,13 +383,16 @@ std::shared_ptr<ShimServer::UidUsage> ShimServer::Admit(const absl::StatusOr<Ide
 }
 
 void ShimServer::Drop(int fd) {
-  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   auto it = connections_.find(fd);
   if (it == connections_.end()) return;
   const ConnectionPtr c = std::move(it->second);
   connections_.erase(it);
   connections_open_->Add(-1);
-  c->closed = true;
+  {
+    absl::MutexLock lock(&c->mu);  // closed before the DEL: TakeBatch adds it back no more
+    c->closed = true;
+  }
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   if (--c->usage->connections == 0) uids_.erase(c->peer.uid);  // c keeps its usage alive
 }
 
@@ -433,17 +439,7 @@ void ShimServer::Receive(const ConnectionPtr& c, uint32_t events) {
     }
     std::vector<Queued> one;
     one.push_back({std::move(parsed.request), static_cast<size_t>(n)});
-    if (Enqueue(c, std::move(one))) {  // read no more until a worker catches up
-      epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
-      absl::MutexLock lock(&c->mu);
-      if (!c->paused) {  // a worker caught up before the DEL (its ADD failed): listen again
-        epoll_event event{};
-        event.events = EPOLLIN | EPOLLRDHUP;
-        event.data.fd = c->fd;
-        epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c->fd, &event);
-      }
-      return;
-    }
+    if (Enqueue(c, std::move(one))) return;  // paused: read no more until a worker catches up
   }
 }
 
@@ -469,7 +465,10 @@ bool ShimServer::Enqueue(const ConnectionPtr& c, std::vector<Queued> requests) {
     const bool uid_full = uid_bytes >= static_cast<int64_t>(options_.max_queued_bytes_per_uid);
     if (uid_full) uid_paused_->Increment();
     full = c->queue.size() >= options_.max_queued || uid_full;
-    if (full) c->paused = true;
+    if (full && !c->paused) {
+      c->paused = true;
+      epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
+    }
   }
   if (schedule) Schedule(c, urgent);
   return full;
@@ -603,7 +602,6 @@ void ShimServer::Serve(const ConnectionPtr& c) {
 
 std::vector<ShimRequest> ShimServer::TakeBatch(const ConnectionPtr& c) {
   std::vector<ShimRequest> batch;
-  bool resume = false;
   {
     absl::MutexLock lock(&c->mu);
     size_t n = std::min(c->queue.size(), kBatch);
@@ -618,14 +616,13 @@ std::vector<ShimRequest> ShimServer::TakeBatch(const ConnectionPtr& c) {
     c->usage->queued_bytes.fetch_sub(bytes);
     if (c->paused && c->queue.size() <= options_.max_queued / 2) {
       c->paused = false;
-      resume = true;
+      if (!c->closed && !stopped_) {  // not for a connection the IO thread dropped meanwhile
+        epoll_event event{};
+        event.events = EPOLLIN | EPOLLRDHUP;
+        event.data.fd = c->fd;
+        epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c->fd, &event);
+      }
     }
-  }
-  if (resume && !stopped_) {
-    epoll_event event{};
-    event.events = EPOLLIN | EPOLLRDHUP;
-    event.data.fd = c->fd;
-    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c->fd, &event);
   }
   return batch;
 }

@@ -175,7 +175,8 @@ class ShimServer {
   // max_connections_per_uid are open.
   std::shared_ptr<UidUsage> Admit(const absl::StatusOr<Identity>& peer);
   void Drop(int fd);
-  // Queues requests of `c` for its worker. True when c's queue is now full, or its uid's bytes.
+  // IO thread only. Queues requests of `c` for its worker. True when c's queue is now full, or
+  // its uid's bytes: then c is paused (out of epoll) until TakeBatch resumes it.
   bool Enqueue(const ConnectionPtr& c, std::vector<Queued> requests);
   // Puts `c` in the ready queue for a worker. c->mu must not be held.
   void Schedule(const ConnectionPtr& c, bool urgent);
@@ -189,7 +190,8 @@ class ShimServer {
   // Serves one batch of c's queued requests through its session; reschedules c when more are
   // waiting.
   void Serve(const ConnectionPtr& c);
-  // Up to kBatch of c's queued requests; lets the IO thread read c again when its queue drained.
+  // Up to kBatch of c's queued requests; resumes a paused c (back in epoll) once its queue is
+  // down to half of max_queued.
   std::vector<ShimRequest> TakeBatch(const ConnectionPtr& c);
   // Sends what `out` holds for the shim and counts its rejections.
   void Answer(Connection& c, const ShimOutput& out);
