@@ -7,6 +7,7 @@
 #define REPRO_DAEMON_REGISTRY_FACT_RECORDER_H_
 
 #include <cstdint>
+#include <functional>
 
 #include "absl/status/statusor.h"
 #include "daemon/registry/pin_registry.h"
@@ -31,11 +32,21 @@ class FactRecorder {
   // counted in `gaps`, and the job's next Record journals the gap entry first.
   absl::StatusOr<uint64_t> Record(const v1::RecordRequest& request);
 
+  // Record without waiting for the group commit: `done` is called once with what Record would
+  // return, on the journal's committing thread once the entry is durable (Journal::AppendAsync's
+  // rules: return quickly, do not append), or on the calling thread when the request is refused
+  // or the pin or a pending gap cannot be journaled first (those rare writes do block the caller).
+  void RecordAsync(const v1::RecordRequest& request,
+                   std::function<void(absl::StatusOr<uint64_t>)> done);
+
  private:
+  // Checks `request` and journals what must come before its entry: the pin when this node has no
+  // entry of the job yet, then the job's pending gap. Returns the entry to append.
+  absl::StatusOr<JournalItem> Prepare(const v1::RecordRequest& request);
+  // Counts a failed append of `job`'s facts in gaps_ and returns `status`.
+  absl::Status CountLost(absl::string_view job, const absl::Status& status);
+
   PinRegistry* const pins_;
-  // Journals the pin when this node has no entry of the job yet, then its pending gap, then
-  // the facts.
-  absl::StatusOr<uint64_t> Append(const v1::Pin& pin, const v1::RecordRequest& request);
 
   Journal* const journal_;
   GapRecorder* const gaps_;

@@ -13,7 +13,7 @@ void CallerIdentities::OnAccepted(int fd, Identity peer) {
   unix_peers_[fd] = std::move(peer);
 }
 
-Identity CallerIdentities::Of(const grpc::ServerContext& context) {
+Identity CallerIdentities::Of(const grpc::ServerContextBase& context) {
   const std::string peer = context.peer();
   absl::string_view rest = peer;
   if (absl::ConsumePrefix(&rest, "fd:")) {

@@ -33,7 +33,8 @@ class CallerIdentities {
   // Records the peer of the Unix connection `fd`, before gRPC reads from it.
   void OnAccepted(int fd, Identity peer);
 
-  Identity Of(const grpc::ServerContext& context);
+  // Any call's context: sync (grpc::ServerContext) or callback (grpc::CallbackServerContext).
+  Identity Of(const grpc::ServerContextBase& context);
 
  private:
   absl::Mutex mu_;

@@ -43,7 +43,9 @@ struct GrpcServerOptions {
   std::optional<gid_t> socket_group;
   // Where Unix peers are recorded; must outlive the server. Required for unix: endpoints.
   CallerIdentities* identities = nullptr;
-  int max_threads = 256;  // bounds concurrent calls, including long-lived Replay streams
+  // Bounds concurrent calls of sync methods, including long-lived Replay streams. Record is a
+  // callback method: its calls hold no thread while their entries wait for the group commit.
+  int max_threads = 256;
 };
 
 // Thread-safe.

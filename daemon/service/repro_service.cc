@@ -183,21 +183,35 @@ grpc::Status ReproService::Admit(grpc::ServerContext*, const v1::AdmitRequest* r
   return Answer(std::move(result), response);
 }
 
-grpc::Status ReproService::Record(grpc::ServerContext* context, const v1::RecordRequest* request,
-                                  v1::RecordResponse* response) {
-  const Identity caller = parts_.identities->Of(*context);
-  absl::Status allowed = AuthorizeJobWrite("Record", caller, request->job());
-  if (!allowed.ok()) return ToGrpcStatus(allowed);
-  if (parts_.quotas != nullptr) {
-    absl::StatusOr<v1::JournalHead> head = parts_.journal->Head(request->job());
-    absl::Status admitted = parts_.quotas->AdmitRecord(
-        caller.Owner(), request->job(), request->ByteSizeLong(), head.ok() ? head->seq() : 0);
-    if (!admitted.ok()) return ToGrpcStatus(admitted);
+grpc::ServerUnaryReactor* ReproService::Record(grpc::CallbackServerContext* context,
+                                               const v1::RecordRequest* request,
+                                               v1::RecordResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status admitted = AdmitRecord(*context, *request);
+  if (!admitted.ok()) {
+    reactor->Finish(ToGrpcStatus(admitted));
+    return reactor;
   }
-  absl::StatusOr<uint64_t> seq = parts_.facts->Record(*request);
-  if (!seq.ok()) return ToGrpcStatus(seq.status());
-  response->set_seq(*seq);
-  return grpc::Status::OK;
+  // `request` and `response` live until the reactor is finished.
+  parts_.facts->RecordAsync(*request, [reactor, response](absl::StatusOr<uint64_t> seq) {
+    if (!seq.ok()) {
+      reactor->Finish(ToGrpcStatus(seq.status()));
+      return;
+    }
+    response->set_seq(*seq);
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+absl::Status ReproService::AdmitRecord(const grpc::CallbackServerContext& context,
+                                       const v1::RecordRequest& request) {
+  const Identity caller = parts_.identities->Of(context);
+  RETURN_IF_ERROR(AuthorizeJobWrite("Record", caller, request.job()));
+  if (parts_.quotas == nullptr) return absl::OkStatus();
+  absl::StatusOr<v1::JournalHead> head = parts_.journal->Head(request.job());
+  return parts_.quotas->AdmitRecord(caller.Owner(), request.job(), request.ByteSizeLong(),
+                                    head.ok() ? head->seq() : 0);
 }
 
 absl::Status ReproService::StreamJournal(grpc::ServerContext* context,

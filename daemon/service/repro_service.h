@@ -49,8 +49,11 @@ struct ReproServiceParts {
   int max_streams = 64;
 };
 
-// Thread-safe (gRPC calls methods from many threads).
-class ReproService final : public v1::Repro::Service {
+// Thread-safe (gRPC calls methods from many threads). Record uses gRPC's callback API: its
+// handler queues the entry in the journal's group commit and returns, and the journal's
+// committing thread finishes the call once the entry is durable, so no gRPC thread waits on the
+// disk per call and 64 concurrent Records need no 64 blocked threads. The other methods are sync.
+class ReproService final : public v1::Repro::WithCallbackMethod_Record<v1::Repro::Service> {
  public:
   explicit ReproService(ReproServiceParts parts);
 
@@ -72,8 +75,9 @@ class ReproService final : public v1::Repro::Service {
                         v1::ListPinsResponse* response) override;
   grpc::Status Admit(grpc::ServerContext* context, const v1::AdmitRequest* request,
                      v1::AdmitResponse* response) override;
-  grpc::Status Record(grpc::ServerContext* context, const v1::RecordRequest* request,
-                      v1::RecordResponse* response) override;
+  grpc::ServerUnaryReactor* Record(grpc::CallbackServerContext* context,
+                                   const v1::RecordRequest* request,
+                                   v1::RecordResponse* response) override;
   grpc::Status Replay(grpc::ServerContext* context, const v1::ReplayRequest* request,
                       grpc::ServerWriter<v1::ReplayResponse>* writer) override;
   grpc::Status VerifyJournal(grpc::ServerContext* context,
@@ -93,6 +97,9 @@ class ReproService final : public v1::Repro::Service {
   // owner or an admin. A job without a pin passes (the part then answers NOT_FOUND).
   absl::Status AuthorizeJobWrite(absl::string_view action, const Identity& caller,
                                  absl::string_view job);
+  // Whether the caller of `context` may Record `request` now: AuthorizeJobWrite, then quotas.
+  absl::Status AdmitRecord(const grpc::CallbackServerContext& context,
+                           const v1::RecordRequest& request);
   // Whether the caller may read `job`'s journal: its owner, an auditor or an admin. A job
   // without a pin is NOT_FOUND for users, and left to the part for auditors and admins.
   absl::Status AuthorizeJobRead(absl::string_view action, grpc::ServerContext* context,

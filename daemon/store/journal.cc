@@ -38,9 +38,10 @@ struct Journal::Writer {
   absl::CondVar cv;  // signalled when done, or when this writer reaches the front and must lead
   // AppendAsync only: the writer owns its job and items, and reports to `on_done`.
   bool async = false;
+  bool awaited = false;  // from AppendAsyncForResult
   std::string owned_job;
   std::vector<JournalItem> owned_items;
-  JournalDone on_done;
+  std::function<void(absl::StatusOr<std::vector<Appended>>)> on_done;
 };
 
 // What the leader prepared for one group: the writers it commits and the heads it moves to.
@@ -71,9 +72,11 @@ Journal::~Journal() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
-    committer_wake_.Signal();
+    for (Committer& c : committers_) c.wake.Signal();
   }
-  if (committer_.joinable()) committer_.join();
+  for (Committer& c : committers_) {
+    if (c.thread.joinable()) c.thread.join();
+  }
 }
 
 Metrics* Journal::Registry() {
@@ -217,17 +220,47 @@ absl::StatusOr<std::vector<Appended>> Journal::Append(absl::string_view job,
   return std::move(self.result);
 }
 
+namespace {
+
+// Runs `done` with the status of the result it is given.
+std::function<void(absl::StatusOr<std::vector<Appended>>)> StatusOnly(JournalDone done) {
+  if (!done) return nullptr;
+  return [done = std::move(done)](absl::StatusOr<std::vector<Appended>> result) {
+    done(result.status());
+  };
+}
+
+}  // namespace
+
 void Journal::AppendAsync(std::string job, std::vector<JournalItem> items, JournalDone done) {
   auto writer = std::make_unique<Writer>();
-  writer->async = true;
   writer->owned_job = std::move(job);
   writer->owned_items = std::move(items);
+  writer->on_done = StatusOnly(std::move(done));
+  absl::MutexLock lock(&mu_);
+  QueueAsync(std::move(writer));
+}
+
+void Journal::AppendAsyncForResult(
+    std::string job, std::vector<JournalItem> items,
+    std::function<void(absl::StatusOr<std::vector<Appended>>)> done) {
+  auto writer = std::make_unique<Writer>();
+  writer->awaited = true;
+  writer->owned_job = std::move(job);
+  writer->owned_items = std::move(items);
+  writer->on_done = std::move(done);
+  absl::MutexLock lock(&mu_);
+  QueueAsync(std::move(writer));
+}
+
+void Journal::QueueAsync(std::unique_ptr<Writer> writer) {
+  writer->async = true;
   writer->job = writer->owned_job;
   writer->items = &writer->owned_items;
-  writer->on_done = std::move(done);
   const size_t n = writer->owned_items.size();
-  absl::MutexLock lock(&mu_);
-  if (!committer_.joinable()) committer_ = std::thread([this] { CommitterLoop(); });
+  const bool awaited = writer->awaited;
+  std::thread& committer = committers_[awaited].thread;
+  if (!committer.joinable()) committer = std::thread([this, awaited] { CommitterLoop(awaited); });
   while (async_items_ > 0 && async_items_ + n > options_.max_async_items) {
     async_progress_.Wait(&mu_);
   }
@@ -245,26 +278,27 @@ void Journal::FlushAsync() {
 
 void Journal::WakeFront() {
   if (writers_.empty()) return;
-  if (writers_.front()->async) {
-    committer_wake_.Signal();
+  Writer* front = writers_.front();
+  if (front->async) {
+    committers_[front->awaited].wake.Signal();
   } else {
-    writers_.front()->cv.Signal();
+    front->cv.Signal();
   }
 }
 
-void Journal::CommitterLoop() {
-  pthread_setname_np(pthread_self(), "journal-commit");
-  if (options_.committer_nice != 0) {
+void Journal::CommitterLoop(bool awaited) {
+  pthread_setname_np(pthread_self(), awaited ? "journal-commit+" : "journal-commit");
+  if (!awaited && options_.committer_nice != 0) {
     setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), options_.committer_nice);
   }
   absl::MutexLock lock(&mu_);
   for (;;) {
-    if (!writers_.empty() && writers_.front()->async) {
+    if (!writers_.empty() && writers_.front()->async && writers_.front()->awaited == awaited) {
       LeadGroup(writers_.front());
       continue;
     }
     if (stopping_ && async_finished_ == async_queued_) return;
-    committer_wake_.Wait(&mu_);
+    committers_[awaited].wake.Wait(&mu_);
   }
 }
 
@@ -283,7 +317,7 @@ void Journal::LeadGroup(Writer* leader) {
   mu_.Unlock();  // observers run outside the lock (JournalOptions::on_commit, JournalDone)
   if (!heads.empty()) options_.on_commit(std::move(heads));
   for (const std::unique_ptr<Writer>& w : finished) {
-    if (w->on_done) w->on_done(w->result.status());
+    if (w->on_done) w->on_done(std::move(w->result));
   }
   mu_.Lock();
   async_items_ -= [&] {
@@ -293,6 +327,9 @@ void Journal::LeadGroup(Writer* leader) {
   }();
   async_finished_ += finished.size();
   if (!finished.empty()) async_progress_.SignalAll();
+  if (stopping_ && async_finished_ == async_queued_) {
+    for (Committer& c : committers_) c.wake.Signal();  // both may exit now
+  }
 }
 
 size_t Journal::TakeGroup(GroupCommit* commit) {

@@ -59,7 +59,8 @@ struct JournalOptions {
   // AppendAsync blocks its caller while this many of its items wait to be committed.
   size_t max_async_items = 100000;
   // Nice value of the committer thread that leads groups of AppendAsync items: journaling yields
-  // the CPU to the processes reprod serves, and catches up when the CPU is free.
+  // the CPU to the processes reprod serves, and catches up when the CPU is free. Groups led by
+  // AppendAsyncForResult items, whose callers wait for them, have a thread at normal priority.
   int committer_nice = 10;
 };
 
@@ -112,6 +113,12 @@ class Journal {
   // of the calls. `done`, when set, is called once with Append's status (OK: durable), on the
   // committing thread and outside the journal's lock; it must return quickly and must not append.
   void AppendAsync(std::string job, std::vector<JournalItem> items, JournalDone done = nullptr);
+  // AppendAsync for a caller that waits on `done`, which gets what Append would have returned
+  // (the seqs, once durable). While such items are at the front of the queue, groups are led by
+  // a committer thread at normal priority, not at committer_nice.
+  void AppendAsyncForResult(
+      std::string job, std::vector<JournalItem> items,
+      std::function<void(absl::StatusOr<std::vector<Appended>>)> done);
 
   // Returns once everything AppendAsync queued before the call is committed or failed (its `done`
   // has run).
@@ -162,7 +169,11 @@ class Journal {
   // thread when that writer came from AppendAsync.
   void WakeFront() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The committer thread: leads groups whose front writer came from AppendAsync.
-  void CommitterLoop();
+  // `awaited`: the loop of the thread that leads groups whose front writer came from
+  // AppendAsyncForResult (at normal priority); else of those from AppendAsync (committer_nice).
+  void CommitterLoop(bool awaited);
+  // Adds `writer` (an AppendAsync call) to the queue, starting its committer thread if needed.
+  void QueueAsync(std::unique_ptr<Writer> writer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Returns how many writers from the front of writers_ the group covers (including those that
   // already failed because their job's journal is damaged).
   size_t TakeGroup(GroupCommit* commit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -188,12 +199,17 @@ class Journal {
   std::deque<Writer*> writers_ ABSL_GUARDED_BY(mu_);
   // AppendAsync state: items queued and not yet finished, calls ever queued and finished.
   absl::CondVar async_progress_;  // signalled when AppendAsync writers finish
-  absl::CondVar committer_wake_;  // signalled when an AppendAsync writer reaches the front
+  // The committer threads, by `awaited` (CommitterLoop), started by their first writer (under
+  // mu_); `wake` is signalled when such a writer reaches the front of writers_.
+  struct Committer {
+    absl::CondVar wake;
+    std::thread thread;
+  };
+  Committer committers_[2];
   size_t async_items_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t async_queued_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t async_finished_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread committer_;  // started by the first AppendAsync (under mu_)
   mutable absl::flat_hash_map<std::string, HeadState> heads_ ABSL_GUARDED_BY(mu_);
   // The store's generation heads_ were loaded at: a reopen after a storage fault empties them.
   mutable uint64_t heads_generation_ ABSL_GUARDED_BY(mu_) = 0;

@@ -4,11 +4,14 @@
 // above the fdatasync rate come from group commit.
 //
 // Each client has its own channel (its own connection), as separate client processes would;
-// --shared_channel=true multiplexes every client on one connection instead.
+// --shared_channel=true multiplexes every client on one connection instead. A client makes one
+// call at a time; by default its calls are chained through gRPC's callback API, so the bench's
+// own threads do not add a wake-up per call to the CPU the clients share with reprod on this
+// machine (--sync_clients=true: one thread per client making blocking calls).
 // CPU per operation (this process, and reprod for RPCs) is printed too: on this shared 2-core
 // machine it varies less with other load than rates do.
 //
-//   journal_bench [--seconds=3] [--clients=1,8,64] [--shared_channel=false]
+//   journal_bench [--seconds=3] [--clients=1,8,64] [--shared_channel=false] [--sync_clients=false]
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -25,6 +28,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/mutex.h"
 #include "daemon/store/journal.h"
 #include "tests/bench/bench_util.h"
 #include "tests/testutil/http_client.h"
@@ -34,6 +39,8 @@
 ABSL_FLAG(double, seconds, 3, "seconds per measurement");
 ABSL_FLAG(std::string, clients, "1,8,64", "concurrent client counts");
 ABSL_FLAG(bool, shared_channel, false, "all clients on one channel (one connection)");
+ABSL_FLAG(bool, sync_clients, false,
+          "one thread per client making blocking calls, instead of gRPC's callback API");
 
 namespace repro::bench {
 namespace {
@@ -60,18 +67,23 @@ struct AppendRun : ConcurrentRun {
   double server_cpu_us = 0;  // reprod (RPC runs only)
 };
 
-// Runs RunConcurrently(threads, seconds, op) and charges the CPU this process and `server` (when
-// not 0) used meanwhile to the operations done.
-AppendRun MeasuredRun(int threads, double seconds, pid_t server,
-                      const std::function<bool(int thread, uint64_t i)>& op) {
+// Runs `measure` and charges the CPU this process and `server` (when not 0) used meanwhile to
+// the operations it did.
+AppendRun Charged(double seconds, pid_t server, const std::function<ConcurrentRun()>& measure) {
   const double own_before = ProcessCpuSeconds(getpid());
   const double server_before = server != 0 ? ProcessCpuSeconds(server) : 0;
   AppendRun run;
-  static_cast<ConcurrentRun&>(run) = RunConcurrently(threads, seconds, op);
+  static_cast<ConcurrentRun&>(run) = measure();
   const double ops = std::max(1.0, run.per_second * seconds);
   run.own_cpu_us = (ProcessCpuSeconds(getpid()) - own_before) * 1e6 / ops;
   if (server != 0) run.server_cpu_us = (ProcessCpuSeconds(server) - server_before) * 1e6 / ops;
   return run;
+}
+
+// RunConcurrently(threads, seconds, op), Charged.
+AppendRun MeasuredRun(int threads, double seconds, pid_t server,
+                      const std::function<bool(int thread, uint64_t i)>& op) {
+  return Charged(seconds, server, [&] { return RunConcurrently(threads, seconds, op); });
 }
 
 // A one-fact entry; the value names the appender.
@@ -80,6 +92,81 @@ v1::Fact StepFact(int thread, uint64_t i) {
   fact.set_key("step");
   fact.set_value(absl::StrCat(thread, ":", i));
   return fact;
+}
+
+// One client's Record calls through gRPC's callback API, one at a time: each call's completion
+// starts the next until `stop`. No thread of the bench waits per call, so the bench's own CPU per
+// call is gRPC's client cost, not a thread wake-up per call. Two contexts alternate, so a call's
+// context is never destroyed from its own completion.
+class RecordChain {
+ public:
+  RecordChain(v1::Repro::Stub* stub, int client, const std::atomic<bool>* stop,
+              absl::BlockingCounter* ended)
+      : stub_(stub), client_(client), stop_(stop), ended_(ended) {
+    request_.set_job("bench");
+  }
+
+  void Call() {
+    std::unique_ptr<grpc::ClientContext>& context = contexts_[calls_ % 2];
+    context = std::make_unique<grpc::ClientContext>();
+    request_.clear_facts();
+    *request_.add_facts() = StepFact(client_, calls_);
+    const double started = NowNs();
+    stub_->async()->Record(context.get(), &request_, &response_,
+                           [this, started](grpc::Status status) {
+                             latencies_ms_.push_back((NowNs() - started) / 1e6);
+                             ++calls_;
+                             failed_ = !status.ok();
+                             if (failed_ || stop_->load()) {
+                               ended_->DecrementCount();
+                             } else {
+                               Call();
+                             }
+                           });
+  }
+
+  bool failed() const { return failed_; }
+  const std::vector<double>& latencies_ms() const { return latencies_ms_; }
+
+ private:
+  v1::Repro::Stub* const stub_;
+  const int client_;
+  const std::atomic<bool>* const stop_;
+  absl::BlockingCounter* const ended_;
+  std::unique_ptr<grpc::ClientContext> contexts_[2];
+  v1::RecordRequest request_;
+  v1::RecordResponse response_;
+  uint64_t calls_ = 0;
+  bool failed_ = false;
+  std::vector<double> latencies_ms_;
+};
+
+// `clients` RecordChains at once for `seconds`.
+ConcurrentRun ChainedRecords(const std::vector<std::unique_ptr<v1::Repro::Stub>>& stubs,
+                             double seconds) {
+  std::atomic<bool> stop{false};
+  absl::BlockingCounter ended(static_cast<int>(stubs.size()));
+  std::vector<std::unique_ptr<RecordChain>> chains;
+  for (size_t c = 0; c < stubs.size(); ++c) {
+    chains.push_back(
+        std::make_unique<RecordChain>(stubs[c].get(), static_cast<int>(c), &stop, &ended));
+  }
+  const double start = NowNs();
+  for (const std::unique_ptr<RecordChain>& chain : chains) chain->Call();
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  ended.Wait();
+  const double elapsed = (NowNs() - start) / 1e9;
+  std::vector<double> latencies;
+  for (const std::unique_ptr<RecordChain>& chain : chains) {
+    if (chain->failed()) {
+      fprintf(stderr, "bench: Record failed\n");
+      exit(1);
+    }
+    latencies.insert(latencies.end(), chain->latencies_ms().begin(), chain->latencies_ms().end());
+  }
+  return {static_cast<double>(latencies.size()) / elapsed, Percentile(latencies, 50),
+          Percentile(latencies, 99)};
 }
 
 // Record RPCs on one job through reprod at `addr`; reprod's CPU is read from `reprod_pid`.
@@ -97,14 +184,17 @@ AppendRun Appends(const std::string& addr, pid_t reprod_pid, int clients, double
     }
     stubs.push_back(v1::Repro::NewStub(channel));
   }
-  return MeasuredRun(clients, seconds, reprod_pid, [&](int c, uint64_t i) {
-    v1::RecordRequest request;
-    request.set_job("bench");
-    *request.add_facts() = StepFact(c, i);
-    grpc::ClientContext context;
-    v1::RecordResponse response;
-    return stubs[c]->Record(&context, request, &response).ok();
-  });
+  if (absl::GetFlag(FLAGS_sync_clients)) {
+    return MeasuredRun(clients, seconds, reprod_pid, [&](int c, uint64_t i) {
+      v1::RecordRequest request;
+      request.set_job("bench");
+      *request.add_facts() = StepFact(c, i);
+      grpc::ClientContext context;
+      v1::RecordResponse response;
+      return stubs[c]->Record(&context, request, &response).ok();
+    });
+  }
+  return Charged(seconds, reprod_pid, [&] { return ChainedRecords(stubs, seconds); });
 }
 
 // The journal engine alone: Journal::Append on one job of a RocksStore in `dir`, no gRPC. Shows
@@ -148,6 +238,9 @@ JournalCounters ReadCounters(int port) {
 }  // namespace
 
 int Main() {
+  // As reprod's main does (Debian's abseil checks lock order on every lock otherwise): the
+  // engine and the clients measured here run without that debug check, like reprod.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   testing::TempDir dir;
   const double seconds = absl::GetFlag(FLAGS_seconds);
   testing::WriteFileOrDie(dir.Path("ml/ds/v1/a"), "a");

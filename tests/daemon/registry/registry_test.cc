@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "daemon/hashing/hash_cache.h"
 #include "daemon/hashing/tree_hasher.h"
 #include "daemon/pin_store/rocks_pin_store.h"
@@ -270,6 +271,19 @@ TEST_F(RegistryTest, AdmitNeedsAPinAndItsData) {
   EXPECT_EQ(pins_->Admit("").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// FactRecorder::RecordAsync (what the Record RPC uses), waiting for its result.
+absl::StatusOr<uint64_t> RecordAsyncAndWait(FactRecorder* facts,
+                                            const v1::RecordRequest& request) {
+  absl::Notification done;
+  absl::StatusOr<uint64_t> result = absl::UnknownError("no result");
+  facts->RecordAsync(request, [&](absl::StatusOr<uint64_t> seq) {
+    result = std::move(seq);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return result;
+}
+
 TEST_F(RegistryTest, RecordNeedsAPinAndValidFacts) {
   ASSERT_TRUE(Register("users", "v1", dir_.Path("ml/users/v1")).ok());
   v1::RecordRequest request;
@@ -278,10 +292,15 @@ TEST_F(RegistryTest, RecordNeedsAPinAndValidFacts) {
   fact->set_key("git/commit");
   fact->set_value("abc123");
   EXPECT_EQ(facts_->Record(request).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(RecordAsyncAndWait(facts_.get(), request).status().code(),
+            absl::StatusCode::kNotFound);
   ASSERT_TRUE(Pin("job-1", {{"users", "v1"}}).ok());
   auto seq = facts_->Record(request);
   ASSERT_TRUE(seq.ok()) << seq.status();
   EXPECT_EQ(*seq, 3u);  // after the pin and its version
+  seq = RecordAsyncAndWait(facts_.get(), request);
+  ASSERT_TRUE(seq.ok()) << seq.status();
+  EXPECT_EQ(*seq, 4u);
   fact->set_value(std::string(64 * 1024 + 1, 'x'));
   EXPECT_EQ(facts_->Record(request).status().code(), absl::StatusCode::kInvalidArgument);
   fact->set_value("v");
@@ -304,7 +323,8 @@ TEST_F(RegistryTest, RecordsLostToAFullDiskAreJournaledAsAGap) {
   ASSERT_TRUE(facts_->Record(request).ok());
   fs_->set_full(true);
   uint64_t failed = 0;
-  for (int i = 0; i < 2; ++i) failed += facts_->Record(request).ok() ? 0 : 1;
+  failed += facts_->Record(request).ok() ? 0 : 1;
+  failed += RecordAsyncAndWait(facts_.get(), request).ok() ? 0 : 1;  // counted from the commit
   EXPECT_EQ(failed, 2u);
   fs_->set_full(false);
   absl::StatusOr<uint64_t> seq = absl::UnknownError("not tried");

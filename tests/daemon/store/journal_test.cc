@@ -203,6 +203,42 @@ TEST_F(JournalTest, DestroyingTheJournalCommitsWhatAppendAsyncQueued) {
   EXPECT_EQ(Verify("job").entries(), 500u);
 }
 
+// AppendAsyncForResult reports each call's seq once durable; mixed with AppendAsync, each kind
+// of call led by its own committer thread, the job's entries stay dense and in call order, and
+// destroying the journal commits what both queued.
+TEST_F(JournalTest, AppendAsyncForResultReportsTheSeqOfEachEntry) {
+  constexpr int kCalls = 600;
+  std::vector<absl::StatusOr<std::vector<Appended>>> results(
+      kCalls, absl::UnknownError("no result"));
+  for (int i = 0; i < kCalls; ++i) {
+    if (i % 3 == 0) {
+      journal_->AppendAsync("job", {Fact("i", absl::StrCat(i))});
+      continue;
+    }
+    journal_->AppendAsyncForResult(
+        "job", {Fact("i", absl::StrCat(i))},
+        [&results, i](absl::StatusOr<std::vector<Appended>> appended) {
+          results[i] = std::move(appended);
+        });
+  }
+  journal_->FlushAsync();
+  for (int i = 0; i < kCalls; ++i) {
+    if (i % 3 == 0) continue;
+    ASSERT_TRUE(results[i].ok()) << i << ": " << results[i].status();
+    ASSERT_EQ(results[i]->size(), 1u);
+    EXPECT_EQ(results[i]->front().seq, static_cast<uint64_t>(i + 1));  // in call order
+    EXPECT_TRUE(results[i]->front().created);
+  }
+  for (int i = 0; i < 100; ++i) {
+    journal_->AppendAsync("job", {Fact("i", "late")});
+    journal_->AppendAsyncForResult("job", {Fact("i", "late")}, nullptr);
+  }
+  Open();  // destroys the journal, whose two committers finish first
+  v1::NodeJournalCheck check = Verify("job");
+  EXPECT_TRUE(check.intact()) << check.problem();
+  EXPECT_EQ(check.entries(), static_cast<uint64_t>(kCalls + 200));
+}
+
 TEST_F(JournalTest, WaitForEntriesAfterWakesOnAppendAndTimesOut) {
   AppendFact("job", "1");
   EXPECT_TRUE(journal_->WaitForEntriesAfter("job", 0, absl::Milliseconds(10)));
