@@ -4,6 +4,7 @@
 // timeout and reads its pinned data; (b) 300 `journal --follow` streams, and `reproctl node` and
 // gRPC health still answer; (c) with low quotas, Record and a new process's HELLO are refused or
 // not journaled, with RESOURCE_EXHAUSTED naming the flag and counters. Needs root (setpriv).
+// And one job abusing it while another job of the same user is served (JobAbuseTest, any uid).
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,13 +33,18 @@ using ::testing::HasSubstr;
 constexpr int kNobody = 65534;
 constexpr uint64_t kSparseExeBytes = uint64_t{64} << 30;
 
+// `argv` run without the test's shim environment.
+Process SpawnWithoutShim(const std::vector<std::string>& argv, const std::string& log_path) {
+  RunOptions options;
+  options.unset_env = {"LD_PRELOAD", "REPRO_JOB", "REPRO_PINNED", "REPRO_SHIM_SOCKET"};
+  return Process::Spawn(argv, options, log_path);
+}
+
 // `argv` run as uid and gid nobody, without the test's shim environment.
 Process SpawnAsNobody(std::vector<std::string> argv, const std::string& log_path) {
   argv.insert(argv.begin(), {"setpriv", absl::StrCat("--reuid=", kNobody),
                              absl::StrCat("--regid=", kNobody), "--clear-groups", "--"});
-  RunOptions options;
-  options.unset_env = {"LD_PRELOAD", "REPRO_JOB", "REPRO_PINNED", "REPRO_SHIM_SOCKET"};
-  return Process::Spawn(argv, options, log_path);
+  return SpawnWithoutShim(argv, log_path);
 }
 
 std::string ReadAll(const std::string& path) {
@@ -184,6 +190,45 @@ TEST_F(AbuseTest, AFloodingUidDoesNotStarveAnotherUidsEnforceJob) {
   EXPECT_GT(MetricValue(metrics, "repro_shim_verdicts_total{verdict=\"match\"}"), 0);
   flood.Kill(SIGKILL);
   big_sleep.Kill(SIGKILL);
+}
+
+// Two jobs of one uid: one floods the shim socket from 200 connections with opens that each ask
+// for a verdict (urgent work, like the other job's), and the other job's enforce-mode processes
+// still get their pin and verdicts within their timeout and read their pinned data, because the
+// uid's turns go to its jobs in turn. Runs as the test's own uid.
+class JobAbuseTest : public ShimJobTest {
+ protected:
+  std::vector<std::string> ReprodFlags() override { return MetricsFlags(); }
+};
+
+TEST_F(JobAbuseTest, AFloodingJobDoesNotStarveAnotherJobOfItsUid) {
+  Pin("job-calm");
+  Pin("job-flood");
+  const std::string flood_log = dir_.Path("flood.log");
+  Process flood = SpawnWithoutShim({BinPath("shim_flood"), reprod_->shim_socket(), "job-flood",
+                                    "200", Root() + "/v1/a.csv", "200", "enforce"},
+                                   flood_log);
+  const std::string verdicts = "repro_shim_verdicts_total{verdict=\"match\"}";
+  // The flood is served: its connections were kept and its verdicts are being counted.
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (MetricValue(Metrics(), verdicts) < 10000 && absl::Now() < deadline) {
+    ASSERT_TRUE(flood.running()) << ReadAll(flood_log);
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_THAT(ReadAll(flood_log), HasSubstr("flooding: 200 of 200 connections kept"));
+  const double before = MetricValue(Metrics(), verdicts);
+  ASSERT_GE(before, 10000);
+
+  for (int run = 0; run < 3; ++run) {
+    RunResult r = RunAs("job-calm", "enforce", {"cat", Root() + "/latest/a.csv"},
+                        {{"REPRO_SHIM_TIMEOUT_MS", "10000"}});
+    EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+    EXPECT_EQ(r.stdout_text, Content("v1", "a.csv"));  // latest/ is v2: pinned v1 served
+  }
+  ASSERT_TRUE(flood.running()) << "the flood ended before the job ran";
+  EXPECT_GT(MetricValue(Metrics(), verdicts), before) << "the flood was not served meanwhile";
+  WaitForOpens("job-calm", 1);
+  flood.Kill(SIGKILL);
 }
 
 TEST_F(AbuseTest, FollowStreamsAreCappedWhileNodeAndHealthAnswer) {
