@@ -140,6 +140,7 @@ absl::Status Reprod::Init() {
   parts.quotas = quotas_.get();
   parts.metrics = &metrics_;
   parts.max_streams = config_.limits.max_streams;
+  parts.max_register_streams = config_.limits.max_register_streams;
   service_ = std::make_unique<ReproService>(std::move(parts));
 
   if (mirror_ != nullptr && !mirror_->WaitUntilCurrent(kEtcdStartWait)) {

@@ -50,6 +50,7 @@ struct ReprodLimits {
   ShimServerOptions shim;  // its socket_path is ignored (ReprodConfig::shim_socket)
   QuotaOptions quotas;
   int max_streams = 64;
+  int max_register_streams = 8;
 };
 
 // What the flags of reprod say (see DESIGN.md "Interfaces").

@@ -4,7 +4,8 @@
 // timeout and reads its pinned data; (b) 300 `journal --follow` streams, and `reproctl node` and
 // gRPC health still answer; (c) with low quotas, Record and a new process's HELLO are refused or
 // not journaled, with RESOURCE_EXHAUSTED naming the flag and counters. Needs root (setpriv).
-// And one job abusing it while another job of the same user is served (JobAbuseTest, any uid).
+// And one job abusing it while another job of the same user is served (JobAbuseTest, any uid),
+// and RegisterVersion calls over their cap (RegisterAbuseTest).
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -280,6 +281,62 @@ TEST_F(AbuseTest, FollowStreamsAreCappedWhileNodeAndHealthAnswer) {
 
   for (auto& stream : held) stream->context.TryCancel();
   for (auto& stream : held) stream->reader->Finish();
+}
+
+// RegisterVersion calls are capped (--max_register_streams, 1 here): while one hashes a 64 GiB
+// sparse file, another is refused with RESOURCE_EXHAUSTED naming the flag, and counted; once the
+// first is cancelled, its place is free again.
+class RegisterAbuseTest : public ShimJobTest {
+ protected:
+  std::vector<std::string> ReprodFlags() override {
+    std::vector<std::string> flags = MetricsFlags();
+    flags.push_back("--max_register_streams=1");
+    return flags;
+  }
+
+  // Waits until the gauge of running RegisterVersion calls reads `n`.
+  void WaitForRegisterStreams(double n) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while (MetricValue(Metrics(), "repro_grpc_register_streams") != n && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    ASSERT_EQ(MetricValue(Metrics(), "repro_grpc_register_streams"), n);
+  }
+};
+
+TEST_F(RegisterAbuseTest, RegisterVersionCallsAreCapped) {
+  const std::string big = dir_.Path("big");
+  std::filesystem::create_directories(big);
+  std::ofstream(big + "/zeros.bin").close();
+  std::filesystem::resize_file(big + "/zeros.bin", kSparseExeBytes);
+  const std::string small = dir_.Path("small");
+  std::filesystem::create_directories(small);
+  std::ofstream(small + "/a.txt") << "a";
+
+  auto channel = grpc::CreateChannel(reprod_->addr(), grpc::InsecureChannelCredentials());
+  grpc::ClientContext context;
+  v1::RegisterVersionRequest request;
+  request.set_dataset("big");
+  request.set_version("v1");
+  request.set_path(big);
+  std::unique_ptr<grpc::ClientReader<v1::RegisterVersionResponse>> reader =
+      v1::Repro::NewStub(channel)->RegisterVersion(&context, request);
+  WaitForRegisterStreams(1);
+
+  RunResult refused = reprod_->Ctl({"version", "add", "small", "v1", small});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.stderr_text, HasSubstr("1 RegisterVersion calls are running"));
+  EXPECT_THAT(refused.stderr_text, HasSubstr("(--max_register_streams)"));
+  EXPECT_EQ(MetricValue(Metrics(), "repro_grpc_register_streams_refused_total"), 1);
+
+  context.TryCancel();  // the hashing stops, and the call gives its place back
+  v1::RegisterVersionResponse response;
+  while (reader->Read(&response)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  WaitForRegisterStreams(0);
+  RunResult added = reprod_->Ctl({"version", "add", "small", "v1", small});
+  EXPECT_EQ(added.exit_code, 0) << added.stderr_text;
 }
 
 // Quotas on the real daemon, set low: Record gets RESOURCE_EXHAUSTED naming the flag, and a
