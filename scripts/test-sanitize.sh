@@ -37,11 +37,13 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:suppres
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp:log_path=$PWD/$dir/tsan/report}
 if [[ $sanitize == thread ]]; then
   # etcd_pin_store_test: the mirror; shim_programs_test: real programs under the shim against an
-  # instrumented reprod; cluster_test: instrumented reprods on a real etcd. absl::Mutex is made
-  # visible to TSan by tests/sanitizers/tsan_absl_sync.cc.
+  # instrumented reprod; abuse_test: that reprod's shim server under floods; cluster_test:
+  # instrumented reprods on a real etcd. absl::Mutex is made visible to TSan by
+  # tests/sanitizers/tsan_absl_sync.cc.
   tests=(journal_test shim_server_test shim_session_test shim_fair_queue_test shim_programs_test
-         etcd_client_test etcd_pin_store_test cluster_test)
-  cmake --build "$dir" -j"$jobs" --target "${tests[@]}" reprod reproctl reproshim shim_probe
+         abuse_test etcd_client_test etcd_pin_store_test cluster_test)
+  cmake --build "$dir" -j"$jobs" --target "${tests[@]}" reprod reproctl reproshim shim_probe \
+    shim_flood
   rm -rf "$dir/tsan"
   mkdir -p "$dir/tsan"
   status=0

@@ -1,9 +1,11 @@
 // FairQueue: connections waiting for a worker, taken in turns by uid, and within a uid by job, so
 // that neither one user's thousand busy connections nor one job's flood can push another user's
 // or another job's one connection to the back. Two lanes: urgent work (a HELLO, or an open whose
-// shim waits for its verdict) is taken before bulk reports; within a lane, uids take turns
-// (round-robin), each uid's turn goes to its jobs in turn, and each job's own entries come out
-// first-in first-out. A uid's jobs share its one turn: making more jobs gains a uid nothing.
+// shim waits for its verdict) is taken before bulk reports, but while reports wait, every
+// kUrgentPerBulk-th turn in a row goes to them, so a flood of urgent work delays reports and
+// cannot starve them. Within a lane, uids take turns (round-robin), each uid's turn goes to its
+// jobs in turn, and each job's own entries come out first-in first-out. A uid's jobs share its
+// one turn: making more jobs gains a uid nothing.
 //
 //   FairQueue<ConnectionPtr> ready;
 //   ready.Push(uid, "job-a", /*urgent=*/true, c);
@@ -27,6 +29,9 @@ namespace repro {
 template <typename T>
 class FairQueue {
  public:
+  // Urgent items taken in a row while bulk items wait, before one bulk item is.
+  static constexpr int kUrgentPerBulk = 8;
+
   // Queues `item` of `job` (any name; "" for work not yet of a job, e.g. before a HELLO) for
   // `uid` in the urgent or the bulk lane.
   void Push(uid_t uid, const std::string& job, bool urgent, T item) {
@@ -41,10 +46,15 @@ class FairQueue {
   // Queues `item` of `uid`'s one job: uids take turns, nothing more.
   void Push(uid_t uid, bool urgent, T item) { Push(uid, std::string(), urgent, std::move(item)); }
 
-  // The next item: the urgent lane first, then the bulk lane; in a lane, the uid whose turn it is,
+  // The next item: the urgent lane first, then the bulk lane (or the bulk lane, after
+  // kUrgentPerBulk urgent items in a row while it waited); in a lane, the uid whose turn it is,
   // and of its jobs the one whose turn it is. Precondition: !empty().
   T Pop() {
-    Lane& lane = lanes_[0].turns.empty() ? lanes_[1] : lanes_[0];
+    const bool bulk_waits = !lanes_[1].turns.empty();
+    const bool take_bulk =
+        bulk_waits && (lanes_[0].turns.empty() || urgent_in_a_row_ >= kUrgentPerBulk);
+    urgent_in_a_row_ = take_bulk || !bulk_waits ? 0 : urgent_in_a_row_ + 1;
+    Lane& lane = lanes_[take_bulk ? 1 : 0];
     const uid_t uid = lane.turns.front();
     lane.turns.pop_front();
     auto uid_it = lane.by_uid.find(uid);
@@ -83,6 +93,7 @@ class FairQueue {
   void Clear() {
     for (Lane& lane : lanes_) lane = Lane();
     size_ = 0;
+    urgent_in_a_row_ = 0;
   }
 
  private:
@@ -97,6 +108,7 @@ class FairQueue {
   };
   Lane lanes_[2];  // urgent, bulk
   size_t size_ = 0;
+  int urgent_in_a_row_ = 0;  // urgent items taken since the bulk lane last had its turn
 };
 
 }  // namespace repro

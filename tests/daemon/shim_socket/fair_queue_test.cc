@@ -1,7 +1,8 @@
-// FairQueue: uids take turns, a uid's jobs take its turns in turn, urgent entries go first, each
-// job's entries keep their order.
+// FairQueue: uids take turns, a uid's jobs take its turns in turn, urgent entries go first (but
+// cannot starve bulk ones), each job's entries keep their order.
 #include "daemon/shim_socket/fair_queue.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,21 @@ TEST(FairQueueTest, UrgentEntriesGoFirstAndTakeTurnsToo) {
   queue.Push(2000, true, "hello-b");
   queue.Push(2000, false, "bulk-b");
   EXPECT_THAT(Drain(queue), ElementsAre("hello-a1", "hello-b", "hello-a2", "bulk-a", "bulk-b"));
+}
+
+TEST(FairQueueTest, AFloodOfUrgentWorkDelaysBulkReportsButCannotStarveThem) {
+  FairQueue<std::string> queue;
+  const int urgent = 2 * FairQueue<std::string>::kUrgentPerBulk + 4;
+  for (int i = 0; i < urgent; ++i) queue.Push(1, "flood", true, "urgent" + std::to_string(i));
+  queue.Push(2, "calm", false, "report0");
+  queue.Push(2, "calm", false, "report1");
+  std::vector<std::string> order = Drain(queue);
+  const auto at = [&](const std::string& item) {
+    return std::find(order.begin(), order.end(), item) - order.begin();
+  };
+  EXPECT_EQ(at("report0"), FairQueue<std::string>::kUrgentPerBulk);
+  EXPECT_EQ(at("report1"), 2 * FairQueue<std::string>::kUrgentPerBulk + 1);
+  EXPECT_EQ(order.size(), static_cast<size_t>(urgent + 2));
 }
 
 TEST(FairQueueTest, SizeOfCountsAUidsEntriesOfEveryJobInBothLanes) {
