@@ -87,10 +87,25 @@ bool HealthServing(const std::shared_ptr<grpc::Channel>& channel) {
   return bytes == std::string("\x08\x01", 2);  // HealthCheckResponse{status: SERVING}
 }
 
-class AbuseTest : public ShimJobTest {
+// A well-behaved job's side of a flood.
+class FloodTest : public ShimJobTest {
  protected:
   std::vector<std::string> ReprodFlags() override { return MetricsFlags(); }
 
+  // Three processes of `job` in enforce mode say HELLO, get their verdicts within their timeout
+  // (10 s) and read the pinned data.
+  void RunEnforceJob(const std::string& job) {
+    for (int run = 0; run < 3; ++run) {
+      RunResult r = RunAs(job, "enforce", {"cat", Root() + "/latest/a.csv"},
+                          {{"REPRO_SHIM_TIMEOUT_MS", "10000"}});
+      EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+      EXPECT_EQ(r.stdout_text, Content("v1", "a.csv"));  // latest/ is v2: pinned v1 served
+    }
+  }
+};
+
+class AbuseTest : public FloodTest {
+ protected:
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root to run processes as nobody";
     ShimJobTest::SetUp();
@@ -175,12 +190,7 @@ TEST_F(AbuseTest, AFloodingUidDoesNotStarveAnotherUidsEnforceJob) {
       << ReadAll(flood_log);
 
   // (3) Meanwhile root's enforce-mode job says HELLO, gets verdicts and reads its pinned data.
-  for (int run = 0; run < 3; ++run) {
-    RunResult r = RunAs("job-calm", "enforce", {"cat", Root() + "/latest/a.csv"},
-                        {{"REPRO_SHIM_TIMEOUT_MS", "10000"}});
-    EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
-    EXPECT_EQ(r.stdout_text, Content("v1", "a.csv"));  // latest/ is v2: pinned v1 served
-  }
+  RunEnforceJob("job-calm");
   ASSERT_TRUE(flood.running()) << "the flood ended before the job ran";
   WaitForOpens("job-calm", 1);
   for (const v1::ProcessStart& start : Starts("job-calm")) {
@@ -197,10 +207,7 @@ TEST_F(AbuseTest, AFloodingUidDoesNotStarveAnotherUidsEnforceJob) {
 // for a verdict (urgent work, like the other job's), and the other job's enforce-mode processes
 // still get their pin and verdicts within their timeout and read their pinned data, because the
 // uid's turns go to its jobs in turn. Runs as the test's own uid.
-class JobAbuseTest : public ShimJobTest {
- protected:
-  std::vector<std::string> ReprodFlags() override { return MetricsFlags(); }
-};
+class JobAbuseTest : public FloodTest {};
 
 TEST_F(JobAbuseTest, AFloodingJobDoesNotStarveAnotherJobOfItsUid) {
   Pin("job-calm");
@@ -220,12 +227,7 @@ TEST_F(JobAbuseTest, AFloodingJobDoesNotStarveAnotherJobOfItsUid) {
   const double before = MetricValue(Metrics(), verdicts);
   ASSERT_GE(before, 10000);
 
-  for (int run = 0; run < 3; ++run) {
-    RunResult r = RunAs("job-calm", "enforce", {"cat", Root() + "/latest/a.csv"},
-                        {{"REPRO_SHIM_TIMEOUT_MS", "10000"}});
-    EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
-    EXPECT_EQ(r.stdout_text, Content("v1", "a.csv"));  // latest/ is v2: pinned v1 served
-  }
+  RunEnforceJob("job-calm");
   ASSERT_TRUE(flood.running()) << "the flood ended before the job ran";
   EXPECT_GT(MetricValue(Metrics(), verdicts), before) << "the flood was not served meanwhile";
   WaitForOpens("job-calm", 1);
