@@ -56,10 +56,11 @@ Fn Lookup(void** slot, const char* format) {
   return reinterpret_cast<Fn>(fn);
 }
 
-#define REPRO_REAL(Fn, format) \
-  ([] {                        \
-    static void* slot;         \
-    return Lookup<Fn>(&slot, format); \
+// Abseil's definition named by `format`, as a pointer of type Fn.
+#define REPRO_REAL(Fn, format)          \
+  ([] {                                 \
+    static void* slot;                  \
+    return Lookup<Fn>(&slot, format);   \
   }())
 
 using absl::CondVar;
