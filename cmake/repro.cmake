@@ -21,17 +21,17 @@ endfunction()
 
 # repro_unsanitized(target...)
 # Strips the -fsanitize flags that REPRO_SANITIZE / REPRO_FUZZ added to every target from these
-# (used for the LD_PRELOAD shim, which runs inside uninstrumented programs). Targets that do not
-# exist are skipped.
+# (used for the LD_PRELOAD shim, which runs inside uninstrumented programs), and TSan's Abseil
+# interposer (CMakeLists.txt). Targets that do not exist are skipped.
 function(repro_unsanitized)
   foreach(target ${ARGN})
     if(NOT TARGET ${target})
       continue()
     endif()
-    foreach(property COMPILE_OPTIONS LINK_OPTIONS)
+    foreach(property COMPILE_OPTIONS LINK_OPTIONS LINK_LIBRARIES)
       get_target_property(options ${target} ${property})
       if(options)
-        list(FILTER options EXCLUDE REGEX "^-f(no-)?sanitize")
+        list(FILTER options EXCLUDE REGEX "^-f(no-)?sanitize|repro_tsan_absl_sync")
         set_target_properties(${target} PROPERTIES ${property} "${options}")
       endif()
     endforeach()

@@ -93,6 +93,9 @@ ABSL_FLAG(uint64_t, max_journal_entries_per_job, 50'000'000,
 ABSL_FLAG(int32_t, max_streams, 64,
           "Following Replay streams (journal --follow) open at once; more are refused with "
           "RESOURCE_EXHAUSTED so unary calls and health checks always find a thread; 0: no cap");
+ABSL_FLAG(int32_t, max_register_streams, 8,
+          "RegisterVersion calls (version add) running at once; more are refused with "
+          "RESOURCE_EXHAUSTED; 0: no cap");
 
 namespace {
 
@@ -143,6 +146,7 @@ repro::ReprodConfig ConfigFromFlags() {
   config.limits.quotas.max_journal_entries_per_job =
       absl::GetFlag(FLAGS_max_journal_entries_per_job);
   config.limits.max_streams = absl::GetFlag(FLAGS_max_streams);
+  config.limits.max_register_streams = absl::GetFlag(FLAGS_max_register_streams);
   return config;
 }
 

@@ -2,7 +2,9 @@
 # Builds repro with sanitizers into its own build dir and runs the tests under them.
 #   scripts/test-sanitize.sh                      ASan+UBSan (build-asan/), every test
 #   scripts/test-sanitize.sh thread               TSan (build-tsan/), the tests of the journal group
-#                                                 commit, the shim server and the etcd mirror
+#                                                 commit, the shim server and session, the etcd
+#                                                 client and mirror, and the cluster (real reprods
+#                                                 on a real etcd); not run by CI
 #   scripts/test-sanitize.sh address -LE integration   extra arguments go to ctest
 # The LD_PRELOAD shim stays uninstrumented (it runs inside uninstrumented programs); everything
 # else, reprod and reproctl included, is instrumented. The build is -O1 -g1 (line tables for the
@@ -31,11 +33,28 @@ supp=$PWD/tests/sanitizers
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:check_initialization_order=1:verify_asan_link_order=0}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$supp/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:suppressions=$supp/ubsan.supp}
-export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp}
+# TSan's reports, also those of the reprods that tests start, are written to $dir/tsan/report.PID.
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp:log_path=$PWD/$dir/tsan/report}
 if [[ $sanitize == thread ]]; then
-  tests=(journal_test shim_server_test etcd_pin_store_test)  # etcd_pin_store_test: the mirror
-  cmake --build "$dir" -j"$jobs" --target "${tests[@]}" reprod reproctl reproshim
-  ctest --test-dir "$dir" --output-on-failure -j"$jobs" -R "^($(IFS='|'; echo "${tests[*]}"))\$" "$@"
+  # etcd_pin_store_test: the mirror; shim_programs_test: real programs under the shim against an
+  # instrumented reprod; abuse_test: that reprod's shim server under floods; cluster_test:
+  # instrumented reprods on a real etcd. absl::Mutex is made visible to TSan by
+  # tests/sanitizers/tsan_absl_sync.cc.
+  tests=(journal_test shim_server_test shim_session_test shim_fair_queue_test shim_programs_test
+         abuse_test etcd_client_test etcd_pin_store_test cluster_test)
+  cmake --build "$dir" -j"$jobs" --target "${tests[@]}" reprod reproctl reproshim shim_probe \
+    shim_flood
+  rm -rf "$dir/tsan"
+  mkdir -p "$dir/tsan"
+  status=0
+  ctest --test-dir "$dir" --output-on-failure -j"$jobs" -R "^($(IFS='|'; echo "${tests[*]}"))\$" "$@" ||
+    status=$?
+  if compgen -G "$dir/tsan/report.*" >/dev/null; then
+    cat "$dir"/tsan/report.*
+    echo "ThreadSanitizer reported races: $dir/tsan/" >&2
+    status=1
+  fi
+  exit "$status"
 else
   cmake --build "$dir" -j"$jobs"
   ctest --test-dir "$dir" --output-on-failure -j"$jobs" "$@"

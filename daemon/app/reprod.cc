@@ -140,6 +140,7 @@ absl::Status Reprod::Init() {
   parts.quotas = quotas_.get();
   parts.metrics = &metrics_;
   parts.max_streams = config_.limits.max_streams;
+  parts.max_register_streams = config_.limits.max_register_streams;
   service_ = std::make_unique<ReproService>(std::move(parts));
 
   if (mirror_ != nullptr && !mirror_->WaitUntilCurrent(kEtcdStartWait)) {
@@ -208,7 +209,11 @@ absl::StatusOr<std::string> Reprod::AdvertiseAddress() const {
 
 absl::Status Reprod::StartCluster() {
   if (mirror_ == nullptr) return absl::OkStatus();
-  ASSIGN_OR_RETURN(advertise_addr_, AdvertiseAddress());
+  ASSIGN_OR_RETURN(const std::string advertise_addr, AdvertiseAddress());
+  {
+    absl::MutexLock lock(&advertise_mu_);
+    advertise_addr_ = advertise_addr;
+  }
   v1::NodeInfo record;
   record.set_node(node_);
   record.set_mode(pin_store_->mode());
@@ -216,7 +221,7 @@ absl::Status Reprod::StartCluster() {
   record.set_version(REPRO_VERSION);
   *record.mutable_started_at() =
       google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(started_at_));
-  record.set_advertise_addr(advertise_addr_);
+  record.set_advertise_addr(advertise_addr);
   presence_ = std::make_unique<NodePresence>(etcd_.get(), std::move(record));
   absl::Status registered = presence_->Register();
   if (absl::IsFailedPrecondition(registered)) return registered;
@@ -228,7 +233,7 @@ absl::Status Reprod::StartCluster() {
   heads_->Start(journal_.get());
   tree_heads_->Start();
   spdlog::info("cluster mode: etcd {}; other nodes reach this one at {}", etcd_->Describe(),
-               advertise_addr_);
+               advertise_addr);
   return absl::OkStatus();
 }
 
@@ -344,7 +349,10 @@ absl::StatusOr<v1::NodeInfo> Reprod::NodeInfo() {
   *info.mutable_started_at() =
       google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(started_at_));
   if (mirror_ != nullptr) {
-    info.set_advertise_addr(advertise_addr_);
+    {
+      absl::MutexLock lock(&advertise_mu_);
+      info.set_advertise_addr(advertise_addr_);
+    }
     std::string status = mirror_->StatusText();
     if (tree_heads_ != nullptr) {  // a node showing two histories is the news that matters most
       for (const std::string& fork : tree_heads_->Forks()) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "daemon/admission/admission_webhook.h"
 #include "daemon/auth/authorizer.h"
@@ -50,6 +51,7 @@ struct ReprodLimits {
   ShimServerOptions shim;  // its socket_path is ignored (ReprodConfig::shim_socket)
   QuotaOptions quotas;
   int max_streams = 64;
+  int max_register_streams = 8;
 };
 
 // What the flags of reprod say (see DESIGN.md "Interfaces").
@@ -160,7 +162,9 @@ class Reprod {
   std::unique_ptr<ClusterJournals> cluster_;
   std::unique_ptr<ReproService> service_;
   std::unique_ptr<GrpcServer> grpc_;
-  std::string advertise_addr_;
+  // Set by StartCluster once gRPC serves (it may name gRPC's port), while NodeInfo answers.
+  absl::Mutex advertise_mu_;
+  std::string advertise_addr_ ABSL_GUARDED_BY(advertise_mu_);
   std::unique_ptr<NodePresence> presence_;
   std::unique_ptr<HttpServer> metrics_http_;  // only with --metrics_listen
   std::unique_ptr<AdmissionWebhook> webhook_;   // only with --webhook_listen

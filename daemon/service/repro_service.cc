@@ -36,7 +36,8 @@ grpc::Status Answer(absl::StatusOr<std::vector<T>> result,
 
 namespace {
 
-// One of ReproServiceParts::max_streams places, held for the life of a streaming call.
+// One of the places of a capped kind of streaming call (ReproServiceParts::max_streams,
+// max_register_streams), held for the life of the call.
 class StreamSlot {
  public:
   StreamSlot(std::atomic<int>* open, int max, Gauge* gauge) : open_(open), gauge_(gauge) {
@@ -75,6 +76,11 @@ ReproService::ReproService(ReproServiceParts parts)
   streams_refused_ =
       metrics->GetCounter("repro_grpc_streams_refused_total",
                           "Following Replay streams refused: --max_streams were open.");
+  register_streams_open_ =
+      metrics->GetGauge("repro_grpc_register_streams", "RegisterVersion calls running.");
+  register_streams_refused_ = metrics->GetCounter(
+      "repro_grpc_register_streams_refused_total",
+      "RegisterVersion calls refused: --max_register_streams were running.");
 }
 
 absl::Status ReproService::AuthorizeJobWrite(absl::string_view action, const Identity& caller,
@@ -105,6 +111,13 @@ grpc::Status ReproService::RegisterVersion(
                                                     parts_.identities->Of(*context),
                                                     request->path());
   if (!allowed.ok() && !absl::IsNotFound(allowed)) return ToGrpcStatus(allowed);
+  StreamSlot slot(&open_register_streams_, parts_.max_register_streams, register_streams_open_);
+  if (!slot.held()) {
+    register_streams_refused_->Increment();
+    return ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat(
+        parts_.max_register_streams, " RegisterVersion calls are running on node ",
+        parts_.journal->node(), " (--max_register_streams); retry once one has finished")));
+  }
   RegisterCallbacks callbacks;
   callbacks.progress = [writer](const v1::RegisterProgress& progress) {
     v1::RegisterVersionResponse response;

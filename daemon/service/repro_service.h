@@ -47,6 +47,9 @@ struct ReproServiceParts {
   // RESOURCE_EXHAUSTED, so they never take every gRPC thread from unary calls and health checks.
   // 0: no cap.
   int max_streams = 64;
+  // RegisterVersion calls running at once (each walks and hashes a tree on threads of its own,
+  // and streams its progress); more are refused with RESOURCE_EXHAUSTED. 0: no cap.
+  int max_register_streams = 8;
 };
 
 // Thread-safe (gRPC calls methods from many threads). Record uses gRPC's callback API: its
@@ -123,6 +126,9 @@ class ReproService final : public v1::Repro::WithCallbackMethod_Record<v1::Repro
   Gauge* streams_open_;
   Counter* streams_refused_;
   std::atomic<int> open_streams_{0};
+  Gauge* register_streams_open_;
+  Counter* register_streams_refused_;
+  std::atomic<int> open_register_streams_{0};
   std::atomic<bool> shutting_down_{false};
 };
 

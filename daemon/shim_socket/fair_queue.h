@@ -1,10 +1,14 @@
-// FairQueue: connections waiting for a worker, taken in turns by uid so that one user's thousand
-// busy connections cannot push another user's one connection to the back. Two lanes: urgent work
-// (a HELLO, or an open whose shim waits for its verdict) is taken before bulk reports; within a
-// lane, uids take turns (round-robin) and each uid's own entries come out first-in first-out.
+// FairQueue: connections waiting for a worker, taken in turns by uid, and within a uid by job, so
+// that neither one user's thousand busy connections nor one job's flood can push another user's
+// or another job's one connection to the back. Two lanes: urgent work (a HELLO, or an open whose
+// shim waits for its verdict) is taken before bulk reports, but while reports wait, every
+// kUrgentPerBulk-th turn in a row goes to them, so a flood of urgent work delays reports and
+// cannot starve them. Within a lane, uids take turns (round-robin), each uid's turn goes to its
+// jobs in turn, and each job's own entries come out first-in first-out. A uid's jobs share its
+// one turn: making more jobs gains a uid nothing.
 //
 //   FairQueue<ConnectionPtr> ready;
-//   ready.Push(uid, /*urgent=*/true, c);
+//   ready.Push(uid, "job-a", /*urgent=*/true, c);
 //   while (!ready.empty()) Serve(ready.Pop());
 //
 // Not thread-safe: guard it with the caller's mutex.
@@ -15,6 +19,7 @@
 
 #include <cstddef>
 #include <deque>
+#include <string>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -24,26 +29,48 @@ namespace repro {
 template <typename T>
 class FairQueue {
  public:
-  // Queues `item` for `uid` in the urgent or the bulk lane.
-  void Push(uid_t uid, bool urgent, T item) {
+  // Urgent items taken in a row while bulk items wait, before one bulk item is.
+  static constexpr int kUrgentPerBulk = 8;
+
+  // Queues `item` of `job` (any name; "" for work not yet of a job, e.g. before a HELLO) for
+  // `uid` in the urgent or the bulk lane.
+  void Push(uid_t uid, const std::string& job, bool urgent, T item) {
     Lane& lane = lanes_[urgent ? 0 : 1];
-    std::deque<T>& items = lane.by_uid[uid];
-    if (items.empty()) lane.turns.push_back(uid);
+    Jobs& jobs = lane.by_uid[uid];
+    if (jobs.turns.empty()) lane.turns.push_back(uid);
+    std::deque<T>& items = jobs.by_job[job];
+    if (items.empty()) jobs.turns.push_back(job);
     items.push_back(std::move(item));
     ++size_;
   }
+  // Queues `item` of `uid`'s one job: uids take turns, nothing more.
+  void Push(uid_t uid, bool urgent, T item) { Push(uid, std::string(), urgent, std::move(item)); }
 
-  // The next item: the urgent lane first, then the bulk lane; in a lane, the uid whose turn it is.
-  // Precondition: !empty().
+  // The next item: the urgent lane first, then the bulk lane (or the bulk lane, after
+  // kUrgentPerBulk urgent items in a row while it waited); in a lane, the uid whose turn it is,
+  // and of its jobs the one whose turn it is. Precondition: !empty().
   T Pop() {
-    Lane& lane = lanes_[0].turns.empty() ? lanes_[1] : lanes_[0];
+    const bool bulk_waits = !lanes_[1].turns.empty();
+    const bool take_bulk =
+        bulk_waits && (lanes_[0].turns.empty() || urgent_in_a_row_ >= kUrgentPerBulk);
+    urgent_in_a_row_ = take_bulk || !bulk_waits ? 0 : urgent_in_a_row_ + 1;
+    Lane& lane = lanes_[take_bulk ? 1 : 0];
     const uid_t uid = lane.turns.front();
     lane.turns.pop_front();
-    auto it = lane.by_uid.find(uid);
-    T item = std::move(it->second.front());
-    it->second.pop_front();
-    if (it->second.empty()) {
-      lane.by_uid.erase(it);
+    auto uid_it = lane.by_uid.find(uid);
+    Jobs& jobs = uid_it->second;
+    std::string job = std::move(jobs.turns.front());
+    jobs.turns.pop_front();
+    auto job_it = jobs.by_job.find(job);
+    T item = std::move(job_it->second.front());
+    job_it->second.pop_front();
+    if (job_it->second.empty()) {
+      jobs.by_job.erase(job_it);
+    } else {
+      jobs.turns.push_back(std::move(job));  // its next item waits for the uid's other jobs
+    }
+    if (jobs.turns.empty()) {
+      lane.by_uid.erase(uid_it);
     } else {
       lane.turns.push_back(uid);  // its next item waits for every other uid's turn
     }
@@ -52,12 +79,13 @@ class FairQueue {
   }
 
   bool empty() const { return size_ == 0; }
-  // Entries queued for `uid`, in both lanes.
+  // Entries queued for `uid`, of all its jobs, in both lanes.
   size_t SizeOf(uid_t uid) const {
     size_t n = 0;
     for (const Lane& lane : lanes_) {
       auto it = lane.by_uid.find(uid);
-      if (it != lane.by_uid.end()) n += it->second.size();
+      if (it == lane.by_uid.end()) continue;
+      for (const auto& [job, items] : it->second.by_job) n += items.size();
     }
     return n;
   }
@@ -65,15 +93,22 @@ class FairQueue {
   void Clear() {
     for (Lane& lane : lanes_) lane = Lane();
     size_ = 0;
+    urgent_in_a_row_ = 0;
   }
 
  private:
+  // One uid's entries in one lane.
+  struct Jobs {
+    std::deque<std::string> turns;  // jobs with queued items, in the order of their turns
+    absl::flat_hash_map<std::string, std::deque<T>> by_job;
+  };
   struct Lane {
     std::deque<uid_t> turns;  // uids with queued items, in the order of their turns
-    absl::flat_hash_map<uid_t, std::deque<T>> by_uid;
+    absl::flat_hash_map<uid_t, Jobs> by_uid;
   };
   Lane lanes_[2];  // urgent, bulk
   size_t size_ = 0;
+  int urgent_in_a_row_ = 0;  // urgent items taken since the bulk lane last had its turn
 };
 
 }  // namespace repro

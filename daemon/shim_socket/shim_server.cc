@@ -475,8 +475,9 @@ bool ShimServer::Enqueue(const ConnectionPtr& c, std::vector<Queued> requests) {
 }
 
 void ShimServer::Schedule(const ConnectionPtr& c, bool urgent) {
+  // No worker uses c's session meanwhile (c is not in the ready queue yet), so its job is stable.
   absl::MutexLock lock(&ready_mu_);
-  ready_.Push(c->peer.uid, urgent, c);
+  ready_.Push(c->peer.uid, c->session.job(), urgent, c);
   ready_cv_.Signal();
 }
 

@@ -22,8 +22,9 @@
 // per connection per interval; they never stop the server. A connection whose backlog is full is
 // not read until it drains (its shim then drops record-mode reports, never blocks).
 //
-// Fair sharing: connections ready for a worker wait in a FairQueue, where uids take turns and a
-// HELLO or an open whose shim waits for a verdict goes before bulk reports. Each uid has its own
+// Fair sharing: connections ready for a worker wait in a FairQueue, where uids take turns (and a
+// uid's jobs take its turns in turn) and a HELLO or an open whose shim waits for a verdict goes
+// before bulk reports. Each uid has its own
 // cap on open connections and on queued bytes. A HELLO's executable is hashed on a separate
 // bounded pool where uids take turns (BoundedPool), up to max_hash_bytes, unless the hash cache
 // knows the file; hashing a large file stops when the connection ends. Meanwhile only that
@@ -178,7 +179,8 @@ class ShimServer {
   // IO thread only. Queues requests of `c` for its worker. True when c's queue is now full, or
   // its uid's bytes: then c is paused (out of epoll) until TakeBatch resumes it.
   bool Enqueue(const ConnectionPtr& c, std::vector<Queued> requests);
-  // Puts `c` in the ready queue for a worker. c->mu must not be held.
+  // Puts `c` in the ready queue for a worker, in its uid's and job's turn. c->mu must not be held;
+  // the caller has just made c scheduled, or holds it as its worker.
   void Schedule(const ConnectionPtr& c, bool urgent);
   // Queues what c's report ring holds; then puts the ring to sleep when it was empty, or looks
   // again kRingAwake later (unless the connection `ended`).

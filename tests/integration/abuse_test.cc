@@ -4,6 +4,8 @@
 // timeout and reads its pinned data; (b) 300 `journal --follow` streams, and `reproctl node` and
 // gRPC health still answer; (c) with low quotas, Record and a new process's HELLO are refused or
 // not journaled, with RESOURCE_EXHAUSTED naming the flag and counters. Needs root (setpriv).
+// And one job abusing it while another job of the same user is served (JobAbuseTest, any uid),
+// and RegisterVersion calls over their cap (RegisterAbuseTest).
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,13 +34,18 @@ using ::testing::HasSubstr;
 constexpr int kNobody = 65534;
 constexpr uint64_t kSparseExeBytes = uint64_t{64} << 30;
 
+// `argv` run without the test's shim environment.
+Process SpawnWithoutShim(const std::vector<std::string>& argv, const std::string& log_path) {
+  RunOptions options;
+  options.unset_env = {"LD_PRELOAD", "REPRO_JOB", "REPRO_PINNED", "REPRO_SHIM_SOCKET"};
+  return Process::Spawn(argv, options, log_path);
+}
+
 // `argv` run as uid and gid nobody, without the test's shim environment.
 Process SpawnAsNobody(std::vector<std::string> argv, const std::string& log_path) {
   argv.insert(argv.begin(), {"setpriv", absl::StrCat("--reuid=", kNobody),
                              absl::StrCat("--regid=", kNobody), "--clear-groups", "--"});
-  RunOptions options;
-  options.unset_env = {"LD_PRELOAD", "REPRO_JOB", "REPRO_PINNED", "REPRO_SHIM_SOCKET"};
-  return Process::Spawn(argv, options, log_path);
+  return SpawnWithoutShim(argv, log_path);
 }
 
 std::string ReadAll(const std::string& path) {
@@ -80,10 +87,25 @@ bool HealthServing(const std::shared_ptr<grpc::Channel>& channel) {
   return bytes == std::string("\x08\x01", 2);  // HealthCheckResponse{status: SERVING}
 }
 
-class AbuseTest : public ShimJobTest {
+// A well-behaved job's side of a flood.
+class FloodTest : public ShimJobTest {
  protected:
   std::vector<std::string> ReprodFlags() override { return MetricsFlags(); }
 
+  // Three processes of `job` in enforce mode say HELLO, get their verdicts within their timeout
+  // (10 s) and read the pinned data.
+  void RunEnforceJob(const std::string& job) {
+    for (int run = 0; run < 3; ++run) {
+      RunResult r = RunAs(job, "enforce", {"cat", Root() + "/latest/a.csv"},
+                          {{"REPRO_SHIM_TIMEOUT_MS", "10000"}});
+      EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+      EXPECT_EQ(r.stdout_text, Content("v1", "a.csv"));  // latest/ is v2: pinned v1 served
+    }
+  }
+};
+
+class AbuseTest : public FloodTest {
+ protected:
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root to run processes as nobody";
     ShimJobTest::SetUp();
@@ -168,12 +190,7 @@ TEST_F(AbuseTest, AFloodingUidDoesNotStarveAnotherUidsEnforceJob) {
       << ReadAll(flood_log);
 
   // (3) Meanwhile root's enforce-mode job says HELLO, gets verdicts and reads its pinned data.
-  for (int run = 0; run < 3; ++run) {
-    RunResult r = RunAs("job-calm", "enforce", {"cat", Root() + "/latest/a.csv"},
-                        {{"REPRO_SHIM_TIMEOUT_MS", "10000"}});
-    EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
-    EXPECT_EQ(r.stdout_text, Content("v1", "a.csv"));  // latest/ is v2: pinned v1 served
-  }
+  RunEnforceJob("job-calm");
   ASSERT_TRUE(flood.running()) << "the flood ended before the job ran";
   WaitForOpens("job-calm", 1);
   for (const v1::ProcessStart& start : Starts("job-calm")) {
@@ -184,6 +201,37 @@ TEST_F(AbuseTest, AFloodingUidDoesNotStarveAnotherUidsEnforceJob) {
   EXPECT_GT(MetricValue(metrics, "repro_shim_verdicts_total{verdict=\"match\"}"), 0);
   flood.Kill(SIGKILL);
   big_sleep.Kill(SIGKILL);
+}
+
+// Two jobs of one uid: one floods the shim socket from 200 connections with opens that each ask
+// for a verdict (urgent work, like the other job's), and the other job's enforce-mode processes
+// still get their pin and verdicts within their timeout and read their pinned data, because the
+// uid's turns go to its jobs in turn. Runs as the test's own uid.
+class JobAbuseTest : public FloodTest {};
+
+TEST_F(JobAbuseTest, AFloodingJobDoesNotStarveAnotherJobOfItsUid) {
+  Pin("job-calm");
+  Pin("job-flood");
+  const std::string flood_log = dir_.Path("flood.log");
+  Process flood = SpawnWithoutShim({BinPath("shim_flood"), reprod_->shim_socket(), "job-flood",
+                                    "200", Root() + "/v1/a.csv", "200", "enforce"},
+                                   flood_log);
+  const std::string verdicts = "repro_shim_verdicts_total{verdict=\"match\"}";
+  // The flood is served: its connections were kept and its verdicts are being counted.
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (MetricValue(Metrics(), verdicts) < 10000 && absl::Now() < deadline) {
+    ASSERT_TRUE(flood.running()) << ReadAll(flood_log);
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_THAT(ReadAll(flood_log), HasSubstr("flooding: 200 of 200 connections kept"));
+  const double before = MetricValue(Metrics(), verdicts);
+  ASSERT_GE(before, 10000);
+
+  RunEnforceJob("job-calm");
+  ASSERT_TRUE(flood.running()) << "the flood ended before the job ran";
+  EXPECT_GT(MetricValue(Metrics(), verdicts), before) << "the flood was not served meanwhile";
+  WaitForOpens("job-calm", 1);
+  flood.Kill(SIGKILL);
 }
 
 TEST_F(AbuseTest, FollowStreamsAreCappedWhileNodeAndHealthAnswer) {
@@ -235,6 +283,62 @@ TEST_F(AbuseTest, FollowStreamsAreCappedWhileNodeAndHealthAnswer) {
 
   for (auto& stream : held) stream->context.TryCancel();
   for (auto& stream : held) stream->reader->Finish();
+}
+
+// RegisterVersion calls are capped (--max_register_streams, 1 here): while one hashes a 64 GiB
+// sparse file, another is refused with RESOURCE_EXHAUSTED naming the flag, and counted; once the
+// first is cancelled, its place is free again.
+class RegisterAbuseTest : public ShimJobTest {
+ protected:
+  std::vector<std::string> ReprodFlags() override {
+    std::vector<std::string> flags = MetricsFlags();
+    flags.push_back("--max_register_streams=1");
+    return flags;
+  }
+
+  // Waits until the gauge of running RegisterVersion calls reads `n`.
+  void WaitForRegisterStreams(double n) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while (MetricValue(Metrics(), "repro_grpc_register_streams") != n && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    ASSERT_EQ(MetricValue(Metrics(), "repro_grpc_register_streams"), n);
+  }
+};
+
+TEST_F(RegisterAbuseTest, RegisterVersionCallsAreCapped) {
+  const std::string big = dir_.Path("big");
+  std::filesystem::create_directories(big);
+  std::ofstream(big + "/zeros.bin").close();
+  std::filesystem::resize_file(big + "/zeros.bin", kSparseExeBytes);
+  const std::string small = dir_.Path("small");
+  std::filesystem::create_directories(small);
+  std::ofstream(small + "/a.txt") << "a";
+
+  auto channel = grpc::CreateChannel(reprod_->addr(), grpc::InsecureChannelCredentials());
+  grpc::ClientContext context;
+  v1::RegisterVersionRequest request;
+  request.set_dataset("big");
+  request.set_version("v1");
+  request.set_path(big);
+  std::unique_ptr<grpc::ClientReader<v1::RegisterVersionResponse>> reader =
+      v1::Repro::NewStub(channel)->RegisterVersion(&context, request);
+  WaitForRegisterStreams(1);
+
+  RunResult refused = reprod_->Ctl({"version", "add", "small", "v1", small});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.stderr_text, HasSubstr("1 RegisterVersion calls are running"));
+  EXPECT_THAT(refused.stderr_text, HasSubstr("(--max_register_streams)"));
+  EXPECT_EQ(MetricValue(Metrics(), "repro_grpc_register_streams_refused_total"), 1);
+
+  context.TryCancel();  // the hashing stops, and the call gives its place back
+  v1::RegisterVersionResponse response;
+  while (reader->Read(&response)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  WaitForRegisterStreams(0);
+  RunResult added = reprod_->Ctl({"version", "add", "small", "v1", small});
+  EXPECT_EQ(added.exit_code, 0) << added.stderr_text;
 }
 
 // Quotas on the real daemon, set low: Record gets RESOURCE_EXHAUSTED naming the flag, and a

@@ -1,9 +1,11 @@
 // shim_flood: one uid's abuse of reprod's shim socket, for abuse_test and fair_share_bench. It
 // opens CONNECTIONS connections, says HELLO for JOB on each (a fresh nonce each time, as new
 // processes would), then keeps every connection that reprod kept busy with record-mode OPEN
-// reports of FILE (ROUNDS_PER_SEC rounds of one report per connection), until it is killed.
+// reports of FILE (ROUNDS_PER_SEC rounds of one report per connection; 0: as fast as it can), until
+// it is killed. With MODE "enforce" it says HELLO in enforce mode and each report asks for a
+// verdict (the urgent work of reprod's queues), whose answers it drops.
 //
-//   shim_flood SOCKET JOB CONNECTIONS FILE ROUNDS_PER_SEC
+//   shim_flood SOCKET JOB CONNECTIONS FILE ROUNDS_PER_SEC [record|enforce]
 //
 // Prints "flooding: A of C connections kept" once the connections are made (a closed one was
 // refused by reprod). Raises its RLIMIT_NOFILE to the hard limit. Exits 1 on bad arguments.
@@ -48,8 +50,10 @@ bool Alive(int fd) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 6) {
-    fprintf(stderr, "usage: shim_flood SOCKET JOB CONNECTIONS FILE ROUNDS_PER_SEC\n");
+  const bool enforce = argc == 7 && strcmp(argv[6], "enforce") == 0;
+  if (argc != 6 && !(argc == 7 && (enforce || strcmp(argv[6], "record") == 0))) {
+    fprintf(stderr,
+            "usage: shim_flood SOCKET JOB CONNECTIONS FILE ROUNDS_PER_SEC [record|enforce]\n");
     return 1;
   }
   const std::string socket_path = argv[1];
@@ -62,12 +66,12 @@ int main(int argc, char** argv) {
   }
   repro::ShimHello hello;
   hello.job = argv[2];
-  hello.mode = repro::ShimMode::kRecord;
+  hello.mode = enforce ? repro::ShimMode::kEnforce : repro::ShimMode::kRecord;
   repro::ShimOpen open;
   open.dataset = "ds";
   open.requested_path = argv[4];
   open.opened_path = argv[4];
-  const std::string report = repro::EncodeShimOpen(0, open);
+  const std::string report = repro::EncodeShimOpen(/*request_id=*/enforce ? 2 : 0, open);
 
   std::vector<int> fds;
   for (int i = 0; i < connections; ++i) {

@@ -1,6 +1,8 @@
-// FairQueue: uids take turns, urgent entries go first, each uid's entries keep their order.
+// FairQueue: uids take turns, a uid's jobs take its turns in turn, urgent entries go first (but
+// cannot starve bulk ones), each job's entries keep their order.
 #include "daemon/shim_socket/fair_queue.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,28 @@ TEST(FairQueueTest, AFloodingUidDoesNotPushAnotherUidToTheBack) {
   EXPECT_THAT(Drain(queue), ElementsAre("flood0", "calm", "flood1", "flood2", "flood3"));
 }
 
+TEST(FairQueueTest, AFloodingJobDoesNotPushAnotherJobOfItsUidToTheBack) {
+  FairQueue<std::string> queue;
+  for (int i = 0; i < 4; ++i) queue.Push(1000, "flood", true, "flood" + std::to_string(i));
+  queue.Push(1000, "calm", true, "calm");
+  EXPECT_THAT(Drain(queue), ElementsAre("flood0", "calm", "flood1", "flood2", "flood3"));
+}
+
+TEST(FairQueueTest, AUidsJobsShareItsOneTurn) {
+  FairQueue<std::string> queue;
+  queue.Push(1000, "a", false, "a0");
+  queue.Push(1000, "a", false, "a1");
+  queue.Push(1000, "b", false, "b0");
+  queue.Push(1000, "c", false, "c0");
+  queue.Push(2000, "", false, "other0");
+  queue.Push(2000, "", false, "other1");
+  queue.Push(2000, "", false, "other2");
+  // uid 2000 gets every other turn however many jobs uid 1000 runs.
+  EXPECT_THAT(Drain(queue),
+              ElementsAre("a0", "other0", "b0", "other1", "c0", "other2", "a1"));
+  EXPECT_EQ(queue.SizeOf(1000), 0u);
+}
+
 TEST(FairQueueTest, UrgentEntriesGoFirstAndTakeTurnsToo) {
   FairQueue<std::string> queue;
   queue.Push(1000, false, "bulk-a");
@@ -36,15 +60,31 @@ TEST(FairQueueTest, UrgentEntriesGoFirstAndTakeTurnsToo) {
   EXPECT_THAT(Drain(queue), ElementsAre("hello-a1", "hello-b", "hello-a2", "bulk-a", "bulk-b"));
 }
 
-TEST(FairQueueTest, SizeOfCountsAUidsEntriesInBothLanes) {
+TEST(FairQueueTest, AFloodOfUrgentWorkDelaysBulkReportsButCannotStarveThem) {
+  FairQueue<std::string> queue;
+  const int urgent = 2 * FairQueue<std::string>::kUrgentPerBulk + 4;
+  for (int i = 0; i < urgent; ++i) queue.Push(1, "flood", true, "urgent" + std::to_string(i));
+  queue.Push(2, "calm", false, "report0");
+  queue.Push(2, "calm", false, "report1");
+  std::vector<std::string> order = Drain(queue);
+  const auto at = [&](const std::string& item) {
+    return std::find(order.begin(), order.end(), item) - order.begin();
+  };
+  EXPECT_EQ(at("report0"), FairQueue<std::string>::kUrgentPerBulk);
+  EXPECT_EQ(at("report1"), 2 * FairQueue<std::string>::kUrgentPerBulk + 1);
+  EXPECT_EQ(order.size(), static_cast<size_t>(urgent + 2));
+}
+
+TEST(FairQueueTest, SizeOfCountsAUidsEntriesOfEveryJobInBothLanes) {
   FairQueue<std::string> queue;
   queue.Push(1, true, "a");
-  queue.Push(1, false, "b");
+  queue.Push(1, "job", false, "b");
+  queue.Push(1, "other", false, "b2");
   queue.Push(2, false, "c");
-  EXPECT_EQ(queue.SizeOf(1), 2u);
+  EXPECT_EQ(queue.SizeOf(1), 3u);
   EXPECT_EQ(queue.SizeOf(3), 0u);
   queue.Pop();
-  EXPECT_EQ(queue.SizeOf(1), 1u);
+  EXPECT_EQ(queue.SizeOf(1), 2u);
 }
 
 TEST(FairQueueTest, ClearEmptiesBothLanes) {
