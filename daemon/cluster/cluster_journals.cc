@@ -274,6 +274,22 @@ absl::StatusOr<v1::VerifyJournalResponse> ClusterJournals::VerifyPart(
   return response;
 }
 
+absl::StatusOr<v1::HeadLogProofResponse> ClusterJournals::ProveTreeGrowth(
+    const std::string& node, uint64_t old_size, uint64_t tree_size, absl::Duration timeout) {
+  v1::HeadLogProofRequest request;
+  request.set_old_tree_size(old_size);
+  request.set_tree_size(tree_size);
+  if (node == options_.node) return auditor_->ProveHead(request);
+  const Part part{.node = node, .registration = Registration(node)};
+  ASSIGN_OR_RETURN(std::unique_ptr<v1::Repro::Stub> stub, PeerStub(part));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  v1::HeadLogProofResponse response;
+  grpc::Status status = stub->GetHeadLogProof(&context, request, &response);
+  if (!status.ok()) return PeerError(status, node, part.registration->advertise_addr());
+  return response;
+}
+
 absl::StatusOr<std::string> ClusterJournals::HashAt(const Part& part, absl::string_view job,
                                                     uint64_t seq) {
   if (part.node == options_.node) {
