@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "common/grpc_status.h"
 #include "common/names.h"
+#include "common/signed_statements.h"
 #include "common/status_macros.h"
 #include "daemon/etcd/etcd_keys.h"
 #include "daemon/store/chain.h"
@@ -332,7 +333,14 @@ void ClusterJournals::CrossCheck(const Part& part, absl::string_view job,
   }
   if (!part.published.has_value()) return;  // not published yet (etcd was unreachable)
   const v1::JournalHead& published = *part.published;
-  if (!NodeKey::Verify(key, HeadSigningBytes(part.node, job, published.seq(), published.hash()),
+  // Published before a rotation, it may be signed by an older key that the node's own rotation
+  // statements lead from to its key.
+  const std::string& signer = published.public_key().empty() ? key : published.public_key();
+  const std::vector<v1::KeyRotation> rotations(check->rotations().begin(),
+                                               check->rotations().end());
+  if (!KeysRotatedTo(part.node, {signer}, rotations).count(key) ||
+      !NodeKey::Verify(signer,
+                       HeadSigningBytes(part.node, job, published.seq(), published.hash()),
                        published.signature())) {
     MarkBroken(check, published.seq(),
                absl::StrCat("the head it published in etcd (entry ", published.seq(),

@@ -97,6 +97,10 @@ absl::StatusOr<v1::VerifyJournalResponse> Auditor::Verify(
   v1::VerifyJournalResponse response;
   ASSIGN_OR_RETURN(*response.add_nodes(), journal_->Verify(request.job()));
   response.set_intact(response.nodes(0).intact());
+  if (head_log_ != nullptr) {
+    ASSIGN_OR_RETURN(std::vector<v1::KeyRotation> rotations, head_log_->Rotations());
+    for (v1::KeyRotation& r : rotations) *response.mutable_nodes(0)->add_rotations() = std::move(r);
+  }
   if (request.rehash()) {
     ASSIGN_OR_RETURN(v1::Pin pin, store_->GetPin(request.job()));
     for (const v1::PinnedVersion& version : pin.versions()) {

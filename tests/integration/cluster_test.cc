@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "daemon/store/chain.h"
+#include "daemon/store/node_key.h"
 #include "daemon/store/rocks_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -62,17 +63,18 @@ class ClusterTest : public ::testing::Test {
   }
 
   // A reprod in cluster mode with a Unix socket (for the tests), a TCP listener (for the
-  // other node) and a metrics endpoint.
-  std::unique_ptr<ReprodProcess> StartNode(const std::string& name) {
+  // other node), a metrics endpoint and `more_flags`.
+  std::unique_ptr<ReprodProcess> StartNode(const std::string& name,
+                                           const std::vector<std::string>& more_flags = {}) {
     std::string work = dir_.Path(name);
     metrics_ports_[name] = testing::PickFreePort();
+    std::vector<std::string> flags = {
+        "--etcd_endpoints=" + etcd_->EndpointList(),
+        "--grpc_listen=unix:" + work + "/reprod.sock,127.0.0.1:0",
+        absl::StrCat("--metrics_listen=127.0.0.1:", metrics_ports_[name])};
+    flags.insert(flags.end(), more_flags.begin(), more_flags.end());
     auto node = std::make_unique<ReprodProcess>(
-        work, testing::ReprodOptions{
-                  .node_name = name,
-                  .extra_flags = {"--etcd_endpoints=" + etcd_->EndpointList(),
-                                  "--grpc_listen=unix:" + work + "/reprod.sock,127.0.0.1:0",
-                                  absl::StrCat("--metrics_listen=127.0.0.1:",
-                                               metrics_ports_[name])}});
+        work, testing::ReprodOptions{.node_name = name, .extra_flags = std::move(flags)});
     absl::Status started = node->Start();
     EXPECT_TRUE(started.ok()) << started;
     return started.ok() ? std::move(node) : nullptr;
@@ -646,6 +648,31 @@ TEST_F(ClusterJournalTest, AHeadLogRewrittenOfflineThatGrewIsReportedAsAFork) {
   reports_fork(*c);
   RunResult verify_on_c = c->Ctl({"verify", "job-1"});
   EXPECT_EQ(verify_on_c.exit_code, 4) << verify_on_c.stdout_text << verify_on_c.stderr_text;
+}
+
+// Node B rotates its key (the old key signs a statement naming the new one): verify from node A,
+// whose reproctl pinned B's old key on first use, still passes, before and after B journals
+// more under the new key, and no node takes the re-signed tree head for a fork.
+TEST_F(ClusterJournalTest, VerifyPassesAfterANodeKeyRotation) {
+  MustCtl(*a_, {"verify", "job-1"});  // pins both nodes' keys
+  ASSERT_EQ(b_->Kill(SIGTERM), 0);
+  const std::string new_key = dir_.Path("node-b-new.pem");
+  ASSERT_TRUE(NodeKey::LoadOrCreate(new_key).ok());
+  b_ = StartNode("node-b", {"--node_key=" + new_key,
+                            "--previous_node_key=" + b_->data_dir() + "/node_key.pem"});
+  ASSERT_NE(b_, nullptr);
+  ASSERT_TRUE(HeadPublished(*b_, "node-b", "job-1"));
+  for (ReprodProcess* via : {a_.get(), b_.get()}) {
+    RunResult verify = via->Ctl({"verify", "job-1"});
+    EXPECT_EQ(verify.exit_code, 0) << verify.stdout_text << verify.stderr_text << b_->log();
+  }
+  MustCtl(*b_, {"record", "job-1", "after=rotation"});
+  ASSERT_TRUE(HeadPublished(*b_, "node-b", "job-1"));
+  RunResult verify = a_->Ctl({"verify", "job-1"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.stdout_text << verify.stderr_text << b_->log();
+  for (ReprodProcess* via : {a_.get(), b_.get()}) {
+    EXPECT_THAT(via->Ctl({"node"}).stdout_text, ::testing::Not(HasSubstr("FORK")));
+  }
 }
 
 TEST_F(ClusterJournalTest, AnUnreachableNodeIsReportedNotSkipped) {
