@@ -56,4 +56,22 @@ std::string KeyRotationSigningBytes(absl::string_view node, absl::string_view ol
                       old_public_key, new_public_key);
 }
 
+std::set<std::string> KeysRotatedTo(absl::string_view node, std::set<std::string> keys,
+                                    const std::vector<v1::KeyRotation>& rotations) {
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (const v1::KeyRotation& r : rotations) {
+      if (r.node() == node && keys.count(r.old_public_key()) &&
+          !keys.count(r.new_public_key()) &&
+          VerifyEd25519(r.old_public_key(),
+                        KeyRotationSigningBytes(node, r.old_public_key(), r.new_public_key()),
+                        r.signature())) {
+        keys.insert(r.new_public_key());
+        grew = true;
+      }
+    }
+  }
+  return keys;
+}
+
 }  // namespace repro

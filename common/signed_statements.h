@@ -13,10 +13,13 @@
 #define REPRO_COMMON_SIGNED_STATEMENTS_H_
 
 #include <cstdint>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "common/ed25519_verify.h"  // the statements below are checked with VerifyEd25519
+#include "repro/v1/journal.pb.h"
 
 namespace repro {
 
@@ -42,6 +45,11 @@ std::string TreeHeadSigningBytes(absl::string_view node, uint64_t size, absl::st
 // says that heads of `node` signed by the new key are as good as those signed by the old one.
 std::string KeyRotationSigningBytes(absl::string_view node, absl::string_view old_public_key,
                                     absl::string_view new_public_key);
+
+// `keys` and every key of `node` that a chain of genuine rotation statements in `rotations` leads
+// to from one of them (each statement signed by the key before it), in any order.
+std::set<std::string> KeysRotatedTo(absl::string_view node, std::set<std::string> keys,
+                                    const std::vector<v1::KeyRotation>& rotations);
 
 }  // namespace repro
 

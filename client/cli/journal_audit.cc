@@ -248,20 +248,7 @@ absl::Status KeyTrust::Accept(const std::string& node, absl::string_view present
     return absl::OkStatus();
   }
   // Follow rotation statements from the trusted keys, each signed by the key before it.
-  std::set<std::string> trusted = known->second;
-  for (bool grew = true; grew;) {
-    grew = false;
-    for (const v1::KeyRotation& r : rotations) {
-      if (r.node() == node && trusted.count(r.old_public_key()) &&
-          !trusted.count(r.new_public_key()) &&
-          VerifyEd25519(r.old_public_key(),
-                        KeyRotationSigningBytes(node, r.old_public_key(), r.new_public_key()),
-                        r.signature())) {
-        trusted.insert(r.new_public_key());
-        grew = true;
-      }
-    }
-  }
+  const std::set<std::string> trusted = KeysRotatedTo(node, known->second, rotations);
   if (!trusted.count(std::string(presented))) {
     return absl::PermissionDeniedError(absl::StrCat(
         "node ", node, " signs with key ", HexDigest(presented), ", which is not the key ",

@@ -123,8 +123,11 @@ absl::Status AuditResponse(Invocation& inv, const std::string& job, const std::s
       if (r.entry().seq() <= check.head().seq()) evidence.entries.push_back(std::move(r));
     }
     if (proof.has_value() && proof->head().node() == check.node()) evidence.proof = proof;
-    std::vector<v1::KeyRotation> rotations;
-    if (proof.has_value()) rotations.assign(proof->rotations().begin(), proof->rotations().end());
+    // The statements are signed by the node's keys, so the relaying node need not be trusted.
+    std::vector<v1::KeyRotation> rotations(check.rotations().begin(), check.rotations().end());
+    if (proof.has_value()) {
+      rotations.insert(rotations.end(), proof->rotations().begin(), proof->rotations().end());
+    }
     bool first_use = false;
     absl::Status trusted = trust.Accept(check.node(), check.head().public_key(), rotations,
                                         &first_use);

@@ -19,6 +19,8 @@ namespace {
 
 // How long start-up waits for the first etcd listing before serving anyway (fail closed).
 constexpr absl::Duration kEtcdStartWait = absl::Seconds(3);
+// How long the tree head watch waits for another node's consistency proof (then: ask again).
+constexpr absl::Duration kTreeProofTimeout = absl::Seconds(10);
 // How long shutdown waits for queued journal heads to reach etcd.
 constexpr absl::Duration kHeadFlushWait = absl::Seconds(2);
 
@@ -82,7 +84,13 @@ absl::Status Reprod::Init() {
   journal_ = std::make_unique<Journal>(store_.get(), std::move(journal_options));
   if (mirror_ != nullptr) {
     heads_ = std::make_unique<HeadPublisher>(etcd_.get(), node_);
-    tree_heads_ = std::make_unique<TreeHeadWatch>(etcd_.get(), node_, head_log_.get(), &metrics_);
+    // cluster_ is built below, before StartCluster starts the watch.
+    tree_heads_ = std::make_unique<TreeHeadWatch>(
+        etcd_.get(), node_, head_log_.get(),
+        [this](const std::string& node, uint64_t old_size, uint64_t new_size) {
+          return cluster_->ProveTreeGrowth(node, old_size, new_size, kTreeProofTimeout);
+        },
+        &metrics_);
   }
   hash_cache_ = std::make_unique<HashCache>(store_.get());
   hasher_ = std::make_unique<TreeHasher>(DefaultFileSystem(), hash_cache_.get(), config_.hash_threads);

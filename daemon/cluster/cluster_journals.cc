@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "common/grpc_status.h"
 #include "common/names.h"
+#include "common/signed_statements.h"
 #include "common/status_macros.h"
 #include "daemon/etcd/etcd_keys.h"
 #include "daemon/store/chain.h"
@@ -274,6 +275,22 @@ absl::StatusOr<v1::VerifyJournalResponse> ClusterJournals::VerifyPart(
   return response;
 }
 
+absl::StatusOr<v1::HeadLogProofResponse> ClusterJournals::ProveTreeGrowth(
+    const std::string& node, uint64_t old_size, uint64_t tree_size, absl::Duration timeout) {
+  v1::HeadLogProofRequest request;
+  request.set_old_tree_size(old_size);
+  request.set_tree_size(tree_size);
+  if (node == options_.node) return auditor_->ProveHead(request);
+  const Part part{.node = node, .registration = Registration(node)};
+  ASSIGN_OR_RETURN(std::unique_ptr<v1::Repro::Stub> stub, PeerStub(part));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  v1::HeadLogProofResponse response;
+  grpc::Status status = stub->GetHeadLogProof(&context, request, &response);
+  if (!status.ok()) return PeerError(status, node, part.registration->advertise_addr());
+  return response;
+}
+
 absl::StatusOr<std::string> ClusterJournals::HashAt(const Part& part, absl::string_view job,
                                                     uint64_t seq) {
   if (part.node == options_.node) {
@@ -316,7 +333,14 @@ void ClusterJournals::CrossCheck(const Part& part, absl::string_view job,
   }
   if (!part.published.has_value()) return;  // not published yet (etcd was unreachable)
   const v1::JournalHead& published = *part.published;
-  if (!NodeKey::Verify(key, HeadSigningBytes(part.node, job, published.seq(), published.hash()),
+  // Published before a rotation, it may be signed by an older key that the node's own rotation
+  // statements lead from to its key.
+  const std::string& signer = published.public_key().empty() ? key : published.public_key();
+  const std::vector<v1::KeyRotation> rotations(check->rotations().begin(),
+                                               check->rotations().end());
+  if (!KeysRotatedTo(part.node, {signer}, rotations).count(key) ||
+      !NodeKey::Verify(signer,
+                       HeadSigningBytes(part.node, job, published.seq(), published.hash()),
                        published.signature())) {
     MarkBroken(check, published.seq(),
                absl::StrCat("the head it published in etcd (entry ", published.seq(),

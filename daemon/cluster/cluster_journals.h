@@ -74,6 +74,15 @@ class ClusterJournals {
   // job. Broken or unreachable parts are results, not errors.
   absl::StatusOr<v1::VerifyJournalResponse> Verify(const v1::VerifyJournalRequest& request);
 
+  // Asks `node` (this node's own head log when it is this node) for its current signed tree
+  // head and the consistency proof from its tree of `old_size` to that of `tree_size`
+  // (GetHeadLogProof without a job), waiting at most `timeout`. The answer is not checked here.
+  // UNAVAILABLE when the node is not registered or cannot be reached; the node's own error
+  // otherwise.
+  absl::StatusOr<v1::HeadLogProofResponse> ProveTreeGrowth(const std::string& node,
+                                                           uint64_t old_size, uint64_t tree_size,
+                                                           absl::Duration timeout);
+
  private:
   // A node holding (or said to hold) part of a job.
   struct Part {

@@ -44,6 +44,7 @@ std::string HeadsOf(absl::string_view job) { return absl::StrCat(kHeads, job, "/
 std::string Node(absl::string_view node) { return absl::StrCat(kNodes, node); }
 
 std::string TreeHead(absl::string_view node) { return absl::StrCat(kTreeHeads, node); }
+std::string Fork(absl::string_view node) { return absl::StrCat(kForks, node); }
 
 absl::string_view LastPart(absl::string_view key) {
   size_t slash = key.rfind('/');

@@ -15,6 +15,9 @@
 //                                                     (protobuf JSON, signed by the node)
 //   /repro/nodes/<node>                               NodeInfo subset: address, public key
 //                                                     (protobuf JSON), under the node's lease
+//   /repro/treeheads/<node>                           SignedTreeHead of <node>'s head log (binary)
+//   /repro/forks/<node>                               TreeHeadFork: evidence that <node> showed
+//                                                     two histories (protobuf JSON)
 //
 // Versions and pins are created once with create-if-absent transactions and never change; a
 // node's head moves forward only; a node key disappears when its reprod stops (lease).
@@ -42,6 +45,8 @@ inline constexpr absl::string_view kHeads = "/repro/heads/";
 inline constexpr absl::string_view kNodes = "/repro/nodes/";
 // Each node's latest signed tree head (its head log), published for the other nodes to check.
 inline constexpr absl::string_view kTreeHeads = "/repro/treeheads/";
+// The evidence of a node's fork (TreeHeadFork, protobuf JSON), kept until an operator deletes it.
+inline constexpr absl::string_view kForks = "/repro/forks/";
 
 std::string Version(absl::string_view dataset, absl::string_view version);
 // Every version of `dataset`; every version of every dataset when `dataset` is empty.
@@ -57,6 +62,7 @@ std::string Head(absl::string_view job, absl::string_view node);
 std::string HeadsOf(absl::string_view job);
 std::string Node(absl::string_view node);
 std::string TreeHead(absl::string_view node);
+std::string Fork(absl::string_view node);
 
 // The last '/'-separated part of `key` ("/repro/heads/j/node-a" -> "node-a").
 absl::string_view LastPart(absl::string_view key);

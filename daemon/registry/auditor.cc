@@ -60,25 +60,30 @@ absl::Status Auditor::Rehash(const v1::PinnedVersion& version,
 
 absl::StatusOr<v1::HeadLogProofResponse> Auditor::ProveHead(
     const v1::HeadLogProofRequest& request) {
-  RETURN_IF_ERROR(ValidateJobId(request.job()));
+  if (!request.job().empty()) RETURN_IF_ERROR(ValidateJobId(request.job()));
   if (head_log_ == nullptr) return absl::FailedPreconditionError("this node keeps no head log");
   v1::HeadLogProofResponse response;
   // The head first: once a head is visible its leaf is in the log, so the tree signed next
   // includes it.
-  ASSIGN_OR_RETURN(*response.mutable_head(), journal_->Head(request.job()));
+  if (!request.job().empty()) {
+    ASSIGN_OR_RETURN(*response.mutable_head(), journal_->Head(request.job()));
+  }
   *response.mutable_tree_head() = head_log_->SignedHead();
   const uint64_t size = response.tree_head().size();
-  absl::StatusOr<v1::HeadLogInclusion> inclusion =
-      head_log_->ProveHead(request.job(), response.head().seq(), size);
-  if (inclusion.ok()) {
-    *response.mutable_inclusion() = *std::move(inclusion);
-  } else if (!absl::IsNotFound(inclusion.status())) {
-    return inclusion.status();
+  if (!request.job().empty()) {
+    absl::StatusOr<v1::HeadLogInclusion> inclusion =
+        head_log_->ProveHead(request.job(), response.head().seq(), size);
+    if (inclusion.ok()) {
+      *response.mutable_inclusion() = *std::move(inclusion);
+    } else if (!absl::IsNotFound(inclusion.status())) {
+      return inclusion.status();
+    }
   }
   // An older tree larger than today's gets no proof: the client sees the log shrank.
-  if (request.old_tree_size() > 0 && request.old_tree_size() <= size) {
+  const uint64_t new_size = request.tree_size() > 0 ? request.tree_size() : size;
+  if (request.old_tree_size() > 0 && request.old_tree_size() <= new_size && new_size <= size) {
     ASSIGN_OR_RETURN(std::vector<std::string> proof,
-                     head_log_->ProveConsistency(request.old_tree_size(), size));
+                     head_log_->ProveConsistency(request.old_tree_size(), new_size));
     for (std::string& hash : proof) response.add_consistency(std::move(hash));
   }
   ASSIGN_OR_RETURN(std::vector<v1::KeyRotation> rotations, head_log_->Rotations());
@@ -92,6 +97,10 @@ absl::StatusOr<v1::VerifyJournalResponse> Auditor::Verify(
   v1::VerifyJournalResponse response;
   ASSIGN_OR_RETURN(*response.add_nodes(), journal_->Verify(request.job()));
   response.set_intact(response.nodes(0).intact());
+  if (head_log_ != nullptr) {
+    ASSIGN_OR_RETURN(std::vector<v1::KeyRotation> rotations, head_log_->Rotations());
+    for (v1::KeyRotation& r : rotations) *response.mutable_nodes(0)->add_rotations() = std::move(r);
+  }
   if (request.rehash()) {
     ASSIGN_OR_RETURN(v1::Pin pin, store_->GetPin(request.job()));
     for (const v1::PinnedVersion& version : pin.versions()) {

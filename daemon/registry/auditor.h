@@ -31,7 +31,8 @@ class Auditor {
 
   // The job's signed head with the head log's signed tree head and proofs (repro.proto
   // GetHeadLogProof). NOT_FOUND when the job has no journal here; FAILED_PRECONDITION without a
-  // head log. A head signed before the log existed comes without an inclusion proof.
+  // head log. A head signed before the log existed comes without an inclusion proof. With an
+  // empty job: the signed tree head and the consistency proof only.
   absl::StatusOr<v1::HeadLogProofResponse> ProveHead(const v1::HeadLogProofRequest& request);
 
  private:

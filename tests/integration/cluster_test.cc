@@ -15,10 +15,12 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "daemon/store/chain.h"
+#include "daemon/store/node_key.h"
 #include "daemon/store/rocks_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testutil/etcd_cluster.h"
+#include "tests/testutil/http_client.h"
 #include "tests/testutil/reprod_process.h"
 #include "tests/testutil/temp_dir.h"
 
@@ -60,15 +62,19 @@ class ClusterTest : public ::testing::Test {
     ASSERT_NE(b_, nullptr);
   }
 
-  // A reprod in cluster mode with a Unix socket (for the tests) and a TCP listener (for the
-  // other node).
-  std::unique_ptr<ReprodProcess> StartNode(const std::string& name) {
+  // A reprod in cluster mode with a Unix socket (for the tests), a TCP listener (for the
+  // other node), a metrics endpoint and `more_flags`.
+  std::unique_ptr<ReprodProcess> StartNode(const std::string& name,
+                                           const std::vector<std::string>& more_flags = {}) {
     std::string work = dir_.Path(name);
+    metrics_ports_[name] = testing::PickFreePort();
+    std::vector<std::string> flags = {
+        "--etcd_endpoints=" + etcd_->EndpointList(),
+        "--grpc_listen=unix:" + work + "/reprod.sock,127.0.0.1:0",
+        absl::StrCat("--metrics_listen=127.0.0.1:", metrics_ports_[name])};
+    flags.insert(flags.end(), more_flags.begin(), more_flags.end());
     auto node = std::make_unique<ReprodProcess>(
-        work, testing::ReprodOptions{
-                  .node_name = name,
-                  .extra_flags = {"--etcd_endpoints=" + etcd_->EndpointList(),
-                                  "--grpc_listen=unix:" + work + "/reprod.sock,127.0.0.1:0"}});
+        work, testing::ReprodOptions{.node_name = name, .extra_flags = std::move(flags)});
     absl::Status started = node->Start();
     EXPECT_TRUE(started.ok()) << started;
     return started.ok() ? std::move(node) : nullptr;
@@ -158,8 +164,15 @@ class ClusterTest : public ::testing::Test {
     });
   }
 
+  // What node `name` serves on /metrics ("" when it does not answer).
+  std::string MetricsOf(const std::string& name) {
+    auto response = testing::HttpFetch({.port = metrics_ports_[name]}, "GET", "/metrics");
+    return response.ok() ? response->body : "";
+  }
+
   TempDir dir_;
   std::unique_ptr<EtcdCluster> etcd_;
+  std::map<std::string, int> metrics_ports_;
   std::unique_ptr<ReprodProcess> a_;
   std::unique_ptr<ReprodProcess> b_;
 };
@@ -346,6 +359,23 @@ class ClusterJournalTest : public ClusterTest {
     MustCtl(*b_, {"record", "job-1", "rank=1"});
     ASSERT_TRUE(HeadPublished(*a_, "node-a", "job-1"));
     ASSERT_TRUE(HeadPublished(*b_, "node-b", "job-1"));
+  }
+
+  // Node B journals more of job-2 (pinned here) until node A has proven a growth of B's head
+  // log with a consistency proof. False when that did not happen within a minute.
+  bool GrowBUntilProvenByA() {
+    if (b_->Ctl({"pin", "job-2", "users@v1"}).exit_code != 0) return false;
+    int step = 0;
+    return Eventually(
+        [&] {
+          const std::string proven =
+              "repro_cluster_tree_head_growths_proven_total{node=\"node-b\"}";
+          if (MetricsOf("node-a").find(proven) != std::string::npos) return true;
+          EXPECT_TRUE(Record(*b_, "job-2", absl::StrCat(++step)).ok());
+          absl::SleepFor(absl::Milliseconds(500));  // node A looks every second
+          return false;
+        },
+        absl::Seconds(60));
   }
 
   // Stops node B, lets `edit` change its RocksDB, starts it again.
@@ -542,6 +572,107 @@ TEST_F(ClusterJournalTest, ARolledBackHeadLogIsReportedAsAFork) {
   RunResult verify = a_->Ctl({"verify", "job-1"});
   EXPECT_EQ(verify.exit_code, 4) << verify.stdout_text << verify.stderr_text;
   EXPECT_THAT(verify.stdout_text, HasSubstr("(a fork): it published a tree of size"));
+}
+
+// The size of `node`'s head log, as it signs it now.
+uint64_t TreeSize(const ReprodProcess& node) {
+  grpc::ClientContext context;
+  v1::HeadLogProofResponse response;
+  grpc::Status status =
+      node.NewStub()->GetHeadLogProof(&context, v1::HeadLogProofRequest(), &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return response.tree_head().size();
+}
+
+// Honest growth: node A takes node B's larger trees once B proved they extend what A saw.
+TEST_F(ClusterJournalTest, AHeadLogThatGrowsIsProvenNotAFork) {
+  ASSERT_TRUE(GrowBUntilProvenByA());
+  for (ReprodProcess* via : {a_.get(), b_.get()}) {
+    EXPECT_THAT(via->Ctl({"node"}).stdout_text, ::testing::Not(HasSubstr("FORK")));
+  }
+  RunResult verify = a_->Ctl({"verify", "job-1"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.stdout_text << verify.stderr_text;
+}
+
+// Node B's admin rolls its data dir back, runs it offline (no etcd) until its head log is larger
+// than what B published, and starts it in the cluster again: its new, larger tree does not
+// extend the old one, so node A, and node B itself, report the fork. The evidence is kept in
+// etcd: node A restarted, and a node C that never saw B's old tree, report it too.
+TEST_F(ClusterJournalTest, AHeadLogRewrittenOfflineThatGrewIsReportedAsAFork) {
+  ASSERT_EQ(b_->Kill(SIGTERM), 0);
+  const std::string copy = dir_.Path("node-b-copy");
+  std::filesystem::copy(b_->data_dir(), copy, std::filesystem::copy_options::recursive);
+  ASSERT_TRUE(b_->Start().ok());
+  ASSERT_TRUE(GrowBUntilProvenByA());
+  const uint64_t seen = TreeSize(*b_);  // node A's reference is at most this
+  ASSERT_EQ(b_->Kill(SIGTERM), 0);
+  std::filesystem::remove_all(b_->data_dir());
+  std::filesystem::rename(copy, b_->data_dir());
+  {
+    ReprodProcess offline(dir_.Path("node-b"), {.node_name = "node-b"});
+    ASSERT_TRUE(offline.Start().ok());
+    MustCtl(offline, {"version", "add", "users", "v1", dir_.Path("ml/users/v1")});
+    MustCtl(offline, {"pin", "job-3", "users@v1"});
+    for (int i = 0; TreeSize(offline) <= seen; ++i) {
+      MustCtl(offline, {"record", "job-3", absl::StrCat("rewritten=", i)});
+    }
+    ASSERT_EQ(offline.Kill(SIGTERM), 0);
+  }
+  ASSERT_TRUE(b_->Start().ok());
+  auto reports_fork = [&](const ReprodProcess& via) {
+    RunResult node;
+    bool seen_fork = Eventually(
+        [&] {
+          node = via.Ctl({"node"});
+          return node.stdout_text.find("FORK node-b: its tree of size") != std::string::npos;
+        },
+        absl::Seconds(30));
+    EXPECT_TRUE(seen_fork) << node.stdout_text << node.stderr_text;
+    EXPECT_THAT(node.stdout_text, HasSubstr("does not extend the one of size"));
+  };
+  reports_fork(*a_);
+  reports_fork(*b_);
+  RunResult verify = a_->Ctl({"verify", "job-1"});
+  EXPECT_EQ(verify.exit_code, 4) << verify.stdout_text << verify.stderr_text;
+  EXPECT_THAT(verify.stdout_text, HasSubstr("(a fork): its tree of size"));
+
+  // The evidence in etcd, both signed tree heads, outlives the reprod that found it.
+  RunResult recorded = etcd_->Ctl({"get", "--print-value-only", "/repro/forks/node-b"});
+  EXPECT_THAT(recorded.stdout_text, HasSubstr("\"earlier\""));
+  EXPECT_THAT(recorded.stdout_text, HasSubstr("\"later\""));
+  ASSERT_EQ(a_->Kill(SIGTERM), 0);
+  ASSERT_TRUE(a_->Start().ok());
+  reports_fork(*a_);
+  std::unique_ptr<ReprodProcess> c = StartNode("node-c");
+  ASSERT_NE(c, nullptr);
+  reports_fork(*c);
+  RunResult verify_on_c = c->Ctl({"verify", "job-1"});
+  EXPECT_EQ(verify_on_c.exit_code, 4) << verify_on_c.stdout_text << verify_on_c.stderr_text;
+}
+
+// Node B rotates its key (the old key signs a statement naming the new one): verify from node A,
+// whose reproctl pinned B's old key on first use, still passes, before and after B journals
+// more under the new key, and no node takes the re-signed tree head for a fork.
+TEST_F(ClusterJournalTest, VerifyPassesAfterANodeKeyRotation) {
+  MustCtl(*a_, {"verify", "job-1"});  // pins both nodes' keys
+  ASSERT_EQ(b_->Kill(SIGTERM), 0);
+  const std::string new_key = dir_.Path("node-b-new.pem");
+  ASSERT_TRUE(NodeKey::LoadOrCreate(new_key).ok());
+  b_ = StartNode("node-b", {"--node_key=" + new_key,
+                            "--previous_node_key=" + b_->data_dir() + "/node_key.pem"});
+  ASSERT_NE(b_, nullptr);
+  ASSERT_TRUE(HeadPublished(*b_, "node-b", "job-1"));
+  for (ReprodProcess* via : {a_.get(), b_.get()}) {
+    RunResult verify = via->Ctl({"verify", "job-1"});
+    EXPECT_EQ(verify.exit_code, 0) << verify.stdout_text << verify.stderr_text << b_->log();
+  }
+  MustCtl(*b_, {"record", "job-1", "after=rotation"});
+  ASSERT_TRUE(HeadPublished(*b_, "node-b", "job-1"));
+  RunResult verify = a_->Ctl({"verify", "job-1"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.stdout_text << verify.stderr_text << b_->log();
+  for (ReprodProcess* via : {a_.get(), b_.get()}) {
+    EXPECT_THAT(via->Ctl({"node"}).stdout_text, ::testing::Not(HasSubstr("FORK")));
+  }
 }
 
 TEST_F(ClusterJournalTest, AnUnreachableNodeIsReportedNotSkipped) {
