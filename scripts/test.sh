@@ -4,7 +4,9 @@
 #   2. builds the shipped binaries as users build them (plain RelWithDebInfo, build/: reprod,
 #      reproctl, libreproshim.so) and smoke-tests them with the demo (scripts/demo.sh: a real
 #      reprod, pins, a Python job under the shim in record and enforce mode, verify);
-#   3. runs the whole suite under ASan+UBSan (scripts/test-sanitize.sh: build-asan/, -O1 -g1).
+#   3. runs the whole suite under ASan+UBSan (scripts/test-sanitize.sh: build-asan/, -O1 -g1);
+#   4. runs each libFuzzer target for a few seconds from its corpus (scripts/fuzz.sh: clang-14,
+#      build-fuzz/), so a parser change that crashes on a mutated input fails here, not later.
 # The suite runs once, sanitized: a plain suite as well would take CI past 25 minutes on 2 cores
 # (figures: README, "Hardening").
 #   scripts/test.sh --plain [CTEST ARGS]   every test on the plain build instead (build/)
@@ -24,4 +26,6 @@ log=$(mktemp /tmp/repro-demo-log.XXXXXX)
 scripts/demo.sh >"$log" 2>&1 || { tail -50 "$log"; exit 1; }
 phase "the whole suite under ASan+UBSan"
 scripts/test-sanitize.sh "$@"
+phase "fuzz smoke: each libFuzzer target for ${FUZZ_SECONDS:-5}s"
+scripts/fuzz.sh "${FUZZ_SECONDS:-5}"
 phase "done"
