@@ -7,13 +7,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-scripts/build.sh reprod reproctl reproshim
+# REPRO_BUILD_DIR: use the binaries already built there (CI runs the demo on its sanitized build,
+# build-asan/); by default build them into build/ as users do.
+build=${REPRO_BUILD_DIR:-build}
+[[ -n ${REPRO_BUILD_DIR:-} ]] || scripts/build.sh reprod reproctl reproshim
 
 work=$(mktemp -d /tmp/repro-demo.XXXXXX)
 # Each run starts a new node with a new key: reproctl pins the keys of the nodes it has verified
 # (trust on first use) under $XDG_CONFIG_HOME/repro, so keep this throwaway node out of yours.
 export XDG_CONFIG_HOME="$work/config"
-ctl() { echo "\$ reproctl $*" >&2; build/bin/reproctl --addr "unix:$work/reprod.sock" "$@"; }
+ctl() { echo "\$ reproctl $*" >&2; "$build/bin/reproctl" --addr "unix:$work/reprod.sock" "$@"; }
 cleanup() { [[ -n "${daemon:-}" ]] && kill "$daemon" 2>/dev/null; wait 2>/dev/null || true; }
 trap cleanup EXIT
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -25,7 +28,7 @@ printf 'user,clicks\n1,3\n2,5\n3,8\n' >"$work/ml/user_ctr/v2/part-0.csv"
 ln -s v2 "$work/ml/user_ctr/latest"
 
 say "Start reprod (embedded mode: pins, versions and journal in RocksDB under $work/data)"
-build/bin/reprod --data_dir "$work/data" --grpc_listen "unix:$work/reprod.sock" \
+"$build/bin/reprod" --data_dir "$work/data" --grpc_listen "unix:$work/reprod.sock" \
   --shim_socket "$work/shim.sock" --node_name demo-node --log_level warn &
 daemon=$!
 for _ in $(seq 100); do [[ -S "$work/reprod.sock" ]] && break; sleep 0.1; done

@@ -27,14 +27,7 @@ cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREPRO_SANITIZE="$saniti
   -DREPRO_BUILD_BENCH=OFF -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" "${launcher[@]}" >/dev/null
 jobs=${JOBS:-$(nproc)}
-supp=$PWD/tests/sanitizers
-# verify_asan_link_order=0: tests run our instrumented helpers with the (uninstrumented) shim
-# preloaded, which puts the shim before libasan in the library list; that is expected here.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:check_initialization_order=1:verify_asan_link_order=0}
-export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$supp/lsan.supp:print_suppressions=0}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:suppressions=$supp/ubsan.supp}
-# TSan's reports, also those of the reprods that tests start, are written to $dir/tsan/report.PID.
-export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp:log_path=$PWD/$dir/tsan/report}
+source scripts/sanitizer-env.sh "$dir"
 if [[ $sanitize == thread ]]; then
   # etcd_pin_store_test: the mirror; shim_programs_test: real programs under the shim against an
   # instrumented reprod; abuse_test: that reprod's shim server under floods; cluster_test:
