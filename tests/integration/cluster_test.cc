@@ -147,21 +147,30 @@ class ClusterTest : public ::testing::Test {
     return out;
   }
 
-  // Waits until the head of `node`'s part of `job` in etcd is the node's own head.
+  // Waits until the head of `node`'s part of `job` in etcd is the node's own head. The node's head
+  // is read again each time: it may still move (a shimmed process's libraries are journaled after
+  // the process ended), and then the head published next is the newer one.
   bool HeadPublished(const ReprodProcess& node, const std::string& name, const std::string& job) {
-    v1::VerifyJournalRequest request;
-    request.set_job(job);
-    request.set_local_only(true);
-    grpc::ClientContext context;
-    v1::VerifyJournalResponse own;
-    grpc::Status status = node.NewStub()->VerifyJournal(&context, request, &own);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    if (!status.ok() || own.nodes_size() != 1) return false;
-    const std::string seq = absl::StrCat("\"seq\":\"", own.nodes(0).head().seq(), "\"");
-    return Eventually([&] {
+    std::string last_error;
+    const bool published = Eventually([&] {
+      v1::VerifyJournalRequest request;
+      request.set_job(job);
+      request.set_local_only(true);
+      grpc::ClientContext context;
+      v1::VerifyJournalResponse own;
+      grpc::Status status = node.NewStub()->VerifyJournal(&context, request, &own);
+      if (!status.ok() || own.nodes_size() != 1) {
+        last_error =
+            status.ok() ? absl::StrCat(own.nodes_size(), " parts") : status.error_message();
+        return false;
+      }
+      const std::string seq = absl::StrCat("\"seq\":\"", own.nodes(0).head().seq(), "\"");
       RunResult r = etcd_->Ctl({"get", "--print-value-only", "/repro/heads/" + job + "/" + name});
+      last_error = absl::StrCat("etcd has ", r.stdout_text, ", the node's head is at ", seq);
       return r.stdout_text.find(seq) != std::string::npos;
     });
+    EXPECT_TRUE(published) << last_error;
+    return published;
   }
 
   // What node `name` serves on /metrics ("" when it does not answer).
