@@ -5,7 +5,9 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -372,19 +374,46 @@ class ClusterJournalTest : public ClusterTest {
 
   // Node B journals more of job-2 (pinned here) until node A has proven a growth of B's head
   // log with a consistency proof. False when that did not happen within a minute.
-  bool GrowBUntilProvenByA() {
+  // Records on node B until node A has taken (proven) a tree head of B larger than `size`. A
+  // proof A completes may come from a round that read etcd before B published such a tree, so
+  // this waits for two more proven growths after B's published tree is larger than `size`: A's
+  // rounds run one after the other, so the second began after that publication.
+  bool GrowBUntilProvenByA(uint64_t size = 0) {
     if (b_->Ctl({"pin", "job-2", "users@v1"}).exit_code != 0) return false;
     int step = 0;
+    std::optional<int64_t> proven_when_published;
     return Eventually(
         [&] {
-          const std::string proven =
-              "repro_cluster_tree_head_growths_proven_total{node=\"node-b\"}";
-          if (MetricsOf("node-a").find(proven) != std::string::npos) return true;
+          if (proven_when_published.has_value() &&
+              ProvenGrowthsOfB() >= *proven_when_published + 2) {
+            return true;
+          }
+          if (!proven_when_published.has_value() && PublishedTreeSize("node-b") > size) {
+            proven_when_published = ProvenGrowthsOfB();
+          }
           EXPECT_TRUE(Record(*b_, "job-2", absl::StrCat(++step)).ok());
           absl::SleepFor(absl::Milliseconds(500));  // node A looks every second
           return false;
         },
-        absl::Seconds(60));
+        absl::Seconds(90));
+  }
+
+  // How many larger tree heads of node B node A has taken once proven (its counter).
+  int64_t ProvenGrowthsOfB() {
+    const std::string metrics = MetricsOf("node-a");
+    const std::string name = "repro_cluster_tree_head_growths_proven_total{node=\"node-b\"} ";
+    const size_t at = metrics.find(name);
+    if (at == std::string::npos) return 0;
+    return std::strtoll(metrics.c_str() + at + name.size(), nullptr, 10);
+  }
+
+  // The size of the tree head node `name` last published in etcd (0: none).
+  uint64_t PublishedTreeSize(const std::string& name) {
+    std::string value =
+        etcd_->Ctl({"get", "--print-value-only", "/repro/treeheads/" + name}).stdout_text;
+    if (!value.empty() && value.back() == '\n') value.pop_back();  // etcdctl's line end
+    v1::SignedTreeHead sth;
+    return sth.ParseFromString(value) ? sth.size() : 0;
   }
 
   // Stops node B, lets `edit` change its RocksDB, starts it again.
@@ -612,7 +641,9 @@ TEST_F(ClusterJournalTest, AHeadLogRewrittenOfflineThatGrewIsReportedAsAFork) {
   const std::string copy = dir_.Path("node-b-copy");
   std::filesystem::copy(b_->data_dir(), copy, std::filesystem::copy_options::recursive);
   ASSERT_TRUE(b_->Start().ok());
-  ASSERT_TRUE(GrowBUntilProvenByA());
+  // Node A must have seen a tree that the copy does not hold; one the copy holds would still be
+  // extended by the rewritten history, and rightly so.
+  ASSERT_TRUE(GrowBUntilProvenByA(TreeSize(*b_)));
   const uint64_t seen = TreeSize(*b_);  // node A's reference is at most this
   ASSERT_EQ(b_->Kill(SIGTERM), 0);
   std::filesystem::remove_all(b_->data_dir());
