@@ -372,12 +372,11 @@ class ClusterJournalTest : public ClusterTest {
     ASSERT_TRUE(HeadPublished(*b_, "node-b", "job-1"));
   }
 
-  // Node B journals more of job-2 (pinned here) until node A has proven a growth of B's head
-  // log with a consistency proof. False when that did not happen within a minute.
-  // Records on node B until node A has taken (proven) a tree head of B larger than `size`. A
-  // proof A completes may come from a round that read etcd before B published such a tree, so
-  // this waits for two more proven growths after B's published tree is larger than `size`: A's
-  // rounds run one after the other, so the second began after that publication.
+  // Node B journals more of job-2 (pinned here) until node A has taken, with a consistency proof,
+  // a tree head of B larger than `size`; false when that did not happen within 90 s. A proof A
+  // completes may come from a round that read etcd before B published such a tree, so this waits
+  // for two more proven growths after B's published tree is larger than `size`: A's rounds run
+  // one after the other, so the second began after that publication.
   bool GrowBUntilProvenByA(uint64_t size = 0) {
     if (b_->Ctl({"pin", "job-2", "users@v1"}).exit_code != 0) return false;
     int step = 0;
