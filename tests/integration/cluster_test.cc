@@ -572,6 +572,16 @@ TEST_F(ClusterJournalTest, DeletedPartOfANodeIsReported) {
   EXPECT_THAT(verify.stdout_text, HasSubstr("its part was deleted"));
 }
 
+// The size of `node`'s head log, as it signs it now.
+uint64_t TreeSize(const ReprodProcess& node) {
+  grpc::ClientContext context;
+  v1::HeadLogProofResponse response;
+  grpc::Status status =
+      node.NewStub()->GetHeadLogProof(&context, v1::HeadLogProofRequest(), &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return response.tree_head().size();
+}
+
 // Node B restarted on a rolled-back copy of its data dir publishes a smaller signed tree head
 // than the one it published before: node A, and node B itself, report the fork.
 TEST_F(ClusterJournalTest, ARolledBackHeadLogIsReportedAsAFork) {
@@ -583,11 +593,9 @@ TEST_F(ClusterJournalTest, ARolledBackHeadLogIsReportedAsAFork) {
   const std::string copy = dir_.Path("node-b-copy");
   std::filesystem::copy(b_->data_dir(), copy, std::filesystem::copy_options::recursive);
   ASSERT_TRUE(b_->Start().ok());
-  const std::string before = published();
-  MustCtl(*b_, {"pin", "job-2", "users@v1"});  // another job: job-1's part stays as published
-  MustCtl(*b_, {"record", "job-2", "rank=2"});
-  ASSERT_TRUE(Eventually([&] { return published() != before; }));
-  absl::SleepFor(absl::Seconds(3));  // node A reads the tree heads every second: let it look
+  // Node A takes a larger tree than the copy holds (B journals job-2: job-1's part stays as
+  // published).
+  ASSERT_TRUE(GrowBUntilProvenByA(TreeSize(*b_)));
   ASSERT_EQ(b_->Kill(SIGTERM), 0);
   std::filesystem::remove_all(b_->data_dir());
   std::filesystem::rename(copy, b_->data_dir());
@@ -609,16 +617,6 @@ TEST_F(ClusterJournalTest, ARolledBackHeadLogIsReportedAsAFork) {
   RunResult verify = a_->Ctl({"verify", "job-1"});
   EXPECT_EQ(verify.exit_code, 4) << verify.stdout_text << verify.stderr_text;
   EXPECT_THAT(verify.stdout_text, HasSubstr("(a fork): it published a tree of size"));
-}
-
-// The size of `node`'s head log, as it signs it now.
-uint64_t TreeSize(const ReprodProcess& node) {
-  grpc::ClientContext context;
-  v1::HeadLogProofResponse response;
-  grpc::Status status =
-      node.NewStub()->GetHeadLogProof(&context, v1::HeadLogProofRequest(), &response);
-  EXPECT_TRUE(status.ok()) << status.error_message();
-  return response.tree_head().size();
 }
 
 // Honest growth: node A takes node B's larger trees once B proved they extend what A saw.
