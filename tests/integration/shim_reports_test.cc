@@ -119,6 +119,11 @@ for i in range(int(sys.argv[2])):
     ASSERT_EQ(pinned.exit_code, 0) << pinned.stderr_text;
     RunOptions options;
     options.env = JobEnv(job, "record");
+    // 64 HELLOs at once to an instrumented reprod, beside other tests on 2 cores, can take longer
+    // than the default 2 s; a process whose HELLO timed out and that ends before it reaches reprod
+    // again cannot report its opens at all (README, "Gaps"). This test is about what happens to
+    // reports once they are sent.
+    options.env["REPRO_SHIM_TIMEOUT_MS"] = "20000";
     processes.push_back(
         Process::Spawn({"/usr/bin/python3", script, many + "/m1", absl::StrCat(kFiles)}, options));
   }
