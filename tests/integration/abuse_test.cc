@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "repro/v1/repro.grpc.pb.h"
 #include "tests/client/shim/shim_job.h"
+#include "tests/testutil/metrics_text.h"
 #include "tests/testutil/subprocess.h"
 
 namespace repro::testing {
@@ -51,14 +52,6 @@ Process SpawnAsNobody(std::vector<std::string> argv, const std::string& log_path
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-// The metric line's value ("name{labels} value"), or -1 when absent.
-double MetricValue(const std::string& metrics, const std::string& series) {
-  const std::string line = "\n" + series + " ";
-  size_t at = metrics.find(line);
-  if (at == std::string::npos) return -1;
-  return std::stod(metrics.substr(at + line.size()));
 }
 
 // grpc.health.v1.Health/Check for the whole server, through a generic stub (no generated code

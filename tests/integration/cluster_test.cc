@@ -5,7 +5,6 @@
 #include <signal.h>
 
 #include <atomic>
-#include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <set>
@@ -23,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "tests/testutil/etcd_cluster.h"
 #include "tests/testutil/http_client.h"
+#include "tests/testutil/metrics_text.h"
 #include "tests/testutil/reprod_process.h"
 #include "tests/testutil/temp_dir.h"
 
@@ -399,11 +399,9 @@ class ClusterJournalTest : public ClusterTest {
 
   // How many larger tree heads of node B node A has taken once proven (its counter).
   int64_t ProvenGrowthsOfB() {
-    const std::string metrics = MetricsOf("node-a");
-    const std::string name = "repro_cluster_tree_head_growths_proven_total{node=\"node-b\"} ";
-    const size_t at = metrics.find(name);
-    if (at == std::string::npos) return 0;
-    return std::strtoll(metrics.c_str() + at + name.size(), nullptr, 10);
+    const double proven = testing::MetricValue(
+        MetricsOf("node-a"), "repro_cluster_tree_head_growths_proven_total{node=\"node-b\"}");
+    return proven < 0 ? 0 : static_cast<int64_t>(proven);
   }
 
   // The size of the tree head node `name` last published in etcd (0: none).
