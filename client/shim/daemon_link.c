@@ -79,6 +79,9 @@ static int64_t g_ring_probed_ns; /* when the connection was last checked for a d
  * came (issue 13: gaps). Reports are sent in number order: the backlog holds them in order, and
  * what reprod never read from the ring goes back in front of the backlog. */
 static uint64_t g_report_seq;
+/* The number the next connection's HELLO gets (LINK). */
+static uint64_t g_link;
+static int g_finished; /* the process's last step ran (at exit or _exit) */
 
 static atomic_int g_owner_pid;
 static uint64_t g_nonce;
@@ -196,12 +199,21 @@ static void WarnUnreachable(int err) {
   shim_text_line_to_stderr(&t);
 }
 
+/* Caller holds g_mu. Tells reprod, in the ring, how many reports this process has numbered:
+ * its count of reports should it end without sending it (killed, say). After every report. */
+static void PublishMade(void) {
+  if (g_ring != NULL) {
+    __atomic_store_n(repro_shim_ring_made(g_ring), g_report_seq, __ATOMIC_RELEASE);
+  }
+}
+
 /* Caller holds g_mu. Maps the report ring in `fd` (closing fd); a bad one is ignored. */
 static void AttachRing(int fd) {
   struct stat st;
   if (g_ring == NULL && fstat(fd, &st) == 0 && st.st_size == (off_t)REPRO_SHIM_RING_SIZE) {
     void* ring = mmap(NULL, REPRO_SHIM_RING_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (ring != MAP_FAILED) g_ring = ring;
+    PublishMade(); /* until now the ring says "not attached" */
   }
   close(fd);
 }
@@ -318,6 +330,7 @@ static int SendHello(void) {
   repro_shim_put_u64(&w, REPRO_SHIM_F_NONCE, g_nonce);
   repro_shim_put_u64(&w, REPRO_SHIM_F_MODE, (uint64_t)g_cfg.mode);
   repro_shim_put_u64(&w, REPRO_SHIM_F_REPORT_SEQ, OldestHeldSeq());
+  repro_shim_put_u64(&w, REPRO_SHIM_F_LINK, g_link++);
   size_t exe_len = strlen(g_cfg.exe);
   if (exe_len > 0) repro_shim_put_str(&w, REPRO_SHIM_F_EXE, g_cfg.exe, exe_len);
   for (int i = 0; i < g_launcher_count; ++i) {
@@ -729,6 +742,7 @@ enum shim_answer shim_link_report(const struct shim_report* r, int wait, char* r
     }
   }
   ++g_report_seq; /* sent, kept or lost: a later number tells reprod */
+  PublishMade();
   if (result == SHIM_ANSWER_NONE) atomic_fetch_add_explicit(&g_dropped, 1, memory_order_relaxed);
   pthread_mutex_unlock(&g_mu);
   return result;
@@ -739,7 +753,10 @@ int shim_link_report_vouched(const struct shim_report* r) {
   pthread_mutex_lock(&g_mu);
   uint32_t n = EncodeOpen(r, 0, g_report_seq, g_post, sizeof(g_post));
   int published = n != 0 && Publish(g_post, n) == 0;
-  if (published) ++g_report_seq; /* else the verdict request takes this number */
+  if (published) {
+    ++g_report_seq;
+    PublishMade();
+  } /* else the verdict request takes this number */
   pthread_mutex_unlock(&g_mu);
   return published;
 }
@@ -763,31 +780,42 @@ void shim_link_after_fork_child(void) {
   g_backlog_head = g_backlog_tail = 0; /* the parent's reports are the parent's to send */
   atomic_store(&g_owner_pid, (int)getpid());
   g_nonce = NewNonce();
-  g_report_seq = 0; /* a new process (new nonce) numbers its own reports */
+  g_report_seq = 0; /* a new process (new nonce) numbers its own reports and links */
+  g_link = 0;
+  g_finished = 0;
   atomic_store(&g_retry_at_ns, 0);
   atomic_store(&g_dropped, 0);
   g_room_refused_ns = INT64_MIN / 2;
 }
 
-void shim_link_flush(void) {
-  if (!shim_link_in_owner()) return;
-  pthread_mutex_lock(&g_mu);
-  if (g_backlog_head < g_backlog_tail) FlushBacklogBounded();
-  pthread_mutex_unlock(&g_mu);
-}
 
-void shim_link_at_exit(void) {
-  if (!shim_link_in_owner()) return;
-  pthread_mutex_lock(&g_mu);
+/* Caller holds g_mu. The process image ends: sends what waits in the backlog, then how many
+ * reports there were (0 too), so reprod counts the last ones it lacks and knows none is still to
+ * come. The count only when reprod may know this process (a HELLO was sent). Waits for room up to
+ * the timeout. */
+static void SendCountLocked(void) {
   if (g_backlog_head < g_backlog_tail) FlushBacklogBounded(); /* last chance for waiting reports */
-  if (g_report_seq > 0 && shim_pin_current() != NULL) {
-    /* How many reports there were, after them all, so reprod counts the last ones it lacks. */
+  if (g_link > 0 && shim_pin_current() != NULL) {
     uint8_t last[REPRO_SHIM_HEADER_SIZE + REPRO_SHIM_FIELD_HEADER_SIZE + 8];
     struct repro_shim_writer w;
     repro_shim_writer_init(&w, last, sizeof(last), REPRO_SHIM_LOADED, 0);
     repro_shim_put_u64(&w, REPRO_SHIM_F_REPORT_SEQ, g_report_seq);
     if (Keep(last, repro_shim_finish(&w), kBacklogBytes) == 0) FlushBacklogBounded();
   }
+}
+
+void shim_link_before_exec(void) {
+  if (!shim_link_in_owner()) return;
+  pthread_mutex_lock(&g_mu);
+  SendCountLocked(); /* if exec fails, later reports and the exit count simply follow */
+  pthread_mutex_unlock(&g_mu);
+}
+
+/* Caller holds g_mu. The process ends: SendCountLocked, once; what still waits is dropped. */
+static void FinishLocked(void) {
+  if (g_finished) return;
+  g_finished = 1;
+  SendCountLocked();
   for (size_t at = g_backlog_head; at < g_backlog_tail;) {
     uint32_t n;
     memcpy(&n, g_backlog + at, sizeof(n));
@@ -799,7 +827,10 @@ void shim_link_at_exit(void) {
     at += sizeof(n) + n;
   }
   g_backlog_head = g_backlog_tail = 0;
-  pthread_mutex_unlock(&g_mu);
+}
+
+/* One line on stderr when reports were dropped. */
+static void WarnDropped(void) {
   unsigned long dropped = atomic_load(&g_dropped);
   if (dropped == 0) return;
   struct shim_text t;
@@ -810,4 +841,19 @@ void shim_link_at_exit(void) {
   shim_text_add_u64(&t, dropped);
   shim_text_add(&t, " dataset open(s) of this process could not be reported to reprod");
   shim_text_line_to_stderr(&t);
+}
+
+void shim_link_at_exit(void) {
+  if (!shim_link_in_owner()) return;
+  pthread_mutex_lock(&g_mu);
+  FinishLocked();
+  pthread_mutex_unlock(&g_mu);
+  WarnDropped();
+}
+
+void shim_link_at_exit_now(void) {
+  if (!shim_link_in_owner() || pthread_mutex_trylock(&g_mu) != 0) return;
+  FinishLocked();
+  pthread_mutex_unlock(&g_mu);
+  WarnDropped();
 }

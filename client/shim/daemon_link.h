@@ -11,9 +11,10 @@
  * proto/shim/shim_ring.h), with a DOORBELL datagram only when reprod sleeps; nothing is held in
  * the process's own memory, so exit, exec, fork or a quiet process strand nothing. Without a ring
  * (or with it full) a report is sent as a datagram; when the socket is full or reprod is away
- * they queue in a fixed 256 KiB backlog that is sent at the next report (or at exit or
- * shim_link_flush, within the timeout); beyond it they are dropped and counted (one line at exit). A lost reprod is warned about once per outage and tried again at
- * most once a second (every 250 ms in enforce mode). The socket is close-on-exec and sits on a
+ * they queue in a fixed 256 KiB backlog that is sent at the next report (or at exit, _exit or
+ * exec, within the timeout); beyond it they are dropped and counted (one line at exit). A lost
+ * reprod is warned about once per outage and tried again at most once a second (every 250 ms in
+ * enforce mode). The socket is close-on-exec and sits on a
  * high descriptor number, away from the program's own.
  *
  * Thread-safe (one mutex; a verdict wait holds it, so enforce-mode verdicts of one process are
@@ -88,12 +89,19 @@ int shim_link_in_owner(void);
 /* pthread_atfork child handler. */
 void shim_link_after_fork_child(void);
 
-/* Sends what waits in the backlog (reports that found the socket full or reprod away), waiting
- * for room up to the timeout. For the places that end the process image: call it before exec. */
-void shim_link_flush(void);
+/* Before exec ends the process image: sends what waits in the backlog (reports that found the
+ * socket full or reprod away) and the count of reports made so far, waiting for room up to the
+ * timeout. */
+void shim_link_before_exec(void);
 
-/* At exit: shim_link_flush, then one line on stderr when reports were dropped. */
+/* At exit: what shim_link_before_exec sends (once), then one line on stderr when reports were
+ * dropped. */
 void shim_link_at_exit(void);
+
+/* shim_link_at_exit for _exit, which may be called from a signal handler: does nothing when the
+ * link is busy (the interrupted code may hold it; reprod then counts what is lost from the report
+ * ring, issue 13). Async-signal-safe. */
+void shim_link_at_exit_now(void);
 
 const char* shim_link_socket_path(void);
 

@@ -5,10 +5,10 @@
  * Exports exactly the libc functions it wraps (shim_exports.map): the open family that programs
  * on glibc call through the PLT (open, open64, __open, __open64, openat, openat64, the fortified
  * __open_2, __open64_2, __openat_2, __openat64_2, creat, creat64), stdio's fopen, fopen64, freopen,
- * freopen64 (glibc's fopen opens without going through open's PLT), and fchdir to track the
- * working directory; view_wrappers.c adds every other path-taking call (listing, stat, access,
- * readlink, realpath, chdir, exec) under the same rules. Without REPRO_JOB every call goes
- * straight to libc.
+ * freopen64 (glibc's fopen opens without going through open's PLT), fchdir to track the
+ * working directory, and _exit and _Exit (to say how many reports the process made, as at exit);
+ * view_wrappers.c adds every other path-taking call (listing, stat, access, readlink, realpath,
+ * chdir, exec) under the same rules. Without REPRO_JOB every call goes straight to libc.
  *
  * With REPRO_JOB, an open is checked by path_resolver.h: outside the pinned datasets' roots it
  * goes to libc untouched (no allocation added; enforce mode adds one stat of the directory);
@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "client/shim/cwd_tracker.h"
@@ -590,6 +591,22 @@ __attribute__((constructor)) static void ShimStart(int argc, char** argv, char**
   }
   g_active = 1;
 }
+
+/* _exit and _Exit end a process without destructors: Python's os._exit (how multiprocessing and
+ * DataLoader workers end) and many forked children. The link's last step runs here instead, so
+ * the process's count of reports reaches reprod (issue 13). Async-signal-safe, as _exit is: it
+ * never waits for a lock, and what it sends is bounded by the shim's timeout. exit() does not come
+ * here (glibc calls its own _exit directly); ShimStop runs then. */
+static __attribute__((noreturn)) void ExitNow(int status) {
+  if (g_active && !t_busy) {
+    t_busy = 1;
+    shim_link_at_exit_now();
+  }
+  for (;;) syscall(SYS_exit_group, status);
+}
+
+SHIM_EXPORT void _exit(int status) { ExitNow(status); }
+SHIM_EXPORT void _Exit(int status) { ExitNow(status); }
 
 __attribute__((destructor)) static void ShimStop(void) {
   if (!g_active) return;

@@ -394,13 +394,13 @@ SHIM_EXPORT int chdir(const char* path) {
 typedef int (*execve_fn)(const char*, char* const[], char* const[]);
 typedef int (*execv_fn)(const char*, char* const[]);
 
-/* Reports still waiting in the backlog leave before the process image does (the report ring
- * needs nothing: reprod reads it when the connection ends). */
+/* Reports still waiting in the backlog, and the count of reports, leave before the process image
+ * does (the report ring needs nothing: reprod reads it when the connection ends). */
 static void FlushBeforeExec(void) {
   if (!g_active || t_busy || !shim_link_in_owner()) return;
   int saved = errno;
   t_busy = 1;
-  shim_link_flush();
+  shim_link_before_exec();
   t_busy = 0;
   errno = saved;
 }

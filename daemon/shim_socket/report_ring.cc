@@ -29,6 +29,7 @@ absl::StatusOr<std::unique_ptr<ReportRing>> ReportRing::Create() {
   }
   auto* bytes = static_cast<uint8_t*>(base);
   __atomic_store_n(repro_shim_ring_asleep(bytes), 1u, __ATOMIC_SEQ_CST);
+  __atomic_store_n(repro_shim_ring_made(bytes), REPRO_SHIM_RING_UNTAKEN, __ATOMIC_SEQ_CST);
   return std::unique_ptr<ReportRing>(new ReportRing(fd, bytes));
 }
 
@@ -66,6 +67,12 @@ int ReportRing::Drain(const std::function<void(absl::string_view message)>& each
   }
   __atomic_store_n(repro_shim_ring_head(base_), head_, __ATOMIC_RELEASE);
   return count;
+}
+
+std::optional<uint64_t> ReportRing::Made() const {
+  const uint64_t made = __atomic_load_n(repro_shim_ring_made(base_), __ATOMIC_ACQUIRE);
+  if (made == REPRO_SHIM_RING_UNTAKEN) return std::nullopt;
+  return made;
 }
 
 bool ReportRing::Sleep() {

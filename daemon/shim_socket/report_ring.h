@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -45,6 +46,11 @@ class ReportRing {
   // Lets the shim know reprod will look again only after a DOORBELL. False when reports were
   // published meanwhile (the ring stays awake: Drain again).
   bool Sleep();
+
+  // How many reports the process says it has numbered so far (the ring's `made`): its count of
+  // reports, for a process that ended without sending it. Any value: the process writes it.
+  // nullopt when no process took the ring (its PIN answer never reached one).
+  std::optional<uint64_t> Made() const;
 
  private:
   ReportRing(int fd, uint8_t* base) : fd_(fd), base_(base) {}

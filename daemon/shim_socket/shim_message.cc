@@ -32,6 +32,7 @@ constexpr Rule kHelloRules[] = {
     {REPRO_SHIM_F_ARG, Kind::kString, false, REPRO_SHIM_MAX_ARGS},
     {REPRO_SHIM_F_LAUNCHER_VAR, Kind::kString, false, REPRO_SHIM_MAX_LAUNCHER_VARS},
     {REPRO_SHIM_F_REPORT_SEQ, Kind::kU64, false, 1},
+    {REPRO_SHIM_F_LINK, Kind::kU64, false, 1},
 };
 
 // Reads LAUNCHER_VAR fields ("NAME=VALUE") into `launcher`. False, with `detail`, for a name
@@ -177,6 +178,7 @@ void ParseHello(absl::string_view datagram, ParsedShimRequest* parsed) {
   hello.mode = mode == REPRO_SHIM_MODE_ENFORCE ? ShimMode::kEnforce : ShimMode::kRecord;
   hello.exe = f.String(REPRO_SHIM_F_EXE);
   if (f.Has(REPRO_SHIM_F_REPORT_SEQ)) hello.report_seq = f.U64(REPRO_SHIM_F_REPORT_SEQ);
+  hello.link = f.U64(REPRO_SHIM_F_LINK);
   hello.argv = f.Strings(REPRO_SHIM_F_ARG);
   if (!ReadLauncherVars(f.Strings(REPRO_SHIM_F_LAUNCHER_VAR), &hello.launcher, &parsed->detail)) {
     parsed->reject = ShimReject::kBadValue;
@@ -439,6 +441,7 @@ std::string EncodeShimHello(uint32_t request_id, const ShimHello& hello) {
     w.Str(REPRO_SHIM_F_LAUNCHER_VAR, absl::StrCat(name, "=", value));
   }
   if (hello.report_seq) w.U64(REPRO_SHIM_F_REPORT_SEQ, *hello.report_seq);
+  if (hello.link != 0) w.U64(REPRO_SHIM_F_LINK, hello.link);
   return w.Finish();
 }
 

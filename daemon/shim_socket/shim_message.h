@@ -69,6 +69,8 @@ struct ShimHello {
   // REPORT_SEQ: the oldest report the process still holds (or its next one); absent from shims
   // that do not number their reports.
   std::optional<uint64_t> report_seq;
+  // LINK: the number of this connection in the process (0 for its first, and when absent).
+  uint64_t link = 0;
 };
 
 struct ShimOpen {

@@ -22,6 +22,7 @@
 #include "common/status_macros.h"
 #include "daemon/auth/peer_credentials.h"
 #include "daemon/hashing/file_hasher.h"
+#include "daemon/store/gap_recorder.h"
 #include "spdlog/spdlog.h"
 
 namespace repro {
@@ -97,13 +98,34 @@ bool IsUrgent(const ShimRequest& r) { return r.type == REPRO_SHIM_HELLO || r.req
 }  // namespace
 
 struct ShimServer::Connection {
-  Connection(int fd, ShimPeer peer, ShimSessionContext* sessions, std::shared_ptr<UidUsage> usage)
-      : fd(fd), peer(peer), usage(std::move(usage)), session(sessions, peer) {}
-  ~Connection() { close(fd); }
+  Connection(int fd, ShimPeer peer, ShimSessionContext* sessions, std::shared_ptr<UidUsage> usage,
+             ProcessEnds* ends)
+      : fd(fd),
+        peer(peer),
+        usage(std::move(usage)),
+        ends(ends),
+        pidfd(ProcessEnds::OpenPidfd(peer.pid)),
+        session(sessions, peer) {
+    ends->Connected(peer.pid);
+  }
+  // Runs once nothing holds the connection any more: everything it sent was served.
+  ~Connection() {
+    ends->Disconnected({.pid = peer.pid,
+                        .uid = peer.uid,
+                        .job = session.job(),
+                        .key = session.numbers_key(),
+                        .link = session.link(),
+                        .counted = session.counted(),
+                        .made = ring != nullptr ? ring->Made() : std::nullopt,
+                        .pidfd = pidfd});
+    close(fd);
+  }
 
   const int fd;
   const ShimPeer peer;
   const std::shared_ptr<UidUsage> usage;  // of peer.uid
+  ProcessEnds* const ends;
+  const int pidfd;  // the process, when the kernel gives one (ProcessEnds); handed to ends
   std::atomic<bool> closed{false};        // the IO thread dropped it: stop hashing for it
 
   absl::Mutex mu;
@@ -161,6 +183,16 @@ ShimServer::ShimServer(ShimServerOptions options, ShimServerParts parts)
   ring_reports_ = metrics_->GetCounter("repro_shim_ring_reports_total",
                                        "Reports read from processes' report rings.");
   connections_open_ = metrics_->GetGauge("repro_shim_connections", "Open shim connections.");
+  auto uncounted = [&](const char* outcome) {
+    return metrics_->GetCounter(
+        "repro_shim_uncounted_ends_total",
+        "Processes that ended without their count of reports, by what reprod found: every report "
+        "arrived (complete), some did not (reports_lost), or no count at all (count_unknown).",
+        {{"outcome", outcome}});
+  };
+  uncounted_complete_ = uncounted("complete");
+  uncounted_lost_ = uncounted("reports_lost");
+  uncounted_unknown_ = uncounted("count_unknown");
   loaded_ = std::make_unique<LoadedRecorder>(
       LoadedRecorderParts{.journal = parts_.journal,
                           .fs = parts_.fs,
@@ -170,6 +202,9 @@ ShimServer::ShimServer(ShimServerOptions options, ShimServerParts parts)
                           .lost = &lost_},
       LoadedRecorderOptions{.max_queued = options_.max_queued_loaded,
                             .max_hash_bytes = options_.max_hash_bytes});
+  ends_ = std::make_unique<ProcessEnds>(
+      ProcessEnds::Options{.settle = options_.process_end_settle},
+      [this](const ProcessEnds::Gone& gone) { JournalUncounted(gone); });
   sessions_ = std::make_unique<ShimSessionContext>(
       ShimSessionParts{.pins = &pins_,
                        .checker = parts_.checker,
@@ -179,7 +214,8 @@ ShimServer::ShimServer(ShimServerOptions options, ShimServerParts parts)
                        .indexes = &indexes_,
                        .auth = auth_,
                        .numbers = &numbers_,
-                       .journal = parts_.journal},
+                       .journal = parts_.journal,
+                       .ends = ends_.get()},
       metrics_);
   hash_pool_ =
       std::make_unique<BoundedPool>("shim-exe-hash", options_.hash_threads,
@@ -267,6 +303,7 @@ void ShimServer::RemoveListener(const std::string& socket_path) {
 
 void ShimServer::Stop() {
   if (stopped_.exchange(true)) return;
+  ends_->Stop();  // reprod stops, the processes it served may not: none is taken as ended
   if (stop_fd_ >= 0) {
     uint64_t one = 1;
     [[maybe_unused]] ssize_t n = write(stop_fd_, &one, sizeof(one));
@@ -354,7 +391,7 @@ void ShimServer::Accept(int listen_fd) {
     auto c = std::make_shared<Connection>(
         fd,
         ShimPeer{pid, peer->uid, peer->gid, std::move(peer->groups), listener->second.job_identity},
-        sessions_.get(), std::move(usage));
+        sessions_.get(), std::move(usage), ends_.get());
     epoll_event event{};
     event.events = EPOLLIN | EPOLLRDHUP;
     event.data.fd = fd;
@@ -659,6 +696,39 @@ void ShimServer::AppendToJournal(Connection& c, std::vector<JournalItem> items) 
   }
   JournalDone done = lost_.Watch(c.session.job(), items);
   parts_.journal->AppendAsync(c.session.job(), std::move(items), std::move(done));
+}
+
+void ShimServer::JournalUncounted(const ProcessEnds::Gone& gone) {
+  // A gap saying how many reports the process lost is unknown (`why`).
+  auto uncounted = [&](absl::string_view why) {
+    uncounted_unknown_->Increment();
+    return GapItem({{std::string(kUncountedProcessKind), 1}},
+                   absl::StrCat("pid ", gone.pid,
+                                " ended without telling reprod how many dataset-open reports it "
+                                "made (",
+                                why, "), so some of them may never have reached the journal"));
+  };
+  std::vector<JournalItem> items;
+  if (!gone.made) {
+    items.push_back(uncounted("its report ring never reached it"));
+  } else if (absl::StatusOr<uint64_t> missing = numbers_.Missing(gone.job, gone.key, *gone.made);
+             !missing.ok()) {
+    items.push_back(uncounted(missing.status().message()));
+  } else {
+    numbers_.Accept(gone.job, gone.key, *gone.made);
+    if (*missing == 0) {
+      uncounted_complete_->Increment();
+      return;
+    }
+    uncounted_lost_->Increment();
+    items.push_back(LostReportsItem(gone.pid, gone.key, *missing, *gone.made,
+                                    "never reached the journal: the process ended (killed, or "
+                                    "its connection lost) without delivering them"));
+  }
+  spdlog::warn("shim socket: pid {} of job {} ended with its record incomplete: {}", gone.pid,
+               gone.job, items.front().entry.gap().reason());
+  JournalDone done = lost_.Watch(gone.job, items);
+  parts_.journal->AppendAsync(gone.job, std::move(items), std::move(done));
 }
 
 void ShimServer::HashExecutable(const ConnectionPtr& c, ShimOutput out) {

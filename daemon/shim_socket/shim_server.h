@@ -12,7 +12,9 @@
 //   server->Stop();
 //
 // Serving a connection never waits for a disk sync: items join the journal's group commit in the
-// background, and items that cannot be written are counted in one place (LostItems).
+// background, and items that cannot be written are counted in one place (LostItems). When a
+// connection ends without its process's count of reports (killed, or its HELLO unanswered),
+// ProcessEnds waits for the process to be gone and JournalUncounted counts what it lost.
 //
 // Threading: one thread owns the socket (epoll: accept, receive, parse, reject); a small pool of
 // workers serves connections, one worker per connection at a time, so a connection's messages are
@@ -63,6 +65,7 @@
 #include "daemon/shim_socket/bounded_pool.h"
 #include "daemon/shim_socket/data_checker.h"
 #include "daemon/shim_socket/fair_queue.h"
+#include "daemon/shim_socket/process_ends.h"
 #include "daemon/shim_socket/report_numbers.h"
 #include "daemon/shim_socket/report_ring.h"
 #include "daemon/shim_socket/shim_message.h"
@@ -95,6 +98,9 @@ struct ShimServerOptions {
   // An executable is hashed to the end when its process is gone, up to this many bytes; beyond,
   // the hashing stops when the connection closes.
   uint64_t hash_after_close_bytes = uint64_t{256} << 20;
+  // A process whose connection ended without its count of reports is taken as ended this long
+  // after it exited (ProcessEnds): time for connections it made just before to be read.
+  absl::Duration process_end_settle = absl::Seconds(2);
   // Rejected datagrams are logged at most once per connection per interval.
   absl::Duration log_interval = absl::Seconds(10);
   // LOADED reports waiting to be described and journaled; more are dropped (and counted).
@@ -198,6 +204,10 @@ class ShimServer {
   // Sends what `out` holds for the shim and counts its rejections.
   void Answer(Connection& c, const ShimOutput& out);
   void AppendToJournal(Connection& c, std::vector<JournalItem> items);
+  // Journals what a process that ended without its count of reports may have lost
+  // (ProcessEnds): the reports below its ring's count that never arrived, or, without a ring, a
+  // gap saying the count is unknown. On ends_'s thread.
+  void JournalUncounted(const ProcessEnds::Gone& gone);
   // Hashes out.exe (from the hash cache at once, else on hash_pool_), then journals out.items and
   // serves c again.
   void HashExecutable(const ConnectionPtr& c, ShimOutput out);
@@ -229,11 +239,16 @@ class ShimServer {
   Counter* uid_paused_;
   Counter* exes_not_hashed_;
   Counter* ring_reports_;
+  Counter* uncounted_complete_;  // repro_shim_uncounted_ends_total{outcome}
+  Counter* uncounted_lost_;
+  Counter* uncounted_unknown_;
   Gauge* connections_open_;
   LostItems lost_;
   ShimPins pins_;
   VerdictIndexes indexes_;
   ReportNumbers numbers_{parts_.journal};
+  // Before everything that holds connections: their ends are told to it.
+  std::unique_ptr<ProcessEnds> ends_;
   std::unique_ptr<LoadedRecorder> loaded_;
   std::unique_ptr<ShimSessionContext> sessions_;
   std::unique_ptr<BoundedPool> hash_pool_;

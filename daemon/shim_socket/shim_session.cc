@@ -236,6 +236,10 @@ void ShimSession::HandleHello(const ShimRequest& request, ShimOutput* out) {
     return;
   }
   job_ = hello.job;
+  link_ = hello.link;
+  if (context_->parts().ends != nullptr) {
+    context_->parts().ends->Started(peer_.pid, job_, numbers_key_, link_);
+  }
   rank_ = hello.rank;
   mode_ = hello.mode;
   pin_ = *pin;
@@ -261,14 +265,19 @@ void ShimSession::HandleHello(const ShimRequest& request, ShimOutput* out) {
                 job_, rank_, std::string(ShimModeName(mode_)));
 }
 
-JournalItem ShimSession::ReportGap(uint64_t missing, uint64_t through,
-                                   absl::string_view how) const {
+JournalItem LostReportsItem(pid_t pid, const std::string& numbers_key, uint64_t missing,
+                            uint64_t through, absl::string_view how) {
   JournalItem item =
       GapItem({{std::string(kLostReportKind), missing}},
-              absl::StrCat(missing, " dataset-open report(s) of pid ", peer_.pid, " ", how));
-  item.mark_key = numbers_key_;  // so a restarted reprod does not count them again
+              absl::StrCat(missing, " dataset-open report(s) of pid ", pid, " ", how));
+  item.mark_key = numbers_key;
   item.mark_value = through;
   return item;
+}
+
+JournalItem ShimSession::ReportGap(uint64_t missing, uint64_t through,
+                                   absl::string_view how) const {
+  return LostReportsItem(peer_.pid, numbers_key_, missing, through, how);
 }
 
 bool ShimSession::JournalHelloGap(const ShimHello& hello, uint64_t missing, ShimOutput* out) {
@@ -351,6 +360,7 @@ void ShimSession::HandleOpen(const ShimRequest& request, ShimOutput* out) {
     return;
   }
   const ShimOpen& open = request.open;
+  counted_ = false;
   ReportNumbers::Seen seen;
   if (open.report_seq.has_value() && context_->parts().numbers != nullptr) {
     seen = context_->parts().numbers->Report(job_, numbers_key_, *open.report_seq);
@@ -410,7 +420,10 @@ void ShimSession::HandleLoaded(ShimRequest& request, ShimOutput* out) {
                                      "never arrived: the process dropped them (its backlog was "
                                      "full while reprod was away) or its connection lost them"));
     }
-    if (missing.ok()) numbers->Accept(job_, numbers_key_, *request.reports_made);
+    if (missing.ok()) {
+      numbers->Accept(job_, numbers_key_, *request.reports_made);
+      counted_ = true;
+    }
   }
   const ShimLoaded& loaded = request.loaded;
   if (loaded.libraries.empty() && loaded.package_dirs.empty() && loaded.libc_version.empty()) {

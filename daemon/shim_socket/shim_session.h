@@ -49,8 +49,9 @@
 #include "daemon/metrics/metrics.h"
 #include "daemon/os/file_system.h"
 #include "daemon/shim_socket/data_checker.h"
-#include "daemon/shim_socket/shim_message.h"
+#include "daemon/shim_socket/process_ends.h"
 #include "daemon/shim_socket/report_numbers.h"
+#include "daemon/shim_socket/shim_message.h"
 #include "daemon/shim_socket/shim_pins.h"
 #include "daemon/shim_socket/verdict_index.h"
 #include "daemon/store/journal.h"
@@ -59,6 +60,9 @@ namespace repro {
 
 // The kind of a gap entry's count of dataset-open reports that never reached the journal.
 inline constexpr absl::string_view kLostReportKind = "shim_report";
+// The kind of a gap entry's count of processes that ended without saying how many dataset-open
+// reports they made, so that how many never reached the journal is unknown (ProcessEnds).
+inline constexpr absl::string_view kUncountedProcessKind = "shim_process_uncounted";
 
 // The process at the other end of a connection, as the kernel says (SO_PEERCRED).
 struct ShimPeer {
@@ -89,6 +93,8 @@ struct ShimSessionParts {
   ReportNumbers* numbers = nullptr;
   // May be null: a gap found at HELLO is then journaled like any item, not before the answer.
   Journal* journal = nullptr;
+  // May be null: not told which process each accepted HELLO is (see ProcessEnds).
+  ProcessEnds* ends = nullptr;
 };
 
 // What every session shares: the parts and the counters. Thread-safe.
@@ -135,6 +141,12 @@ struct ShimOutput {
   std::optional<ExeToHash> exe;
 };
 
+// The gap item for `missing` dataset-open reports of process `numbers_key` (ReportNumbers::Key,
+// pid `pid`) lost `how`; every report numbered below `through` is then accounted for (the item
+// carries the process's mark, so a restarted reprod does not count them again).
+JournalItem LostReportsItem(pid_t pid, const std::string& numbers_key, uint64_t missing,
+                            uint64_t through, absl::string_view how);
+
 // Completes the ProcessStart item that `exe` points at in `items` with the outcome of hashing
 // its executable: the SHA-256, or exe_not_hashed saying why not.
 void FinishExeHash(const ExeToHash& exe, const absl::StatusOr<HashedFile>& hashed,
@@ -152,6 +164,11 @@ class ShimSession {
   // The job of the accepted HELLO; empty before.
   const std::string& job() const { return job_; }
   const ShimPeer& peer() const { return peer_; }
+  // The process (ReportNumbers::Key) and connection number (LINK) of the accepted HELLO.
+  const std::string& numbers_key() const { return numbers_key_; }
+  uint64_t link() const { return link_; }
+  // The process said how many dataset-open reports it made, and reported none since.
+  bool counted() const { return counted_; }
 
  private:
   void HandleHello(const ShimRequest& request, ShimOutput* out);
@@ -164,8 +181,7 @@ class ShimSession {
   // Journals the gap of `missing` reports a HELLO revealed, durably before its answer when a
   // journal is at hand. False when an enforce-mode HELLO must be refused (see the class comment).
   bool JournalHelloGap(const ShimHello& hello, uint64_t missing, ShimOutput* out);
-  // The gap item for `missing` reports of this process lost `how`; every report numbered below
-  // `through` is then accounted for (the item carries the process's mark).
+  // LostReportsItem for this process.
   JournalItem ReportGap(uint64_t missing, uint64_t through, absl::string_view how) const;
 
   ShimSessionContext* const context_;
@@ -177,6 +193,8 @@ class ShimSession {
   ShimMode mode_ = ShimMode::kRecord;
   std::shared_ptr<const v1::Pin> pin_;
   std::string numbers_key_;  // ReportNumbers::Key of this process
+  uint64_t link_ = 0;
+  bool counted_ = false;
 };
 
 }  // namespace repro

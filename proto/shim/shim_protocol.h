@@ -43,7 +43,10 @@
  *                            REPORT_SEQ (issue 13: the number of the oldest report the process
  *                            still holds and will send on this connection, or of its next report
  *                            when it holds none: every lower-numbered report was sent earlier or
- *                            dropped, so reprod can count what never reached its journal)
+ *                            dropped, so reprod can count what never reached its journal),
+ *                            LINK (issue 13: this connection's number in the process, 0, 1, 2, ...:
+ *                            reprod serves connections side by side, so it tells which one is the
+ *                            process's latest when one ends without the count of reports)
  *   PIN     reprod -> shim   answers HELLO: SEED R, RANK_SEED R, MODE R, DATASET*; each DATASET
  *                            holds NAME R, ROOT R (absolute, symlink-free), PINNED_DIR R (directory
  *                            name of the pinned version inside ROOT), VERSION R (its version name),
@@ -156,6 +159,8 @@ enum repro_shim_tag {
   REPRO_SHIM_F_LAUNCHER_VAR = 28,
   /* OPEN and HELLO, added for issue 13 (gap detection): see REPORT_SEQ above */
   REPRO_SHIM_F_REPORT_SEQ = 39,
+  /* HELLO, added for issue 13 (a process that ends without its count): see LINK above */
+  REPRO_SHIM_F_LINK = 29,
 };
 
 /* The launcher variables a HELLO may report (issue 12): torchrun's, Slurm's, and the Pod's

@@ -22,6 +22,13 @@
  *       64     8  head    bytes ever consumed by reprod (written by reprod only)
  *      128     4  asleep  1: reprod looks again only after a DOORBELL; the shim that swaps it to
  *                         0 sends one
+ *      192     8  made    reports the process has numbered so far: the REPORT_SEQ its next report
+ *                         gets (written by the shim only, after each report, whatever path the
+ *                         report took). reprod reads it when the connection ends without the
+ *                         process's count of reports (LOADED REPORT_SEQ), e.g. because the process
+ *                         was killed: the count it would have sent (issue 13: gaps). reprod
+ *                         creates the ring with REPRO_SHIM_RING_UNTAKEN here; the shim that maps
+ *                         it writes its count at once.
  *      256  cap   data    records, each at an 8-byte aligned offset: u32 size, then `size` bytes
  *                         of one message (OPEN with request_id 0); a size of
  *                         REPRO_SHIM_RING_WRAP means the rest of the data area is unused and the
@@ -48,10 +55,13 @@ extern "C" {
 #define REPRO_SHIM_RING_CAPACITY (128u * 1024u)
 #define REPRO_SHIM_RING_SIZE (REPRO_SHIM_RING_DATA_OFFSET + REPRO_SHIM_RING_CAPACITY)
 #define REPRO_SHIM_RING_WRAP 0xffffffffu
+/* `made` of a ring no shim has mapped (its PIN answer never reached the process). */
+#define REPRO_SHIM_RING_UNTAKEN 0xffffffffffffffffull
 
 static inline uint64_t* repro_shim_ring_tail(uint8_t* ring) { return (uint64_t*)ring; }
 static inline uint64_t* repro_shim_ring_head(uint8_t* ring) { return (uint64_t*)(ring + 64); }
 static inline uint32_t* repro_shim_ring_asleep(uint8_t* ring) { return (uint32_t*)(ring + 128); }
+static inline uint64_t* repro_shim_ring_made(uint8_t* ring) { return (uint64_t*)(ring + 192); }
 static inline uint8_t* repro_shim_ring_data(uint8_t* ring) {
   return ring + REPRO_SHIM_RING_DATA_OFFSET;
 }

@@ -3,7 +3,9 @@
 // dataset opens, with a clear reason, until reprod is back, and the gap its lost reports leave is
 // journaled before its next allowed open; reports lost in flight or dropped by the process are a
 // gap of exactly their number; a job started while reprod is down knows its pin from the
-// environment reproctl run gives it.
+// environment reproctl run gives it. A process that ends without saying how many reports it made
+// (killed; its HELLO unanswered) is counted from its report ring, or, without one, leaves a gap
+// that says its count is unknown; os._exit still says it.
 #include <signal.h>
 
 #include <filesystem>
@@ -16,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/client/shim/shim_job.h"
+#include "tests/testutil/metrics_text.h"
 
 namespace repro::testing {
 namespace {
@@ -66,6 +69,17 @@ uint64_t LostReports(const std::vector<v1::JournalEntry>& entries) {
     }
   }
   return lost;
+}
+
+// The number of processes the job's gap entries say ended without their count of reports.
+uint64_t UncountedProcesses(const std::vector<v1::JournalEntry>& entries) {
+  uint64_t processes = 0;
+  for (const v1::JournalEntry& e : entries) {
+    for (const v1::GapCount& count : e.gap().lost()) {
+      if (count.kind() == "shim_process_uncounted") processes += count.count();
+    }
+  }
+  return processes;
 }
 
 size_t DataOpens(const std::vector<v1::JournalEntry>& entries) {
@@ -244,6 +258,101 @@ TEST_F(ShimRestartTest, JobStartedWhileReprodIsDown) {
   EXPECT_EQ(record.exit_code, 0);
   EXPECT_EQ(record.stdout_text, Content("v1", "a.csv"));
   EXPECT_THAT(record.stderr_text, HasSubstr("cannot reach reprod"));
+}
+
+// A process whose HELLO reprod (stopped) did not answer in time goes on with the pin reproctl run
+// gave it, keeps its reports for later, and is killed before reprod is back: what it read is
+// lost, and the record must say that it may be incomplete rather than claim to be complete.
+TEST_F(ShimRestartTest, AProcessKilledBeforeItsHelloWasAnsweredLeavesAGap) {
+  Pin("job-k");
+  kill(reprod_->pid(), SIGSTOP);  // reprod answers nothing until SIGCONT
+  RunResult killed = RunAs("job-k", "record",
+                           {BinPath("shim_probe"), "open", Root() + "/latest/a.csv", "--", "kill"},
+                           {{"REPRO_PINNED", "ds@v1=" + Root() + "/v1"},
+                            {"REPRO_SHIM_TIMEOUT_MS", "300"}});
+  kill(reprod_->pid(), SIGCONT);
+  EXPECT_EQ(killed.exit_code, 128 + SIGKILL);
+  EXPECT_THAT(killed.stdout_text, ::testing::StartsWith("OK "));
+  std::vector<v1::JournalEntry> entries =
+      WaitForJournal("job-k", [](const auto& e) { return UncountedProcesses(e) > 0; });
+  EXPECT_EQ(UncountedProcesses(entries), 1u) << reprod_->log();
+  EXPECT_EQ(DataOpens(entries), 0u);
+  RunResult verify = reprod_->Ctl({"verify", "job-k"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.stderr_text;
+  EXPECT_THAT(verify.stdout_text, HasSubstr("INCOMPLETE"));
+  EXPECT_THAT(verify.stdout_text, HasSubstr("1 shim_process_uncounted"));
+}
+
+// The same process, but it exits: at exit it reaches reprod again with what it kept and its
+// count, so nothing is lost and no gap is journaled.
+TEST_F(ShimRestartTest, AProcessWhoseHelloWasNotAnsweredSaysItAllAtExit) {
+  Pin("job-x");
+  kill(reprod_->pid(), SIGSTOP);  // reprod answers nothing until SIGCONT
+  RunResult exited = RunAs("job-x", "record",
+                           {BinPath("shim_probe"), "open", Root() + "/latest/a.csv"},
+                           {{"REPRO_PINNED", "ds@v1=" + Root() + "/v1"},
+                            {"REPRO_SHIM_TIMEOUT_MS", "300"}});
+  kill(reprod_->pid(), SIGCONT);
+  EXPECT_EQ(exited.exit_code, 0) << exited.stderr_text;
+  WaitForOpens("job-x", 1);
+  absl::SleepFor(absl::Seconds(4));  // longer than reprod waits before taking a process as ended
+  std::vector<v1::JournalEntry> entries = Journal("job-x");
+  EXPECT_EQ(UncountedProcesses(entries), 0u);
+  EXPECT_EQ(LostReports(entries), 0u);
+}
+
+// Processes that end without the shim's exit step, seen through reprod's metrics.
+class ShimEndTest : public ShimJobTest {
+ protected:
+  std::vector<std::string> ReprodFlags() override { return MetricsFlags(); }
+
+  double Uncounted(const std::string& outcome) {
+    return MetricValue(Metrics(),
+                       absl::StrCat("repro_shim_uncounted_ends_total{outcome=\"", outcome, "\"}"));
+  }
+};
+
+// A process killed right after its opens: they reached reprod through its report ring, whose
+// count says so, and no gap is journaled.
+TEST_F(ShimEndTest, AKilledProcessWhoseReportsAllArrivedIsComplete) {
+  Pin("job-c");
+  RunResult killed = RunAs("job-c", "record",
+                           {BinPath("shim_probe"), "open", Root() + "/latest/a.csv", "--", "open",
+                            Root() + "/latest/sub/b.csv", "--", "kill"});
+  EXPECT_EQ(killed.exit_code, 128 + SIGKILL);
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (Uncounted("complete") < 1 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(Uncounted("complete"), 1);
+  EXPECT_EQ(Uncounted("reports_lost"), 0);
+  EXPECT_EQ(Uncounted("count_unknown"), 0);
+  std::vector<v1::JournalEntry> entries = WaitForJournal(
+      "job-c", [](const auto& e) { return DataOpens(e) >= 2; });
+  EXPECT_EQ(DataOpens(entries), 2u);
+  EXPECT_EQ(UncountedProcesses(entries) + LostReports(entries), 0u);
+}
+
+// A forked worker that ends with os._exit (as multiprocessing's do): no destructor runs, and the
+// shim's _exit still says its count, so reprod never has to take it as ended uncounted.
+TEST_F(ShimEndTest, AWorkerEndedByOsExitSaysItsCount) {
+  Pin("job-w");
+  RunOptions options;
+  options.env = JobEnv("job-w", "record");
+  options.cwd = work_;
+  RunResult r = RunCommand({"/usr/bin/python3", "-c",
+                            "import os, sys\n"
+                            "pid = os.fork()\n"
+                            "if pid == 0:\n"
+                            "    open(sys.argv[1]).read()\n"
+                            "    os._exit(0)\n"
+                            "os.waitpid(pid, 0)\n",
+                            Root() + "/latest/a.csv"},
+                           options);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  WaitForOpens("job-w", 1);
+  absl::SleepFor(absl::Seconds(4));  // longer than reprod waits before taking a process as ended
+  EXPECT_EQ(Uncounted("complete") + Uncounted("reports_lost") + Uncounted("count_unknown"), 0);
 }
 
 }  // namespace

@@ -94,5 +94,13 @@ TEST_F(ReportRingTest, ATailBeyondTheCapacityIsDamage) {
   EXPECT_EQ(ring_->Drain([](absl::string_view) { ADD_FAILURE(); }), -1);
 }
 
+TEST_F(ReportRingTest, MadeIsUnknownUntilTheShimWritesItsCount) {
+  EXPECT_FALSE(ring_->Made().has_value());  // no shim took the ring
+  __atomic_store_n(repro_shim_ring_made(shim_), 0, __ATOMIC_RELEASE);
+  EXPECT_EQ(ring_->Made(), 0u);
+  __atomic_store_n(repro_shim_ring_made(shim_), 41, __ATOMIC_RELEASE);
+  EXPECT_EQ(ring_->Made(), 41u);
+}
+
 }  // namespace
 }  // namespace repro

@@ -26,6 +26,8 @@ ShimHello Hello() {
   hello.mode = ShimMode::kEnforce;
   hello.exe = "/usr/bin/python3.11";
   hello.argv = {"python3", "train.py", "--lr=0.1"};
+  hello.report_seq = 12;
+  hello.link = 2;
   return hello;
 }
 
@@ -82,6 +84,8 @@ TEST(ShimMessageTest, HelloRoundTrip) {
   EXPECT_EQ(h.mode, ShimMode::kEnforce);
   EXPECT_EQ(h.exe, "/usr/bin/python3.11");
   EXPECT_EQ(h.argv, Hello().argv);
+  EXPECT_EQ(h.report_seq, 12u);
+  EXPECT_EQ(h.link, 2u);
 }
 
 TEST(ShimMessageTest, HelloCarriesTheLauncherIdentity) {
