@@ -120,9 +120,10 @@ for i in range(int(sys.argv[2])):
     RunOptions options;
     options.env = JobEnv(job, "record");
     // 64 HELLOs at once to an instrumented reprod, beside other tests on 2 cores, can take longer
-    // than the default 2 s; a process whose HELLO timed out and that ends before it reaches reprod
-    // again cannot report its opens at all (README, "Gaps"). This test is about what happens to
-    // reports once they are sent.
+    // than the default 2 s; a process whose HELLO timed out keeps its reports in its backlog,
+    // drops what does not fit, and the record then rightly says so (a gap: README, "A process
+    // that ends without its count"). This test is about what happens to reports once they are
+    // sent: all of them must be journaled, exactly once.
     options.env["REPRO_SHIM_TIMEOUT_MS"] = "20000";
     processes.push_back(
         Process::Spawn({"/usr/bin/python3", script, many + "/m1", absl::StrCat(kFiles)}, options));
