@@ -125,6 +125,7 @@ void ProcessEnds::Watch(const std::string& id, End& end) {
     spdlog::warn("shim socket: {} processes (of uid {}: {}) watched for their end; pid {} is "
                  "taken as ended now",
                  pidfds_, end.uid, of_uid, end.pid);
+    w.gone_at = absl::InfinitePast();  // due at once, whatever connections its pid holds
   } else if (end.pidfd >= 0) {
     epoll_event event{};
     event.events = EPOLLIN;
@@ -177,7 +178,8 @@ std::vector<ProcessEnds::Gone> ProcessEnds::TakeDue(absl::Time now, absl::Time* 
       continue;
     }
     auto pid = pids_.find(w.gone.pid);
-    if (w.gone.pid != 0 && pid != pids_.end() && pid->second.open > 0) {
+    if (w.gone.pid != 0 && *w.gone_at != absl::InfinitePast() && pid != pids_.end() &&
+        pid->second.open > 0) {
       w.gone_at = now;  // a connection it made may still say more: look again later
       *next = std::min(*next, now + options_.settle);
       continue;

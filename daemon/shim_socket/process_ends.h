@@ -49,9 +49,9 @@ class ProcessEnds {
   struct Options {
     absl::Duration settle = absl::Seconds(2);
     // Processes watched with a pidfd at once, in all and of one uid (a process that closes and
-    // reopens connections under new nonces must not exhaust reprod's descriptors). Beyond, a
-    // process is taken as gone when its connection ends: erring towards an incomplete record of
-    // its own job, never towards a complete one.
+    // reopens connections under new nonces must not exhaust reprod's descriptors or memory).
+    // Beyond, a process is handed over as soon as its connection ends: erring towards an
+    // incomplete record of its own job, never towards a complete one.
     size_t max_watched = 4096;
     size_t max_watched_per_uid = 1024;
   };

@@ -99,6 +99,33 @@ TEST_F(ShimSessionTest, HelloAnswersThePinAndJournalsThePeer) {
   EXPECT_EQ(out.items[0].once_key, "process/31337/9");
 }
 
+// What the connection's end tells ProcessEnds: which process and connection it was, and whether
+// the process said how many reports it made after its last one.
+TEST_F(ShimSessionTest, KnowsItsProcessItsLinkAndWhetherTheProcessCounted) {
+  ReportNumbers numbers(nullptr);
+  ShimSessionContext context(
+      {.pins = &pins_, .checker = &checker_, .fs = DefaultFileSystem(), .numbers = &numbers},
+      &metrics_);
+  ShimSession session(&context, kPeer);
+  ShimRequest hello = Hello("job-1", ShimMode::kRecord);
+  hello.hello.report_seq = 0;
+  hello.hello.link = 3;
+  ShimOutput out;
+  session.Handle(std::move(hello), &out);
+  EXPECT_EQ(session.numbers_key(), ReportNumbers::Key(kPeer.pid, 9));
+  EXPECT_EQ(session.link(), 3u);
+  EXPECT_FALSE(session.counted());
+  ShimRequest count;
+  count.type = REPRO_SHIM_LOADED;
+  count.reports_made = 0;
+  session.Handle(std::move(count), &out);
+  EXPECT_TRUE(session.counted());
+  ShimRequest open = Open(0, "v1/a.csv");
+  open.open.report_seq = 0;
+  session.Handle(std::move(open), &out);
+  EXPECT_FALSE(session.counted());  // a report after its count: it has to count again
+}
+
 TEST_F(ShimSessionTest, UnpinnedJobGetsAnErrorAndNoSession) {
   ShimOutput out = Serve(Hello("nobody", ShimMode::kEnforce));
   ASSERT_EQ(out.replies.size(), 1u);
