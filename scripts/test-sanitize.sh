@@ -2,9 +2,10 @@
 # Builds repro with sanitizers into its own build dir and runs the tests under them.
 #   scripts/test-sanitize.sh                      ASan+UBSan (build-asan/), every test
 #   scripts/test-sanitize.sh thread               TSan (build-tsan/), the tests of the journal group
-#                                                 commit, the shim server and session, the etcd
-#                                                 client and mirror, and the cluster (real reprods
-#                                                 on a real etcd); not run by CI
+#                                                 commit, the shim server, session and process
+#                                                 ends, the etcd client and mirror, and the
+#                                                 cluster (real reprods on a real etcd); not run
+#                                                 by CI
 #   scripts/test-sanitize.sh address -LE integration   extra arguments go to ctest
 # The LD_PRELOAD shim stays uninstrumented (it runs inside uninstrumented programs); everything
 # else, reprod and reproctl included, is instrumented. The build is -O1 -g1 (line tables for the
@@ -31,10 +32,12 @@ source scripts/sanitizer-env.sh "$dir"
 if [[ $sanitize == thread ]]; then
   # etcd_pin_store_test: the mirror; shim_programs_test: real programs under the shim against an
   # instrumented reprod; abuse_test: that reprod's shim server under floods; cluster_test:
-  # instrumented reprods on a real etcd. absl::Mutex is made visible to TSan by
+  # instrumented reprods on a real etcd; shim_restart_test: processes that end without their count
+  # (ProcessEnds' thread). absl::Mutex is made visible to TSan by
   # tests/sanitizers/tsan_absl_sync.cc.
   tests=(journal_test shim_server_test shim_session_test shim_fair_queue_test shim_programs_test
-         abuse_test etcd_client_test etcd_pin_store_test cluster_test)
+         shim_process_ends_test shim_restart_test abuse_test etcd_client_test etcd_pin_store_test
+         cluster_test)
   cmake --build "$dir" -j"$jobs" --target "${tests[@]}" reprod reproctl reproshim shim_probe \
     shim_flood
   rm -rf "$dir/tsan"
