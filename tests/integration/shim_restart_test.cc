@@ -60,26 +60,25 @@ for i in range(total):
 print('opened', total, flush=True)
 )";
 
-// The number of dataset-open reports the job's gap entries say were lost.
-uint64_t LostReports(const std::vector<v1::JournalEntry>& entries) {
-  uint64_t lost = 0;
+// The sum of the job's gap entries' counts of `kind`.
+uint64_t GapCount(const std::vector<v1::JournalEntry>& entries, absl::string_view kind) {
+  uint64_t total = 0;
   for (const v1::JournalEntry& e : entries) {
     for (const v1::GapCount& count : e.gap().lost()) {
-      if (count.kind() == "shim_report") lost += count.count();
+      if (count.kind() == kind) total += count.count();
     }
   }
-  return lost;
+  return total;
 }
 
-// The number of processes the job's gap entries say ended without their count of reports.
+// Dataset-open reports the job's gap entries say were lost.
+uint64_t LostReports(const std::vector<v1::JournalEntry>& entries) {
+  return GapCount(entries, "shim_report");
+}
+
+// Processes the job's gap entries say ended without their count of reports.
 uint64_t UncountedProcesses(const std::vector<v1::JournalEntry>& entries) {
-  uint64_t processes = 0;
-  for (const v1::JournalEntry& e : entries) {
-    for (const v1::GapCount& count : e.gap().lost()) {
-      if (count.kind() == "shim_process_uncounted") processes += count.count();
-    }
-  }
-  return processes;
+  return GapCount(entries, "shim_process_uncounted");
 }
 
 size_t DataOpens(const std::vector<v1::JournalEntry>& entries) {
