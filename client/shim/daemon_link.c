@@ -788,7 +788,6 @@ void shim_link_after_fork_child(void) {
   g_room_refused_ns = INT64_MIN / 2;
 }
 
-
 /* Caller holds g_mu. The process image ends: sends what waits in the backlog, then how many
  * reports there were (0 too), so reprod counts the last ones it lacks and knows none is still to
  * come. The count only when reprod may know this process (a HELLO was sent). Waits for room up to

@@ -14,8 +14,8 @@
  * they queue in a fixed 256 KiB backlog that is sent at the next report (or at exit, _exit or
  * exec, within the timeout); beyond it they are dropped and counted (one line at exit). A lost
  * reprod is warned about once per outage and tried again at most once a second (every 250 ms in
- * enforce mode). The socket is close-on-exec and sits on a
- * high descriptor number, away from the program's own.
+ * enforce mode). The socket is close-on-exec and sits on a high descriptor number, away from the
+ * program's own.
  *
  * Thread-safe (one mutex; a verdict wait holds it, so enforce-mode verdicts of one process are
  * asked one at a time). Fork-safe: the child drops the inherited socket and reconnects on its

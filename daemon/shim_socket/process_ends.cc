@@ -122,9 +122,12 @@ void ProcessEnds::Watch(const std::string& id, End& end) {
   size_t& of_uid = pidfds_per_uid_[end.uid];
   if (end.pidfd >= 0 &&
       (pidfds_ >= options_.max_watched || of_uid >= options_.max_watched_per_uid)) {
-    spdlog::warn("shim socket: {} processes (of uid {}: {}) watched for their end; pid {} is "
-                 "taken as ended now",
-                 pidfds_, end.uid, of_uid, end.pid);
+    ++over_cap_;
+    if ((over_cap_ & (over_cap_ - 1)) == 0) {  // logged the 1st, 2nd, 4th, 8th... time
+      spdlog::warn("shim socket: {} processes (of uid {}: {}) watched for their end; pid {} is "
+                   "taken as ended now ({} so far)",
+                   pidfds_, end.uid, of_uid, end.pid, over_cap_);
+    }
     w.gone_at = absl::InfinitePast();  // due at once, whatever connections its pid holds
   } else if (end.pidfd >= 0) {
     epoll_event event{};

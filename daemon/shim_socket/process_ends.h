@@ -20,8 +20,9 @@
 // on this class's thread. A HELLO of the process meanwhile (it reconnected) cancels the watch: its
 // HELLO accounts for what it holds.
 //
-// A process that exec'd keeps its pid: it is handed over when that pid exits. Nothing is kept on
-// disk: a reprod restarted while a process is watched does not learn that it ended.
+// A process that exec'd keeps its pid: it is handed over when that pid exits (the shim says its
+// count before exec, so this is for the exec calls it does not see). Nothing is kept on disk: a
+// reprod restarted while a process is watched does not learn that it ended.
 //
 // Thread-safe.
 #ifndef REPRO_DAEMON_SHIM_SOCKET_PROCESS_ENDS_H_
@@ -144,6 +145,7 @@ class ProcessEnds {
   absl::flat_hash_map<std::string, Watched> watched_ ABSL_GUARDED_BY(mu_);  // by process
   size_t pidfds_ ABSL_GUARDED_BY(mu_) = 0;                                   // of watched_
   absl::flat_hash_map<uid_t, size_t> pidfds_per_uid_ ABSL_GUARDED_BY(mu_);
+  uint64_t over_cap_ ABSL_GUARDED_BY(mu_) = 0;  // processes taken as ended for want of room
   absl::flat_hash_map<uint64_t, std::string> by_token_ ABSL_GUARDED_BY(mu_);
 };
 
