@@ -33,11 +33,12 @@ if [[ $sanitize == thread ]]; then
   # etcd_pin_store_test: the mirror; shim_programs_test: real programs under the shim against an
   # instrumented reprod; abuse_test: that reprod's shim server under floods; cluster_test:
   # instrumented reprods on a real etcd; shim_restart_test: processes that end without their count
-  # (ProcessEnds' thread). absl::Mutex is made visible to TSan by
+  # (ProcessEnds' thread); daemon_test: Record and RecordStream answered from the journal's
+  # committer thread. absl::Mutex is made visible to TSan by
   # tests/sanitizers/tsan_absl_sync.cc.
   tests=(journal_test shim_server_test shim_session_test shim_fair_queue_test shim_programs_test
-         shim_process_ends_test shim_restart_test abuse_test etcd_client_test etcd_pin_store_test
-         cluster_test)
+         shim_process_ends_test shim_restart_test daemon_test abuse_test etcd_client_test
+         etcd_pin_store_test cluster_test)
   cmake --build "$dir" -j"$jobs" --target "${tests[@]}" reprod reproctl reproshim shim_probe \
     shim_flood
   rm -rf "$dir/tsan"

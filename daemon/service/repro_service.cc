@@ -7,6 +7,7 @@
 #include "common/grpc_status.h"
 #include "common/names.h"
 #include "common/status_macros.h"
+#include "daemon/service/record_stream.h"
 #include "spdlog/spdlog.h"
 
 namespace repro {
@@ -200,7 +201,7 @@ grpc::ServerUnaryReactor* ReproService::Record(grpc::CallbackServerContext* cont
                                                const v1::RecordRequest* request,
                                                v1::RecordResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::Status admitted = AdmitRecord(*context, *request);
+  absl::Status admitted = AdmitRecord("Record", *context, *request);
   if (!admitted.ok()) {
     reactor->Finish(ToGrpcStatus(admitted));
     return reactor;
@@ -217,10 +218,21 @@ grpc::ServerUnaryReactor* ReproService::Record(grpc::CallbackServerContext* cont
   return reactor;
 }
 
-absl::Status ReproService::AdmitRecord(const grpc::CallbackServerContext& context,
+grpc::ServerBidiReactor<v1::RecordRequest, v1::RecordResponse>* ReproService::RecordStream(
+    grpc::CallbackServerContext* context) {
+  // `context` lives until the reactor is done.
+  return new RecordStreamReactor(
+      [this, context](const v1::RecordRequest& request) {
+        return AdmitRecord("RecordStream", *context, request);
+      },
+      parts_.facts);
+}
+
+absl::Status ReproService::AdmitRecord(absl::string_view action,
+                                       const grpc::CallbackServerContext& context,
                                        const v1::RecordRequest& request) {
   const Identity caller = parts_.identities->Of(context);
-  RETURN_IF_ERROR(AuthorizeJobWrite("Record", caller, request.job()));
+  RETURN_IF_ERROR(AuthorizeJobWrite(action, caller, request.job()));
   if (parts_.quotas == nullptr) return absl::OkStatus();
   absl::StatusOr<v1::JournalHead> head = parts_.journal->Head(request.job());
   return parts_.quotas->AdmitRecord(caller.Owner(), request.job(), request.ByteSizeLong(),

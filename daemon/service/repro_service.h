@@ -52,11 +52,14 @@ struct ReproServiceParts {
   int max_register_streams = 8;
 };
 
-// Thread-safe (gRPC calls methods from many threads). Record uses gRPC's callback API: its
-// handler queues the entry in the journal's group commit and returns, and the journal's
-// committing thread finishes the call once the entry is durable, so no gRPC thread waits on the
-// disk per call and 64 concurrent Records need no 64 blocked threads. The other methods are sync.
-class ReproService final : public v1::Repro::WithCallbackMethod_Record<v1::Repro::Service> {
+// Thread-safe (gRPC calls methods from many threads). Record and RecordStream use gRPC's callback
+// API: the handler queues the entry in the journal's group commit and returns, and the journal's
+// committing thread answers once the entry is durable, so no gRPC thread waits on the disk per
+// call and 64 concurrent Records need no 64 blocked threads (RecordStream: record_stream.h). The
+// other methods are sync.
+class ReproService final
+    : public v1::Repro::WithCallbackMethod_Record<
+          v1::Repro::WithCallbackMethod_RecordStream<v1::Repro::Service>> {
  public:
   explicit ReproService(ReproServiceParts parts);
 
@@ -81,6 +84,8 @@ class ReproService final : public v1::Repro::WithCallbackMethod_Record<v1::Repro
   grpc::ServerUnaryReactor* Record(grpc::CallbackServerContext* context,
                                    const v1::RecordRequest* request,
                                    v1::RecordResponse* response) override;
+  grpc::ServerBidiReactor<v1::RecordRequest, v1::RecordResponse>* RecordStream(
+      grpc::CallbackServerContext* context) override;
   grpc::Status Replay(grpc::ServerContext* context, const v1::ReplayRequest* request,
                       grpc::ServerWriter<v1::ReplayResponse>* writer) override;
   grpc::Status VerifyJournal(grpc::ServerContext* context,
@@ -100,8 +105,9 @@ class ReproService final : public v1::Repro::WithCallbackMethod_Record<v1::Repro
   // owner or an admin. A job without a pin passes (the part then answers NOT_FOUND).
   absl::Status AuthorizeJobWrite(absl::string_view action, const Identity& caller,
                                  absl::string_view job);
-  // Whether the caller of `context` may Record `request` now: AuthorizeJobWrite, then quotas.
-  absl::Status AdmitRecord(const grpc::CallbackServerContext& context,
+  // Whether the caller of `context` may record `request` now (`action`: Record or RecordStream):
+  // AuthorizeJobWrite, then quotas.
+  absl::Status AdmitRecord(absl::string_view action, const grpc::CallbackServerContext& context,
                            const v1::RecordRequest& request);
   // Whether the caller may read `job`'s journal: its owner, an auditor or an admin. A job
   // without a pin is NOT_FOUND for users, and left to the part for auditors and admins.

@@ -8,10 +8,13 @@
 // call at a time; by default its calls are chained through gRPC's callback API, so the bench's
 // own threads do not add a wake-up per call to the CPU the clients share with reprod on this
 // machine (--sync_clients=true: one thread per client making blocking calls).
+// Then the same clients record on RecordStream calls, one stream each (--streams=false: not),
+// with up to --stream_window records unanswered per stream (1: one at a time, as above).
 // CPU per operation (this process, and reprod for RPCs) is printed too: on this shared 2-core
 // machine it varies less with other load than rates do.
 //
 //   journal_bench [--seconds=3] [--clients=1,8,64] [--shared_channel=false] [--sync_clients=false]
+//                 [--streams=true] [--stream_window=1]
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -20,6 +23,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -41,6 +45,8 @@ ABSL_FLAG(std::string, clients, "1,8,64", "concurrent client counts");
 ABSL_FLAG(bool, shared_channel, false, "all clients on one channel (one connection)");
 ABSL_FLAG(bool, sync_clients, false,
           "one thread per client making blocking calls, instead of gRPC's callback API");
+ABSL_FLAG(bool, streams, true, "also measure RecordStream: each client's records on one stream");
+ABSL_FLAG(int, stream_window, 1, "records a stream client may have unanswered (1: one at a time)");
 
 namespace repro::bench {
 namespace {
@@ -106,6 +112,12 @@ class RecordChain {
     request_.set_job("bench");
   }
 
+  void Start() { Call(); }
+
+  bool failed() const { return failed_; }
+  const std::vector<double>& latencies_ms() const { return latencies_ms_; }
+
+ private:
   void Call() {
     std::unique_ptr<grpc::ClientContext>& context = contexts_[calls_ % 2];
     context = std::make_unique<grpc::ClientContext>();
@@ -125,10 +137,6 @@ class RecordChain {
                            });
   }
 
-  bool failed() const { return failed_; }
-  const std::vector<double>& latencies_ms() const { return latencies_ms_; }
-
- private:
   v1::Repro::Stub* const stub_;
   const int client_;
   const std::atomic<bool>* const stop_;
@@ -141,24 +149,125 @@ class RecordChain {
   std::vector<double> latencies_ms_;
 };
 
-// `clients` RecordChains at once for `seconds`.
+// One client's records on one RecordStream, with up to --stream_window of them unanswered (1:
+// one at a time, like RecordChain), until `stop`; then the client half-closes and, once every
+// record is answered, the stream ends.
+class RecordStreamChain final
+    : public grpc::ClientBidiReactor<v1::RecordRequest, v1::RecordResponse> {
+ public:
+  RecordStreamChain(v1::Repro::Stub* stub, int client, const std::atomic<bool>* stop,
+                    absl::BlockingCounter* ended)
+      : stub_(stub),
+        client_(client),
+        window_(std::max(1, absl::GetFlag(FLAGS_stream_window))),
+        stop_(stop),
+        ended_(ended) {
+    request_.set_job("bench");
+  }
+
+  void Start() {
+    stub_->async()->RecordStream(&context_, this);
+    StartRead(&response_);
+    Next next;
+    {
+      absl::MutexLock lock(&mu_);
+      next = Decide();
+    }
+    Act(next);
+    StartCall();
+  }
+
+  bool failed() const { return failed_; }
+  const std::vector<double>& latencies_ms() const { return latencies_ms_; }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // the stream ended: OnDone follows
+    Next next;
+    {
+      absl::MutexLock lock(&mu_);
+      latencies_ms_.push_back((NowNs() - sent_at_.front()) / 1e6);
+      sent_at_.pop_front();
+      next = Decide();
+    }
+    Act(next);
+    StartRead(&response_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    Next next;
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!ok) return;
+      next = Decide();
+    }
+    Act(next);
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    failed_ = !status.ok();
+    ended_->DecrementCount();
+  }
+
+ private:
+  enum class Next { kNothing, kSend, kWritesDone };
+
+  // One write at a time; a new record while fewer than window_ are unanswered.
+  Next Decide() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || closed_) return Next::kNothing;
+    if (stop_->load()) {
+      closed_ = true;
+      return Next::kWritesDone;
+    }
+    if (sent_at_.size() >= static_cast<size_t>(window_)) return Next::kNothing;
+    writing_ = true;
+    request_.clear_facts();
+    *request_.add_facts() = StepFact(client_, sent_);
+    ++sent_;
+    sent_at_.push_back(NowNs());
+    return Next::kSend;
+  }
+
+  void Act(Next next) {
+    if (next == Next::kSend) StartWrite(&request_);
+    if (next == Next::kWritesDone) StartWritesDone();
+  }
+
+  v1::Repro::Stub* const stub_;
+  const int client_;
+  const int window_;
+  const std::atomic<bool>* const stop_;
+  absl::BlockingCounter* const ended_;
+  grpc::ClientContext context_;
+  v1::RecordRequest request_;
+  v1::RecordResponse response_;
+  bool failed_ = false;
+  absl::Mutex mu_;
+  std::vector<double> latencies_ms_ ABSL_GUARDED_BY(mu_);
+  std::deque<double> sent_at_ ABSL_GUARDED_BY(mu_);  // of the unanswered records, in order
+  uint64_t sent_ ABSL_GUARDED_BY(mu_) = 0;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// `clients` chains (RecordChain or RecordStreamChain) at once for `seconds`.
+template <typename Chain>
 ConcurrentRun ChainedRecords(const std::vector<std::unique_ptr<v1::Repro::Stub>>& stubs,
                              double seconds) {
   std::atomic<bool> stop{false};
   absl::BlockingCounter ended(static_cast<int>(stubs.size()));
-  std::vector<std::unique_ptr<RecordChain>> chains;
+  std::vector<std::unique_ptr<Chain>> chains;
   for (size_t c = 0; c < stubs.size(); ++c) {
-    chains.push_back(
-        std::make_unique<RecordChain>(stubs[c].get(), static_cast<int>(c), &stop, &ended));
+    chains.push_back(std::make_unique<Chain>(stubs[c].get(), static_cast<int>(c), &stop, &ended));
   }
   const double start = NowNs();
-  for (const std::unique_ptr<RecordChain>& chain : chains) chain->Call();
+  for (const std::unique_ptr<Chain>& chain : chains) chain->Start();
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   stop = true;
   ended.Wait();
   const double elapsed = (NowNs() - start) / 1e9;
   std::vector<double> latencies;
-  for (const std::unique_ptr<RecordChain>& chain : chains) {
+  for (const std::unique_ptr<Chain>& chain : chains) {
     if (chain->failed()) {
       fprintf(stderr, "bench: Record failed\n");
       exit(1);
@@ -169,8 +278,10 @@ ConcurrentRun ChainedRecords(const std::vector<std::unique_ptr<v1::Repro::Stub>>
           Percentile(latencies, 99)};
 }
 
-// Record RPCs on one job through reprod at `addr`; reprod's CPU is read from `reprod_pid`.
-AppendRun Appends(const std::string& addr, pid_t reprod_pid, int clients, double seconds) {
+// Record RPCs (or, with `streams`, records on RecordStreams) on one job through reprod at `addr`;
+// reprod's CPU is read from `reprod_pid`.
+AppendRun Appends(const std::string& addr, pid_t reprod_pid, int clients, double seconds,
+                  bool streams) {
   std::vector<std::unique_ptr<v1::Repro::Stub>> stubs;
   std::shared_ptr<grpc::Channel> shared;
   for (int c = 0; c < clients; ++c) {
@@ -184,7 +295,7 @@ AppendRun Appends(const std::string& addr, pid_t reprod_pid, int clients, double
     }
     stubs.push_back(v1::Repro::NewStub(channel));
   }
-  if (absl::GetFlag(FLAGS_sync_clients)) {
+  if (absl::GetFlag(FLAGS_sync_clients) && !streams) {
     return MeasuredRun(clients, seconds, reprod_pid, [&](int c, uint64_t i) {
       v1::RecordRequest request;
       request.set_job("bench");
@@ -194,7 +305,11 @@ AppendRun Appends(const std::string& addr, pid_t reprod_pid, int clients, double
       return stubs[c]->Record(&context, request, &response).ok();
     });
   }
-  return Charged(seconds, reprod_pid, [&] { return ChainedRecords(stubs, seconds); });
+  if (streams) {
+    return Charged(seconds, reprod_pid,
+                   [&] { return ChainedRecords<RecordStreamChain>(stubs, seconds); });
+  }
+  return Charged(seconds, reprod_pid, [&] { return ChainedRecords<RecordChain>(stubs, seconds); });
 }
 
 // The journal engine alone: Journal::Append on one job of a RocksStore in `dir`, no gRPC. Shows
@@ -280,20 +395,25 @@ int Main() {
            run.p99_ms, run.own_cpu_us);
     engine[threads] = run.per_second;
   }
-  for (int clients : counts) {
-    JournalCounters before = ReadCounters(metrics_port);
-    AppendRun run = Appends(reprod.addr(), reprod.pid(), clients, seconds);
-    JournalCounters after = ReadCounters(metrics_port);
-    const std::string label =
-        absl::StrCat("Record RPC via gRPC, ", clients, " client", clients > 1 ? "s" : "");
-    Report(label, run.per_second, "ops/s", fsyncs, "fdatasync");
-    Report(label, run.per_second, "ops/s", engine[clients],
-           absl::StrCat("engine, ", clients, " thread", clients > 1 ? "s" : ""));
-    printf("  latency p50 %.2f ms, p99 %.2f ms; %.1f entries per synced commit; CPU per RPC "
-           "%.1f us reprod + %.1f us clients\n",
-           run.p50_ms, run.p99_ms,
-           (after.entries - before.entries) / std::max(1.0, after.commits - before.commits),
-           run.server_cpu_us, run.own_cpu_us);
+  std::vector<bool> kinds = {false};  // Record calls; then RecordStream
+  if (absl::GetFlag(FLAGS_streams)) kinds.push_back(true);
+  for (bool streams : kinds) {
+    for (int clients : counts) {
+      JournalCounters before = ReadCounters(metrics_port);
+      AppendRun run = Appends(reprod.addr(), reprod.pid(), clients, seconds, streams);
+      JournalCounters after = ReadCounters(metrics_port);
+      const std::string label =
+          absl::StrCat(streams ? "RecordStream via gRPC, " : "Record RPC via gRPC, ", clients,
+                       " client", clients > 1 ? "s" : "");
+      Report(label, run.per_second, "ops/s", fsyncs, "fdatasync");
+      Report(label, run.per_second, "ops/s", engine[clients],
+             absl::StrCat("engine, ", clients, " thread", clients > 1 ? "s" : ""));
+      printf("  latency p50 %.2f ms, p99 %.2f ms; %.1f entries per synced commit; CPU per record "
+             "%.1f us reprod + %.1f us clients\n",
+             run.p50_ms, run.p99_ms,
+             (after.entries - before.entries) / std::max(1.0, after.commits - before.commits),
+             run.server_cpu_us, run.own_cpu_us);
+    }
   }
   return 0;
 }

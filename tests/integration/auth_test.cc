@@ -155,6 +155,10 @@ TEST_F(AuthTest, OtherUsersCannotWriteIntoOrReadAJob) {
   RunResult record = CtlAs(nobody_, {"record", "job-u", "commit=forged"});
   EXPECT_EQ(record.exit_code, 6) << record.stderr_text;
   EXPECT_THAT(record.stderr_text, HasSubstr(absl::StrCat("belongs to uid:", user_.uid)));
+  RunResult streamed =
+      As(nobody_, {BinPath("record_stream_call"), reprod_->addr(), "job-u", "5"});
+  EXPECT_EQ(streamed.exit_code, 2) << streamed.stdout_text << streamed.stderr_text;
+  EXPECT_THAT(streamed.stdout_text, HasSubstr("0 answered, status 7 "));  // PERMISSION_DENIED
 
   RunResult pin = CtlAs(nobody_, {"pin", "job-u", "ds@v1", "--seed", "7"});
   EXPECT_EQ(pin.exit_code, 6) << pin.stderr_text;
@@ -186,6 +190,8 @@ TEST_F(AuthTest, OtherUsersCannotWriteIntoOrReadAJob) {
   ASSERT_EQ(after.size(), before.size()) << after.back().DebugString();
   const std::string metrics = Metrics();
   EXPECT_THAT(metrics, HasSubstr("repro_denied_total{reason=\"not_owner\",rpc=\"Record\"} 1"));
+  EXPECT_THAT(metrics,
+              HasSubstr("repro_denied_total{reason=\"not_owner\",rpc=\"RecordStream\"} 1"));
   EXPECT_THAT(metrics, HasSubstr("repro_denied_total{reason=\"not_owner\",rpc=\"Pin\"} 1"));
   EXPECT_THAT(metrics,
               HasSubstr("repro_denied_total{reason=\"not_owner_or_auditor\",rpc=\"Replay\"} 1"));

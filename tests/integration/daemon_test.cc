@@ -3,9 +3,11 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include <grpcpp/grpcpp.h>
@@ -217,6 +219,70 @@ TEST_F(DaemonTest, ReplayFollowStreamsNewEntries) {
   }
   EXPECT_THAT(testing::ReadFileOrDie(out), HasSubstr("epoch"));
   EXPECT_EQ(follow.Kill(SIGINT), 0);
+}
+
+// A stream of records written without waiting for their answers: each is answered once, in
+// order, with the seq of an entry that holds it, and the journal has them in that order.
+TEST_F(DaemonTest, RecordStreamAnswersEveryRecordInOrderOnceDurable) {
+  RegisterBoth();
+  v1::PinResponse pinned;
+  ASSERT_TRUE(PinRpc("streamed", {"users@v1"}, 1, &pinned).ok());
+  constexpr int kRecords = 300;
+  grpc::ClientContext context;
+  auto stream = stub_->RecordStream(&context);
+  for (int i = 0; i < kRecords; ++i) {
+    v1::RecordRequest request;
+    request.set_job("streamed");
+    v1::Fact* fact = request.add_facts();
+    fact->set_key("step");
+    fact->set_value(absl::StrCat(i));
+    ASSERT_TRUE(stream->Write(request));
+  }
+  ASSERT_TRUE(stream->WritesDone());
+  std::vector<uint64_t> seqs;
+  for (v1::RecordResponse response; stream->Read(&response);) seqs.push_back(response.seq());
+  grpc::Status status = stream->Finish();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(seqs.size(), static_cast<size_t>(kRecords));
+  EXPECT_TRUE(std::is_sorted(seqs.begin(), seqs.end()));
+  EXPECT_EQ(std::adjacent_find(seqs.begin(), seqs.end()), seqs.end());  // one entry each
+  std::map<uint64_t, std::string> value_at;
+  for (const v1::ReplayResponse& r : Replay("streamed")) {
+    if (r.entry().has_record()) value_at[r.entry().seq()] = r.entry().record().facts(0).value();
+  }
+  for (int i = 0; i < kRecords; ++i) EXPECT_EQ(value_at[seqs[i]], absl::StrCat(i));
+}
+
+// The first record that fails ends the stream with its status, after the answers of the records
+// before it; nothing after it is read.
+TEST_F(DaemonTest, RecordStreamEndsAtTheFirstFailure) {
+  RegisterBoth();
+  v1::PinResponse pinned;
+  ASSERT_TRUE(PinRpc("partly", {"users@v1"}, 1, &pinned).ok());
+  grpc::ClientContext context;
+  auto stream = stub_->RecordStream(&context);
+  for (const char* value : {"1", "2", "3", "", "5", "6"}) {
+    v1::RecordRequest request;
+    request.set_job("partly");
+    if (value[0] != '\0') {  // the 4th has no fact: INVALID_ARGUMENT
+      v1::Fact* fact = request.add_facts();
+      fact->set_key("step");
+      fact->set_value(value);
+    }
+    stream->Write(request);  // may fail once the stream has ended
+  }
+  stream->WritesDone();
+  int answers = 0;
+  for (v1::RecordResponse response; stream->Read(&response);) ++answers;
+  grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("at least one"));
+  EXPECT_EQ(answers, 3);
+  std::vector<std::string> values;
+  for (const v1::ReplayResponse& r : Replay("partly")) {
+    if (r.entry().has_record()) values.push_back(r.entry().record().facts(0).value());
+  }
+  EXPECT_EQ(values, (std::vector<std::string>{"1", "2", "3"}));
 }
 
 TEST_F(DaemonTest, AcknowledgedPinsAndRecordsSurviveKill9) {
