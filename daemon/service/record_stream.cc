@@ -78,14 +78,8 @@ void RecordStreamReactor::OnDone() { Unref(); }
 
 RecordStreamReactor::Next RecordStreamReactor::Decide() {
   Next next;
-  if (finished_ || writing_) {
-    if (!finished_ && !reading_ && !reads_done_ && failed_.ok() &&
-        outcomes_.size() < max_in_flight_) {
-      reading_ = next.read = true;  // reads go on while an answer is being written
-    }
-    return next;
-  }
-  if (!outcomes_.empty() && outcomes_.front().has_value()) {
+  if (finished_) return next;
+  if (!writing_ && !outcomes_.empty() && outcomes_.front().has_value()) {
     if (!outcomes_.front()->ok()) {  // the answers before it are written: end with its status
       finished_ = true;
       next.finish = ToGrpcStatus(outcomes_.front()->status());
@@ -95,13 +89,13 @@ RecordStreamReactor::Next RecordStreamReactor::Decide() {
     outcomes_.pop_front();
     ++answered_;
     writing_ = next.write = true;
-  } else if (absl::IsCancelled(failed_) || (reads_done_ && outcomes_.empty())) {
+  } else if (!writing_ && (absl::IsCancelled(failed_) || (reads_done_ && outcomes_.empty()))) {
     finished_ = true;  // a cancelled call ends now; completions still due only drop their refs
     next.finish = ToGrpcStatus(failed_);
     return next;
   }
   if (!reading_ && !reads_done_ && failed_.ok() && outcomes_.size() < max_in_flight_) {
-    reading_ = next.read = true;
+    reading_ = next.read = true;  // reads go on while an answer is being written
   }
   return next;
 }
