@@ -41,10 +41,17 @@ void ShimJobTest::SetUp() {
     }
   }
   std::filesystem::create_directory_symlink("v2", root_ + "/latest");
-  ReprodOptions options;
-  options.extra_flags = ReprodFlags();
-  reprod_ = std::make_unique<ReprodProcess>(dir_.Path("node"), options);
-  ASSERT_TRUE(reprod_->Start().ok()) << reprod_->log();
+  // A port PickFreePort gave (ReprodFlags) may be taken by a test running beside this one before
+  // reprod binds it: then reprod starts again on new ports.
+  absl::Status started;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    ReprodOptions options;
+    options.extra_flags = ReprodFlags();
+    reprod_ = std::make_unique<ReprodProcess>(dir_.Path("node"), options);
+    started = reprod_->Start();
+    if (started.ok() || !absl::StrContains(started.message(), "Address already in use")) break;
+  }
+  ASSERT_TRUE(started.ok()) << started << "\n" << reprod_->log();
   for (const std::string version : {"v1", "v2"}) {
     RunResult r = reprod_->Ctl({"version", "add", "ds", version, root_ + "/" + version});
     ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
