@@ -105,7 +105,6 @@ void ProcessEnds::Disconnected(End end) {
   }
   if (end.pidfd >= 0) close(end.pidfd);  // not taken by Watch
   if (--pid->second.open == 0) pids_.erase(pid);
-  Wake();
 }
 
 void ProcessEnds::Watch(const std::string& id, End& end) {
@@ -119,31 +118,35 @@ void ProcessEnds::Watch(const std::string& id, End& end) {
   w.uid = end.uid;
   w.link = end.link;
   w.token = next_token_++;
-  size_t& of_uid = pidfds_per_uid_[end.uid];
-  if (end.pidfd >= 0 &&
-      (pidfds_ >= options_.max_watched || of_uid >= options_.max_watched_per_uid)) {
-    ++over_cap_;
-    if ((over_cap_ & (over_cap_ - 1)) == 0) {  // logged the 1st, 2nd, 4th, 8th... time
-      spdlog::warn("shim socket: {} processes (of uid {}: {}) watched for their end; pid {} is "
-                   "taken as ended now ({} so far)",
-                   pidfds_, end.uid, of_uid, end.pid, over_cap_);
+  if (end.pidfd >= 0) {
+    size_t& of_uid = pidfds_per_uid_[end.uid];
+    if (pidfds_ >= options_.max_watched || of_uid >= options_.max_watched_per_uid) {
+      ++over_cap_;
+      if ((over_cap_ & (over_cap_ - 1)) == 0) {  // logged the 1st, 2nd, 4th, 8th... time
+        spdlog::warn("shim socket: {} processes (of uid {}: {}) watched for their end; pid {} is "
+                     "taken as ended now ({} so far)",
+                     pidfds_, end.uid, of_uid, end.pid, over_cap_);
+      }
+      w.gone_at = absl::InfinitePast();  // due at once, whatever connections its pid holds
+    } else {
+      epoll_event event{};
+      event.events = EPOLLIN;
+      event.data.u64 = w.token;
+      if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, end.pidfd, &event) == 0) {
+        w.pidfd = end.pidfd;
+        end.pidfd = -1;
+        ++pidfds_;
+        ++of_uid;
+      }
     }
-    w.gone_at = absl::InfinitePast();  // due at once, whatever connections its pid holds
-  } else if (end.pidfd >= 0) {
-    epoll_event event{};
-    event.events = EPOLLIN;
-    event.data.u64 = w.token;
-    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, end.pidfd, &event) == 0) {
-      w.pidfd = end.pidfd;
-      end.pidfd = -1;
-      ++pidfds_;
-      ++of_uid;
-    }
+    if (of_uid == 0) pidfds_per_uid_.erase(end.uid);
   }
-  if (of_uid == 0) pidfds_per_uid_.erase(end.uid);
   if (w.pidfd < 0 && !w.gone_at) w.gone_at = absl::Now();  // nothing to watch: gone now
+  // A pidfd joins the epoll set the thread waits on; a process already due needs its timer.
+  const bool due = w.gone_at.has_value();
   by_token_[w.token] = id;
   watched_[id] = std::move(w);
+  if (due) Wake();
 }
 
 void ProcessEnds::Unwatch(const std::string& id) {
