@@ -14,7 +14,6 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/client/shim/shim_job.h"
-#include "tests/testutil/http_client.h"
 #include "tests/testutil/reprod_process.h"
 #include "tests/testutil/test_certificates.h"
 
@@ -46,10 +45,7 @@ User TestUser(const char* name) {
 
 class AuthTest : public ShimJobTest {
  protected:
-  std::vector<std::string> ReprodFlags() override {
-    port_ = PickFreePort();
-    return {absl::StrCat("--metrics_listen=127.0.0.1:", port_)};
-  }
+  std::vector<std::string> ReprodFlags() override { return MetricsFlags(); }
 
   void SetUp() override {
     ShimJobTest::SetUp();
@@ -72,21 +68,6 @@ class AuthTest : public ShimJobTest {
   RunResult CtlAs(const User& user, std::vector<std::string> args) {
     args.insert(args.begin(), {BinPath("reproctl"), "--addr", reprod_->addr()});
     return As(user, std::move(args));
-  }
-
-  std::string Metrics() {
-    absl::StatusOr<HttpTestResponse> response = HttpFetch({.port = port_}, "GET", "/metrics");
-    EXPECT_TRUE(response.ok()) << response.status();
-    return response.ok() ? response->body : "";
-  }
-  // Polls /metrics until it holds `line`.
-  void WaitForMetric(const std::string& line) {
-    absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (absl::Now() < deadline) {
-      if (Metrics().find(line) != std::string::npos) return;
-      absl::SleepFor(absl::Milliseconds(100));
-    }
-    ADD_FAILURE() << "no \"" << line << "\" in\n" << Metrics();
   }
 
   // `user` pins `job` to ds@v1 and runs one process of it under the shim, which reads a.csv.
@@ -115,7 +96,6 @@ class AuthTest : public ShimJobTest {
 
   User user_;
   User nobody_;
-  int port_ = 0;
 };
 
 TEST_F(AuthTest, AnOrdinaryUserPinsRunsReadsAndVerifiesTheirJob) {

@@ -133,15 +133,6 @@ class CsiTest : public ShimJobTest {
     return Hello(target + "/shim.sock", job);
   }
 
-  void WaitForMetric(const std::string& line) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (absl::Now() < deadline) {
-      if (absl::StrContains(Metrics(), line)) return;
-      absl::SleepFor(absl::Milliseconds(100));
-    }
-    ADD_FAILURE() << "no \"" << line << "\" in\n" << Metrics();
-  }
-
   std::string kubelet_;
   std::string csi_socket_;
   std::unique_ptr<csi::v1::Node::Stub> node_;

@@ -70,16 +70,22 @@ class DaemonTest : public ::testing::Test {
     return stub_->Pin(&context, request, response);
   }
 
-  grpc::Status RecordRpc(const std::string& job, const std::string& key, const std::string& value,
-                         uint64_t* seq = nullptr) {
+  // A request recording `key`=`value` for `job`.
+  static v1::RecordRequest RecordOf(const std::string& job, const std::string& key,
+                                    const std::string& value) {
     v1::RecordRequest request;
     request.set_job(job);
     v1::Fact* fact = request.add_facts();
     fact->set_key(key);
     fact->set_value(value);
+    return request;
+  }
+
+  grpc::Status RecordRpc(const std::string& job, const std::string& key, const std::string& value,
+                         uint64_t* seq = nullptr) {
     grpc::ClientContext context;
     v1::RecordResponse response;
-    grpc::Status status = stub_->Record(&context, request, &response);
+    grpc::Status status = stub_->Record(&context, RecordOf(job, key, value), &response);
     if (seq != nullptr) *seq = response.seq();
     return status;
   }
@@ -231,12 +237,7 @@ TEST_F(DaemonTest, RecordStreamAnswersEveryRecordInOrderOnceDurable) {
   grpc::ClientContext context;
   auto stream = stub_->RecordStream(&context);
   for (int i = 0; i < kRecords; ++i) {
-    v1::RecordRequest request;
-    request.set_job("streamed");
-    v1::Fact* fact = request.add_facts();
-    fact->set_key("step");
-    fact->set_value(absl::StrCat(i));
-    ASSERT_TRUE(stream->Write(request));
+    ASSERT_TRUE(stream->Write(RecordOf("streamed", "step", absl::StrCat(i))));
   }
   ASSERT_TRUE(stream->WritesDone());
   std::vector<uint64_t> seqs;
@@ -262,13 +263,8 @@ TEST_F(DaemonTest, RecordStreamEndsAtTheFirstFailure) {
   grpc::ClientContext context;
   auto stream = stub_->RecordStream(&context);
   for (const char* value : {"1", "2", "3", "", "5", "6"}) {
-    v1::RecordRequest request;
-    request.set_job("partly");
-    if (value[0] != '\0') {  // the 4th has no fact: INVALID_ARGUMENT
-      v1::Fact* fact = request.add_facts();
-      fact->set_key("step");
-      fact->set_value(value);
-    }
+    v1::RecordRequest request = RecordOf("partly", "step", value);
+    if (value[0] == '\0') request.clear_facts();  // the 4th has no fact: INVALID_ARGUMENT
     stream->Write(request);  // may fail once the stream has ended
   }
   stream->WritesDone();

@@ -319,10 +319,7 @@ TEST_F(ShimEndTest, AKilledProcessWhoseReportsAllArrivedIsComplete) {
                            {BinPath("shim_probe"), "open", Root() + "/latest/a.csv", "--", "open",
                             Root() + "/latest/sub/b.csv", "--", "kill"});
   EXPECT_EQ(killed.exit_code, 128 + SIGKILL);
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (Uncounted("complete") < 1 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+  WaitForMetric("repro_shim_uncounted_ends_total{outcome=\"complete\"} 1");
   EXPECT_EQ(Uncounted("complete"), 1);
   EXPECT_EQ(Uncounted("reports_lost"), 0);
   EXPECT_EQ(Uncounted("count_unknown"), 0);

@@ -95,6 +95,15 @@ std::string ShimJobTest::Metrics() {
   return response.ok() ? response->body : "";
 }
 
+void ShimJobTest::WaitForMetric(const std::string& line) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline) {
+    if (absl::StrContains(Metrics(), line)) return;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ADD_FAILURE() << "no \"" << line << "\" in\n" << Metrics();
+}
+
 std::string ShimJobTest::Script(const std::string& name, const std::string& code) {
   std::string path = absl::StrCat(work_, "/", name);
   std::ofstream(path) << code;

@@ -41,6 +41,9 @@ class ShimJobTest : public ::testing::Test {
   // --metrics_listen on a free local port, for ReprodFlags; then Metrics() reads /metrics.
   std::vector<std::string> MetricsFlags();
   std::string Metrics();
+  // Waits up to 30 s for /metrics to hold `line` (e.g. a series and its value); a failure names
+  // what it held.
+  void WaitForMetric(const std::string& line);
 
   // The canonical dataset root: Root()/v1, Root()/v2, Root()/latest -> v2.
   const std::string& Root() const { return root_; }
