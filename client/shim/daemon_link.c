@@ -73,6 +73,7 @@ static uint8_t g_backlog[kBacklogBytes];
 static size_t g_backlog_head, g_backlog_tail;
 /* The report ring reprod passed with the PIN answer on g_fd (proto/shim/shim_ring.h), or NULL. */
 static uint8_t* g_ring;
+static int g_ring_populated; /* its pages were faulted in (Publish) */
 static int64_t g_ring_probed_ns; /* when the connection was last checked for a departed reprod */
 /* The number the next dataset-open report gets (REPORT_SEQ). A report keeps its number whether it
  * is sent, kept in the backlog or dropped, so reprod sees a dropped one as a number that never
@@ -222,6 +223,7 @@ static void AttachRing(int fd) {
 static void DetachRing(void) {
   if (g_ring != NULL) munmap(g_ring, REPRO_SHIM_RING_SIZE);
   g_ring = NULL;
+  g_ring_populated = 0;
 }
 
 /* Caller holds g_mu. The connection is lost: what reprod has not read from the ring (it may have
@@ -651,6 +653,12 @@ static int Publish(const uint8_t* msg, uint32_t n) {
     g_ring_probed_ns = now;                    /* while awake never asks for a doorbell) */
     Drain(NULL);
     if (g_fd < 0) return -1; /* lost: CloseLink kept what it had not read */
+  }
+  if (!g_ring_populated) { /* at the first report: one call instead of a fault per page */
+    g_ring_populated = 1;
+    int saved = errno;
+    madvise(g_ring, REPRO_SHIM_RING_SIZE, MADV_POPULATE_WRITE);
+    errno = saved;
   }
   int put = repro_shim_ring_put(g_ring, msg, n);
   if (put <= 0) return put;

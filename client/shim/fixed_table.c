@@ -38,10 +38,10 @@ static inline uint64_t Tag(uint64_t key) { return key & ~SHIM_TABLE_VALUE_MASK; 
 int shim_table_get(const struct shim_table* t, uint64_t key, uint64_t* value) {
   for (uint32_t i = 0; i < kProbes; ++i) {
     uint32_t slot = (uint32_t)(key + i) & t->mask;
-    uint64_t k = atomic_load_explicit(&t->keys[slot], memory_order_acquire);
+    uint64_t k = atomic_load_explicit(&t->slots[slot].key, memory_order_acquire);
     if (k == 0) return 0;
     if (k != key) continue;
-    uint64_t v = atomic_load_explicit(&t->values[slot], memory_order_acquire);
+    uint64_t v = atomic_load_explicit(&t->slots[slot].value, memory_order_acquire);
     if ((v & ~SHIM_TABLE_VALUE_MASK) != Tag(key)) return 0; /* being replaced */
     if (value != NULL) *value = v & SHIM_TABLE_VALUE_MASK;
     return 1;
@@ -50,21 +50,21 @@ int shim_table_get(const struct shim_table* t, uint64_t key, uint64_t* value) {
 }
 
 static void Store(const struct shim_table* t, uint32_t slot, uint64_t key, uint64_t value) {
-  atomic_store_explicit(&t->values[slot], Tag(key) | (value & SHIM_TABLE_VALUE_MASK),
+  atomic_store_explicit(&t->slots[slot].value, Tag(key) | (value & SHIM_TABLE_VALUE_MASK),
                         memory_order_release);
 }
 
 void shim_table_put(struct shim_table* t, uint64_t key, uint64_t value) {
   for (uint32_t i = 0; i < kProbes; ++i) {
     uint32_t slot = (uint32_t)(key + i) & t->mask;
-    uint64_t k = atomic_load_explicit(&t->keys[slot], memory_order_acquire);
+    uint64_t k = atomic_load_explicit(&t->slots[slot].key, memory_order_acquire);
     if (k == key) {
       Store(t, slot, key, value);
       return;
     }
     if (k == 0) {
       uint64_t expected = 0; /* an empty slot's value is 0: slots are never emptied */
-      if (atomic_compare_exchange_strong(&t->keys[slot], &expected, key) || expected == key) {
+      if (atomic_compare_exchange_strong(&t->slots[slot].key, &expected, key) || expected == key) {
         Store(t, slot, key, value);
         return;
       }
@@ -73,7 +73,7 @@ void shim_table_put(struct shim_table* t, uint64_t key, uint64_t value) {
   /* Full window: replace the home slot. Its value is cleared first so that no reader pairs the
    * new key with the old value. */
   uint32_t home = (uint32_t)key & t->mask;
-  atomic_store_explicit(&t->values[home], 0, memory_order_release);
-  atomic_store_explicit(&t->keys[home], key, memory_order_release);
+  atomic_store_explicit(&t->slots[home].value, 0, memory_order_release);
+  atomic_store_explicit(&t->slots[home].key, key, memory_order_release);
   Store(t, home, key, value);
 }

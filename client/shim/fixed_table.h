@@ -2,8 +2,8 @@
  * probing. Keys are nonzero 64-bit hashes (shim_hash); a table is a cache, so when the probe
  * window is full an insert replaces the entry at the key's home slot.
  *
- *   static shim_atomic_u64 keys[1024], values[1024];
- *   static struct shim_table dirs = SHIM_TABLE_INIT(keys, values, 1024);
+ *   static struct shim_slot slots[1024];
+ *   static struct shim_table dirs = SHIM_TABLE_INIT(slots, 1024);
  *   uint64_t key = shim_hash(path, len, seed);
  *   if (!shim_table_get(&dirs, key, NULL)) shim_table_put(&dirs, key, 0);
  *
@@ -24,13 +24,19 @@ typedef std::atomic<uint64_t> shim_atomic_u64; /* same layout; for C++ tests of 
 typedef _Atomic uint64_t shim_atomic_u64;
 #endif
 
+/* A key and its value side by side: a lookup touches one cache line, and a table's first use in a
+ * process faults in half the pages it would with keys and values apart. */
+struct shim_slot {
+  shim_atomic_u64 key;
+  shim_atomic_u64 value;
+};
+
 struct shim_table {
-  shim_atomic_u64* keys;
-  shim_atomic_u64* values;
+  struct shim_slot* slots;
   uint32_t mask; /* slots - 1; slots is a power of two */
 };
 
-#define SHIM_TABLE_INIT(keys, values, slots) {(keys), (values), (uint32_t)(slots) - 1u}
+#define SHIM_TABLE_INIT(slots, count) {(slots), (uint32_t)(count) - 1u}
 
 /* Values hold 48 bits; the top 16 bits are the key's tag. */
 #define SHIM_TABLE_VALUE_MASK 0x0000ffffffffffffull

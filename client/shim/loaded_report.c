@@ -25,10 +25,10 @@ static int g_python;
 
 /* What this process (or the parent it was forked from) sent or queued already. A table is a
  * cache: an entry it forgets is sent again, and reprod deduplicates. */
-static shim_atomic_u64 g_lib_keys[kSlots], g_lib_values[kSlots];
-static struct shim_table g_libs = SHIM_TABLE_INIT(g_lib_keys, g_lib_values, kSlots);
-static shim_atomic_u64 g_pkg_keys[kSlots], g_pkg_values[kSlots];
-static struct shim_table g_pkgs = SHIM_TABLE_INIT(g_pkg_keys, g_pkg_values, kSlots);
+static struct shim_slot g_lib_slots[kSlots];
+static struct shim_table g_libs = SHIM_TABLE_INIT(g_lib_slots, kSlots);
+static struct shim_slot g_pkg_slots[kSlots];
+static struct shim_table g_pkgs = SHIM_TABLE_INIT(g_pkg_slots, kSlots);
 
 static pthread_mutex_t g_pending_mu = PTHREAD_MUTEX_INITIALIZER;
 static char g_pending[kPendingBytes]; /* guarded by g_pending_mu */

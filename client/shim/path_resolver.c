@@ -24,17 +24,16 @@
 #define SHIM_MAX_LINKS 40
 #define SHIM_OUTSIDE_SLOTS 8192
 
-static shim_atomic_u64 g_outside_keys[SHIM_OUTSIDE_SLOTS];
-static shim_atomic_u64 g_outside_values[SHIM_OUTSIDE_SLOTS];
+static struct shim_slot g_outside_slots[SHIM_OUTSIDE_SLOTS];
 /* Directories found to lie outside every dataset root: by spelling in record mode, by device and
  * inode in enforce mode. */
 static struct shim_table g_outside =
-    SHIM_TABLE_INIT(g_outside_keys, g_outside_values, SHIM_OUTSIDE_SLOTS);
+    SHIM_TABLE_INIT(g_outside_slots, SHIM_OUTSIDE_SLOTS);
 
 void shim_resolver_forget(void) {
   for (size_t i = 0; i < SHIM_OUTSIDE_SLOTS; ++i) {
-    atomic_store_explicit(&g_outside_keys[i], 0, memory_order_relaxed);
-    atomic_store_explicit(&g_outside_values[i], 0, memory_order_relaxed);
+    atomic_store_explicit(&g_outside_slots[i].key, 0, memory_order_relaxed);
+    atomic_store_explicit(&g_outside_slots[i].value, 0, memory_order_relaxed);
   }
 }
 
@@ -116,6 +115,7 @@ struct walker {
   int links;
   int complete;   /* every component outside the roots was resolved */
   int redirected; /* an alias was replaced */
+  int in_version; /* out lies inside a version directory: the rest is lexical */
 };
 
 static int Push(struct walker* w, const char* name, size_t n) {
@@ -131,6 +131,20 @@ static void Pop(struct walker* w) {
   while (w->len > 0 && w->out[w->len - 1] != '/') --w->len;
   if (w->len > 0) --w->len;
   w->out[w->len] = '\0';
+  w->in_version = 0; /* perhaps back at a root: the next name is looked at again */
+}
+
+/* rest[off, end) spelled plainly: no empty, "." or ".." component, except one trailing '/'. */
+static int Plain(const struct walker* w) {
+  const char* p = w->rest + w->off;
+  const char* end = w->rest + w->end;
+  if (p < end && end[-1] == '/') --end;
+  if (p == end || *p == '/' || *p == '.') return p != end ? 0 : 1;
+  for (const char* slash = memchr(p, '/', (size_t)(end - p)); slash != NULL;
+       slash = memchr(slash + 1, '/', (size_t)(end - slash - 1))) {
+    if (slash + 1 == end || slash[1] == '/' || slash[1] == '.') return 0;
+  }
+  return 1;
 }
 
 /* Replaces rest[0, off) by the symlink target link[0, n). */
@@ -148,6 +162,13 @@ static int Splice(struct walker* w, size_t n) {
 /* Walks rest[off, end) onto out. -1 on overflow or a symlink loop. */
 static int Walk(struct walker* w) {
   while (w->off < w->end) {
+    if (w->in_version && Plain(w)) { /* the common case: the rest appended in one copy */
+      size_t n = w->end - w->off;
+      if (w->rest[w->end - 1] == '/') --n;
+      if (n > 0 && Push(w, w->rest + w->off, n) != 0) return -1;
+      w->off = w->end;
+      return 0;
+    }
     size_t start = w->off;
     while (w->off < w->end && w->rest[w->off] != '/') ++w->off;
     const char* name = w->rest + start;
@@ -168,6 +189,7 @@ static int Walk(struct walker* w) {
         n = ds->pinned_dir_len;
       }
       if (Push(w, name, n) != 0) return -1;
+      w->in_version = 1;
       continue;
     }
     if (Push(w, name, n) != 0) return -1;

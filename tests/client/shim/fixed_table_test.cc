@@ -16,9 +16,8 @@ constexpr uint32_t kSlots = 64;
 
 class FixedTableTest : public ::testing::Test {
  protected:
-  shim_atomic_u64 keys_[kSlots] = {};
-  shim_atomic_u64 values_[kSlots] = {};
-  shim_table table_ = SHIM_TABLE_INIT(keys_, values_, kSlots);
+  shim_slot slots_[kSlots] = {};
+  shim_table table_ = SHIM_TABLE_INIT(slots_, kSlots);
 };
 
 TEST_F(FixedTableTest, PutGetUpdate) {

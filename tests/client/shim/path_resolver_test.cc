@@ -96,6 +96,23 @@ TEST_F(PathResolverTest, PinnedVersionPassesAndAliasesAreRewritten) {
   EXPECT_STREQ(t.path + t.rel_off, "sub/b.txt");
 }
 
+// Below a version's name the rest of a plainly spelled path is copied whole (the fast path);
+// any "." or ".." component, empty component or trailing '/' in it takes the component walk,
+// and both give the same answers.
+TEST_F(PathResolverTest, TheRestBelowAVersionIsTakenLexically) {
+  ExpectPinned(root_ + "/latest/sub/deeper/c.txt", "v1/sub/deeper/c.txt", true);  // need not exist
+  ExpectPinned(root_ + "/latest/sub/.hidden/c.txt", "v1/sub/.hidden/c.txt", true);
+  ExpectPinned(root_ + "/latest/sub//deeper/c.txt", "v1/sub/deeper/c.txt", true);
+  ExpectPinned(root_ + "/latest/sub/deeper/../b.txt", "v1/sub/b.txt", true);
+  ExpectPinned(root_ + "/latest/sub/./b.txt", "v1/sub/b.txt", true);
+  ExpectOther(root_ + "/latest/sub/../../v2/sub/b.txt", "v2/sub/b.txt");
+  ExpectOther(root_ + "/v2/sub/deeper/c.txt", "v2/sub/deeper/c.txt");
+  shim_target dir;
+  ASSERT_EQ(shim_resolve(pin_.get(), AT_FDCWD, (root_ + "/latest/sub/").c_str(), 1, &dir), 0);
+  EXPECT_EQ(std::string(dir.path), root_ + "/v1/sub");
+  EXPECT_STREQ(dir.path + dir.rel_off, "sub");
+}
+
 TEST_F(PathResolverTest, OtherVersionsAreRecognized) {
   ExpectOther(root_ + "/v2/a.txt", "v2/a.txt");
   ExpectOther(root_ + "/v2/sub/b.txt", "v2/sub/b.txt");
