@@ -150,6 +150,9 @@ absl::Status Journal::Commit(GroupCommit* commit) {
   const std::vector<Writer*>& group = commit->writers;
   rocksdb::WriteBatch batch;
   absl::flat_hash_map<std::string, uint64_t> pending_once;  // once key -> seq, this group
+  // Mark index key -> its last value in this group: a process's reports in one group all set its
+  // mark, and only the last write of a batch is read back, so each key is written once.
+  absl::flat_hash_map<std::string, uint64_t> marks;
   const absl::Time now = options_.clock->Now();
   commit->results.resize(group.size());
   for (size_t w = 0; w < group.size(); ++w) {
@@ -157,8 +160,7 @@ absl::Status Journal::Commit(GroupCommit* commit) {
     HeadState& head = commit->heads[writer->job];
     for (JournalItem& item : *writer->items) {
       if (!item.mark_key.empty()) {
-        batch.Put(store_->handle(Column::kJournalIndex), MarkIndexKey(writer->job, item.mark_key),
-                  EncodeBigEndian64(item.mark_value));
+        marks.insert_or_assign(MarkIndexKey(writer->job, item.mark_key), item.mark_value);
       }
       if (!item.once_key.empty()) {
         std::string index_key = OnceIndexKey(writer->job, item.once_key);
@@ -192,6 +194,9 @@ absl::Status Journal::Commit(GroupCommit* commit) {
       commit->touched.insert(std::string(writer->job));
       commit->results[w].push_back({head.seq, true});
     }
+  }
+  for (const auto& [key, value] : marks) {
+    batch.Put(store_->handle(Column::kJournalIndex), key, EncodeBigEndian64(value));
   }
   std::vector<LoggedHead> logged;
   for (const std::string& job : commit->touched) {

@@ -17,6 +17,7 @@
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/listener.h"
 #include "rocksdb/options.h"
+#include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
 
 namespace repro {
@@ -63,12 +64,38 @@ absl::StatusOr<int> LockDataDir(const std::string& dir) {
   return fd;
 }
 
+// The journal column's keys are job || "/" || be64(seq) (store/chain.h): a job's entries are
+// appended in key order, so the memtable keeps an insert hint per job and an append does not
+// search the whole skiplist. The prefix is the key without its sequence number.
+class JobOfJournalKey : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "repro.JobOfJournalKey"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return rocksdb::Slice(key.data(), key.size() - kSeqBytes);
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return key.size() > kSeqBytes && key[key.size() - kSeqBytes - 1] == '/';
+  }
+
+ private:
+  static constexpr size_t kSeqBytes = 8;
+};
+
 rocksdb::ColumnFamilyOptions ColumnOptions(Column column) {
   rocksdb::ColumnFamilyOptions options;
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   if (column == Column::kCatalog) options.compression = rocksdb::kNoCompression;
+  if (column == Column::kJournal) {
+    options.memtable_insert_with_hint_prefix_extractor = std::make_shared<JobOfJournalKey>();
+  }
+  if (column == Column::kJournalIndex || column == Column::kHashCache) {
+    // Looked up once per journaled item (once-keys, mostly absent) and per reported open (hash
+    // cache): a whole-key bloom filter in the memtable answers "absent" without a skiplist search.
+    options.memtable_prefix_bloom_size_ratio = 0.02;
+    options.memtable_whole_key_filtering = true;
+  }
   return options;
 }
 
