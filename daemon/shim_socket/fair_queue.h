@@ -11,6 +11,10 @@
 //   ready.Push(uid, "job-a", /*urgent=*/true, c);
 //   while (!ready.empty()) Serve(ready.Pop());
 //
+// Or each lane served by its own threads (reprod's shim server: urgent work at normal priority,
+// bulk reports at a lower one): PopLane(urgent), and Remove + Push to move an entry whose work
+// became urgent.
+//
 // Not thread-safe: guard it with the caller's mutex.
 #ifndef REPRO_DAEMON_SHIM_SOCKET_FAIR_QUEUE_H_
 #define REPRO_DAEMON_SHIM_SOCKET_FAIR_QUEUE_H_
@@ -18,6 +22,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <algorithm>
 #include <deque>
 #include <string>
 #include <utility>
@@ -54,28 +59,35 @@ class FairQueue {
     const bool take_bulk =
         bulk_waits && (lanes_[0].turns.empty() || urgent_in_a_row_ >= kUrgentPerBulk);
     urgent_in_a_row_ = take_bulk || !bulk_waits ? 0 : urgent_in_a_row_ + 1;
-    Lane& lane = lanes_[take_bulk ? 1 : 0];
-    const uid_t uid = lane.turns.front();
-    lane.turns.pop_front();
+    return PopFrom(lanes_[take_bulk ? 1 : 0]);
+  }
+
+  // The next item of one lane, in its turns. Precondition: !LaneEmpty(urgent).
+  T PopLane(bool urgent) { return PopFrom(lanes_[urgent ? 0 : 1]); }
+  bool LaneEmpty(bool urgent) const { return lanes_[urgent ? 0 : 1].turns.empty(); }
+
+  // Takes `item`, queued by Push(uid, job, urgent, item), out of its lane; false when it is not
+  // there. Linear in the entries of that job.
+  bool Remove(uid_t uid, const std::string& job, bool urgent, const T& item) {
+    Lane& lane = lanes_[urgent ? 0 : 1];
     auto uid_it = lane.by_uid.find(uid);
+    if (uid_it == lane.by_uid.end()) return false;
     Jobs& jobs = uid_it->second;
-    std::string job = std::move(jobs.turns.front());
-    jobs.turns.pop_front();
     auto job_it = jobs.by_job.find(job);
-    T item = std::move(job_it->second.front());
-    job_it->second.pop_front();
-    if (job_it->second.empty()) {
-      jobs.by_job.erase(job_it);
-    } else {
-      jobs.turns.push_back(std::move(job));  // its next item waits for the uid's other jobs
-    }
+    if (job_it == jobs.by_job.end()) return false;
+    std::deque<T>& items = job_it->second;
+    auto it = std::find(items.begin(), items.end(), item);
+    if (it == items.end()) return false;
+    items.erase(it);
+    --size_;
+    if (!items.empty()) return true;
+    jobs.by_job.erase(job_it);
+    jobs.turns.erase(std::find(jobs.turns.begin(), jobs.turns.end(), job));
     if (jobs.turns.empty()) {
       lane.by_uid.erase(uid_it);
-    } else {
-      lane.turns.push_back(uid);  // its next item waits for every other uid's turn
+      lane.turns.erase(std::find(lane.turns.begin(), lane.turns.end(), uid));
     }
-    --size_;
-    return item;
+    return true;
   }
 
   bool empty() const { return size_ == 0; }
@@ -106,6 +118,33 @@ class FairQueue {
     std::deque<uid_t> turns;  // uids with queued items, in the order of their turns
     absl::flat_hash_map<uid_t, Jobs> by_uid;
   };
+
+  // The next item of `lane`: its uid whose turn it is, and of that uid's jobs the one whose turn
+  // it is. Precondition: the lane is not empty.
+  T PopFrom(Lane& lane) {
+    const uid_t uid = lane.turns.front();
+    lane.turns.pop_front();
+    auto uid_it = lane.by_uid.find(uid);
+    Jobs& jobs = uid_it->second;
+    std::string job = std::move(jobs.turns.front());
+    jobs.turns.pop_front();
+    auto job_it = jobs.by_job.find(job);
+    T item = std::move(job_it->second.front());
+    job_it->second.pop_front();
+    if (job_it->second.empty()) {
+      jobs.by_job.erase(job_it);
+    } else {
+      jobs.turns.push_back(std::move(job));  // its next item waits for the uid's other jobs
+    }
+    if (jobs.turns.empty()) {
+      lane.by_uid.erase(uid_it);
+    } else {
+      lane.turns.push_back(uid);  // its next item waits for every other uid's turn
+    }
+    --size_;
+    return item;
+  }
+
   Lane lanes_[2];  // urgent, bulk
   size_t size_ = 0;
   int urgent_in_a_row_ = 0;  // urgent items taken since the bulk lane last had its turn

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -132,6 +133,11 @@ struct ShimServer::Connection {
   std::deque<Queued> queue ABSL_GUARDED_BY(mu);
   size_t urgent ABSL_GUARDED_BY(mu) = 0;       // queued requests for which IsUrgent holds
   bool scheduled ABSL_GUARDED_BY(mu) = false;  // queued for or held by a worker
+  // Where it waits in ready_ (ShimServer::ready_mu_): in a lane or not, which one, and under which
+  // job name it was queued (a worker may change the session's job once it holds it).
+  bool in_ready = false;
+  bool in_urgent_lane = false;
+  std::string ready_job;
   // Out of epoll until a worker has served its queue down. Paused (EPOLL_CTL_DEL) by Enqueue and
   // resumed (EPOLL_CTL_ADD) by TakeBatch, each under mu, so paused <=> not in epoll; a paused
   // connection's queue is never empty, so a worker's TakeBatch always comes to resume it.
@@ -252,11 +258,17 @@ absl::StatusOr<std::unique_ptr<ShimServer>> ShimServer::Start(ShimServerOptions 
     pthread_setname_np(pthread_self(), "shim-io");
     s->IoLoop();
   });
-  for (int i = 0; i < std::max(1, server->options_.workers); ++i) {
-    server->workers_.emplace_back([s = server.get()] {
-      pthread_setname_np(pthread_self(), "shim-worker");
-      s->WorkerLoop();
-    });
+  for (bool urgent : {true, false}) {
+    const int n = urgent ? server->options_.urgent_workers : server->options_.workers;
+    for (int i = 0; i < std::max(1, n); ++i) {
+      server->workers_.emplace_back([s = server.get(), urgent] {
+        pthread_setname_np(pthread_self(), urgent ? "shim-urgent" : "shim-worker");
+        if (!urgent && s->options_.bulk_nice != 0) {
+          setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), s->options_.bulk_nice);
+        }
+        s->WorkerLoop(urgent);
+      });
+    }
   }
   spdlog::info("serving shims on {}", server->options_.socket_path);
   return server;
@@ -312,7 +324,7 @@ void ShimServer::Stop() {
   {
     absl::MutexLock lock(&ready_mu_);
     stopping_ = true;
-    ready_cv_.SignalAll();
+    for (absl::CondVar& cv : ready_cv_) cv.SignalAll();
   }
   for (std::thread& worker : workers_) worker.join();
   workers_.clear();
@@ -485,6 +497,7 @@ bool ShimServer::Enqueue(const ConnectionPtr& c, std::vector<Queued> requests) {
   bool full = false;
   bool schedule = false;
   bool urgent = false;
+  bool promote = false;  // scheduled already: perhaps waiting in the bulk lane
   {
     absl::MutexLock lock(&c->mu);
     int64_t bytes = 0;
@@ -497,6 +510,7 @@ bool ShimServer::Enqueue(const ConnectionPtr& c, std::vector<Queued> requests) {
     schedule = !c->scheduled;
     c->scheduled = true;
     urgent = c->urgent > 0;
+    promote = !schedule && urgent;
     // Over its uid's bytes, a connection waits until a worker served its own queue (which is not
     // empty now), so each of the uid's connections is paused at most until its next turn.
     const bool uid_full = uid_bytes >= static_cast<int64_t>(options_.max_queued_bytes_per_uid);
@@ -508,14 +522,28 @@ bool ShimServer::Enqueue(const ConnectionPtr& c, std::vector<Queued> requests) {
     }
   }
   if (schedule) Schedule(c, urgent);
+  if (promote) Promote(c);
   return full;
 }
 
 void ShimServer::Schedule(const ConnectionPtr& c, bool urgent) {
   // No worker uses c's session meanwhile (c is not in the ready queue yet), so its job is stable.
+  const std::string& job = c->session.job();
   absl::MutexLock lock(&ready_mu_);
-  ready_.Push(c->peer.uid, c->session.job(), urgent, c);
-  ready_cv_.Signal();
+  ready_.Push(c->peer.uid, job, urgent, c);
+  c->in_ready = true;
+  c->in_urgent_lane = urgent;
+  c->ready_job = job;
+  ready_cv_[urgent ? 0 : 1].Signal();
+}
+
+void ShimServer::Promote(const ConnectionPtr& c) {
+  absl::MutexLock lock(&ready_mu_);
+  if (!c->in_ready || c->in_urgent_lane) return;  // held by a worker: it reschedules it as urgent
+  if (!ready_.Remove(c->peer.uid, c->ready_job, /*urgent=*/false, c)) return;
+  ready_.Push(c->peer.uid, c->ready_job, /*urgent=*/true, c);
+  c->in_urgent_lane = true;
+  ready_cv_[0].Signal();
 }
 
 void ShimServer::ReadRing(const ConnectionPtr& c, bool ended) {
@@ -600,14 +628,15 @@ void ShimServer::Reject(Connection& c, ShimReject reason, const std::string& det
                unlogged > 0 ? absl::StrCat(" (", unlogged, " more not logged)") : "");
 }
 
-void ShimServer::WorkerLoop() {
+void ShimServer::WorkerLoop(bool urgent) {
   for (;;) {
     ConnectionPtr c;
     {
       absl::MutexLock lock(&ready_mu_);
-      while (ready_.empty() && !stopping_) ready_cv_.Wait(&ready_mu_);
+      while (ready_.LaneEmpty(urgent) && !stopping_) ready_cv_[urgent ? 0 : 1].Wait(&ready_mu_);
       if (stopping_) return;
-      c = ready_.Pop();
+      c = ready_.PopLane(urgent);
+      c->in_ready = false;
     }
     Serve(c);
   }

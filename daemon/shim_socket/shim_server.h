@@ -16,17 +16,21 @@
 // connection ends without its process's count of reports (killed, or its HELLO unanswered),
 // ProcessEnds waits for the process to be gone and JournalUncounted counts what it lost.
 //
-// Threading: one thread owns the socket (epoll: accept, receive, parse, reject); a small pool of
-// workers serves connections, one worker per connection at a time, so a connection's messages are
-// handled in order while hundreds of processes are served side by side. A slow check (re-hashing
-// a changed file) holds up only its own connection. Malformed datagrams are
-// rejected and counted by reason (repro_shim_messages_rejected_total{reason}), logged at most once
+// Threading: one thread owns the socket (epoll: accept, receive, parse, reject); two small pools of
+// workers (urgent, bulk: see below) serve connections, one worker per connection at a time, so a
+// connection's messages are handled in order while hundreds of processes are served side by side.
+// A slow check (re-hashing a changed file) holds up only its own connection. Malformed datagrams
+// are rejected and counted by reason (repro_shim_messages_rejected_total{reason}), logged at most once
 // per connection per interval; they never stop the server. A connection whose backlog is full is
-// not read until it drains (its shim then drops record-mode reports, never blocks).
+// not read until it drains (its shim waits for room up to its timeout, then drops and counts).
 //
 // Fair sharing: connections ready for a worker wait in a FairQueue, where uids take turns (and a
-// uid's jobs take its turns in turn) and a HELLO or an open whose shim waits for a verdict goes
-// before bulk reports. Each uid has its own
+// uid's jobs take its turns in turn). Urgent work (a HELLO, or an open whose shim waits for a
+// verdict) and bulk reports have a lane and workers each: urgent workers run at normal priority,
+// bulk workers at `bulk_nice`, so that on a busy node checking and journaling reports, which no
+// process waits for, yields the cores to training instead of slowing it down, while no process
+// waits longer for its PIN answer or verdict. A connection waiting in the bulk lane moves to the
+// urgent one when an urgent request arrives on it. Each uid has its own
 // cap on open connections and on queued bytes. A HELLO's executable is hashed on a separate
 // bounded pool where uids take turns (BoundedPool), up to max_hash_bytes, unless the hash cache
 // knows the file; hashing a large file stops when the connection ends. Meanwhile only that
@@ -79,7 +83,10 @@ namespace repro {
 
 struct ShimServerOptions {
   std::string socket_path;
-  int workers = 4;
+  // Workers serving urgent work (at normal priority) and bulk reports (at nice `bulk_nice`).
+  int urgent_workers = 2;
+  int workers = 2;
+  int bulk_nice = 10;
   size_t max_connections = 4096;
   // Connections one uid may hold open; more are closed at once (and counted), other uids' are not.
   size_t max_connections_per_uid = 256;
@@ -188,13 +195,17 @@ class ShimServer {
   // Puts `c` in the ready queue for a worker, in its uid's and job's turn. c->mu must not be held;
   // the caller has just made c scheduled, or holds it as its worker.
   void Schedule(const ConnectionPtr& c, bool urgent);
+  // An urgent request arrived for the scheduled `c`: if it waits in the bulk lane, it moves to the
+  // urgent one (if a worker holds it, the worker reschedules it by its urgency).
+  void Promote(const ConnectionPtr& c);
   // Queues what c's report ring holds; then puts the ring to sleep when it was empty, or looks
   // again kRingAwake later (unless the connection `ended`).
   void ReadRing(const ConnectionPtr& c, bool ended);
   // The timer: reads the rings that are due.
   void ReadDueRings();
   void ArmTimer(absl::Time when);
-  void WorkerLoop();
+  // A worker of the urgent or the bulk lane.
+  void WorkerLoop(bool urgent);
   // Serves one batch of c's queued requests through its session; reschedules c when more are
   // waiting.
   void Serve(const ConnectionPtr& c);
@@ -271,7 +282,7 @@ class ShimServer {
   std::deque<std::pair<absl::Time, ConnectionPtr>> ring_due_;
 
   absl::Mutex ready_mu_;
-  absl::CondVar ready_cv_;
+  absl::CondVar ready_cv_[2];  // signalled when the urgent lane [0] / the bulk lane [1] fills
   FairQueue<ConnectionPtr> ready_ ABSL_GUARDED_BY(ready_mu_);
   bool stopping_ ABSL_GUARDED_BY(ready_mu_) = false;
 };

@@ -97,5 +97,36 @@ TEST(FairQueueTest, ClearEmptiesBothLanes) {
   EXPECT_THAT(Drain(queue), ElementsAre("c"));
 }
 
+TEST(FairQueueTest, EachLaneCanBeTakenAloneInItsTurns) {
+  FairQueue<std::string> queue;
+  queue.Push(1, "a", false, "bulk1a");
+  queue.Push(1, "a", true, "urgent1");
+  queue.Push(2, "b", false, "bulk2");
+  queue.Push(1, "c", false, "bulk1c");
+  EXPECT_FALSE(queue.LaneEmpty(true));
+  EXPECT_EQ(queue.PopLane(true), "urgent1");
+  EXPECT_TRUE(queue.LaneEmpty(true));
+  EXPECT_EQ(queue.PopLane(false), "bulk1a");
+  EXPECT_EQ(queue.PopLane(false), "bulk2");  // uid 2's turn before uid 1's second job
+  EXPECT_EQ(queue.PopLane(false), "bulk1c");
+  EXPECT_TRUE(queue.empty());
+}
+
+TEST(FairQueueTest, RemovedEntriesLeaveTheTurnsOfOthersAsTheyWere) {
+  FairQueue<std::string> queue;
+  queue.Push(1, "a", false, "a1");
+  queue.Push(1, "a", false, "a2");
+  queue.Push(2, "b", false, "b1");
+  queue.Push(1, "c", false, "c1");
+  EXPECT_FALSE(queue.Remove(1, "a", true, "a1"));  // not in the urgent lane
+  EXPECT_FALSE(queue.Remove(1, "a", false, "zz"));
+  EXPECT_TRUE(queue.Remove(1, "a", false, "a1"));
+  EXPECT_TRUE(queue.Remove(2, "b", false, "b1"));  // uid 2's only entry: its turn goes
+  queue.Push(1, "a", true, "a1");                  // moved to the urgent lane
+  EXPECT_EQ(queue.size(), 3u);
+  EXPECT_EQ(queue.SizeOf(2), 0u);
+  EXPECT_THAT(Drain(queue), ElementsAre("a1", "a2", "c1"));
+}
+
 }  // namespace
 }  // namespace repro

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "common/sha256.h"
 #include "daemon/registry/seeds.h"
 #include "gmock/gmock.h"
@@ -65,7 +66,7 @@ class ShimServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     pin_ = stack_.PinJob("job-1", "v1", 7);
-    checker_ = std::make_unique<DataChecker>(stack_.versions.get(), DefaultFileSystem(),
+    checker_ = std::make_unique<DataChecker>(stack_.versions.get(), CheckerFileSystem(),
                                              stack_.cache.get());
     ShimServerParts parts;
     parts.pins = stack_.pins.get();
@@ -84,6 +85,8 @@ class ShimServerTest : public ::testing::Test {
 
   // The server's options (its socket path is set by SetUp).
   virtual ShimServerOptions Options() { return {.workers = 2}; }
+  // The file system through which opened files are checked.
+  virtual FileSystem* CheckerFileSystem() { return DefaultFileSystem(); }
 
   std::string Path() const { return server_->socket_path(); }
 
@@ -414,6 +417,69 @@ TEST_F(ShimServerTest, ASecondReprodCannotTakeTheSocket) {
   WriteFileOrDie(stack_.dir.Path("run/other"), "");
   second = ShimServer::Start({.socket_path = Path()}, parts);
   EXPECT_TRUE(second.ok()) << second.status();
+}
+
+// The real file system, except that checking one file holds its caller until the test lets go.
+class GatedFileSystem : public FileSystem {
+ public:
+  explicit GatedFileSystem(std::string gated) : gated_(std::move(gated)) {}
+  absl::StatusOr<FileStat> Stat(const std::string& path) override {
+    if (path == gated_) {
+      entered_.Notify();
+      released_.WaitForNotification();
+    }
+    return DefaultFileSystem()->Stat(path);
+  }
+  absl::StatusOr<std::string> RealPath(const std::string& path) override {
+    return DefaultFileSystem()->RealPath(path);
+  }
+  absl::StatusOr<std::vector<DirEntry>> ListDirectory(const std::string& path) override {
+    return DefaultFileSystem()->ListDirectory(path);
+  }
+  absl::StatusOr<std::unique_ptr<ReadableFile>> OpenForRead(const std::string& path) override {
+    return DefaultFileSystem()->OpenForRead(path);
+  }
+  absl::Notification& entered() { return entered_; }
+  void Release() {
+    if (!released_.HasBeenNotified()) released_.Notify();
+  }
+
+ private:
+  const std::string gated_;
+  absl::Notification entered_, released_;
+};
+
+// Urgent work and bulk reports have workers each: one bulk worker, held up checking a file, keeps
+// no HELLO and no verdict waiting, also on a connection whose reports wait in the bulk lane.
+class ShimServerLanesTest : public ShimServerTest {
+ protected:
+  void TearDown() override {
+    gated_fs_.Release();
+    server_.reset();  // its workers are done with gated_fs_ before it goes
+  }
+  ShimServerOptions Options() override { return {.urgent_workers = 1, .workers = 1}; }
+  FileSystem* CheckerFileSystem() override { return &gated_fs_; }
+  GatedFileSystem gated_fs_{stack_.root() + "/v1/a.csv"};
+};
+
+TEST_F(ShimServerLanesTest, AVerdictDoesNotWaitBehindBulkReports) {
+  std::unique_ptr<ShimSocketClient> recorder = Hello(ShimMode::kRecord);
+  ASSERT_TRUE(recorder->Send(OpenMsg(0, "v1/a.csv")));  // a report: the bulk worker checks it
+  ASSERT_TRUE(gated_fs_.entered().WaitForNotificationWithTimeout(absl::Seconds(10)));
+
+  std::unique_ptr<ShimSocketClient> enforcer = Hello(ShimMode::kEnforce);  // urgent: answered
+  ASSERT_TRUE(enforcer->Send(OpenMsg(0, "v1/sub/b.csv")));  // waits in the bulk lane
+  ASSERT_TRUE(enforcer->Send(OpenMsg(9, "v1/sub/b.csv")));  // wants a verdict: moves it
+  std::optional<std::string> msg = enforcer->Receive();
+  ASSERT_TRUE(msg.has_value()) << "no verdict while the bulk worker is busy";
+  EXPECT_EQ(Decode(*msg).type, REPRO_SHIM_VERDICT);
+  EXPECT_EQ(Decode(*msg).request_id, 9u);
+  EXPECT_EQ(Decode(*msg).allow, 1u);
+
+  gated_fs_.Release();
+  ASSERT_TRUE(stack_.WaitForEntries("job-1", [](const auto& entries) {
+    return CountKind(entries, v1::JournalEntry::kDataOpen) == 2;  // a.csv, and b.csv once
+  })) << "journal: " << stack_.Entries("job-1").size() << " entries";
 }
 
 // Per-uid limits: a uid over its connection cap is refused, others are not; an executable over
