@@ -15,9 +15,11 @@
 // 2. Added latency per open (ns), from this program re-run as a child under the shim, timing the
 //    shim's open() against libc's own in alternating batches: the first open of a dataset file
 //    (record; enforce, which waits for reprod's verdict), a repeated open of a dataset file, an
-//    open outside the datasets.
+//    open outside the datasets; and, for scale, what one fstat after libc's open adds (the file's
+//    identity, which any per-file report needs: the floor of a first open's added cost).
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,6 +70,19 @@ constexpr int kRounds = 50;
 
 using OpenFn = int (*)(const char*, int, ...);
 
+OpenFn g_libc_open = nullptr;  // libc's own open, past the shim (the latency child)
+
+// libc's open followed by an fstat of the file.
+int LibcOpenAndStat(const char* path, int flags, ...) {
+  int fd = g_libc_open(path, flags);
+  struct stat st;
+  if (fd >= 0 && fstat(fd, &st) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 // Mean ns of open()+close() over paths[begin, end) with `open_fn`.
 double TimeOpens(OpenFn open_fn, const std::vector<std::string>& paths, size_t begin, size_t end) {
   double start = NowNs();
@@ -84,25 +99,28 @@ double TimeOpens(OpenFn open_fn, const std::vector<std::string>& paths, size_t b
 
 // The latency child, run under the shim. It times open() (the shim's) against libc's own open
 // (looked up in libc.so.6, past the shim) in alternating batches, so both see the same machine
-// load, and prints the added ns: "FIRST REPEATED OUTSIDE" for the first open of each listed
-// dataset file, a second open of each, and opens of `outside`, a file in no dataset.
+// load, and prints the added ns: "FIRST REPEATED OUTSIDE FSTAT" for the first open of each listed
+// dataset file, a second open of each, opens of `outside`, a file in no dataset, and an fstat
+// after libc's open of `outside`.
 int LatencyChild(const std::string& list, const std::string& outside) {
   void* libc = dlopen("libc.so.6", RTLD_NOLOAD | RTLD_LAZY);
   auto libc_open = reinterpret_cast<OpenFn>(libc != nullptr ? dlsym(libc, "open") : nullptr);
   if (libc_open == nullptr) return 1;
+  g_libc_open = libc_open;
   OpenFn shim_open = &open;
   // Each file is opened first by one side only: even batches through the shim, odd through libc.
   std::vector<std::string> paths;
   std::ifstream in(list);
   for (std::string line; std::getline(in, line);) paths.push_back(line);
-  auto added = [&](auto&& time_batch) {
+  auto added_by = [&](OpenFn tried, auto&& time_batch) {
     std::vector<double> shim, bare;
     for (size_t b = 0; b + 2 * kBatch <= paths.size(); b += 2 * kBatch) {
-      shim.push_back(time_batch(shim_open, b));
+      shim.push_back(time_batch(tried, b));
       bare.push_back(time_batch(libc_open, b + kBatch));
     }
     return Percentile(shim, 50) - Percentile(bare, 50);
   };
+  auto added = [&](auto&& time_batch) { return added_by(shim_open, time_batch); };
   auto batch = [&](OpenFn fn, size_t b) { return TimeOpens(fn, paths, b, b + kBatch); };
   double first = added(batch);
   double repeated = added(batch);
@@ -110,7 +128,8 @@ int LatencyChild(const std::string& list, const std::string& outside) {
   paths.swap(same);
   added(batch);  // warm the kernel's and the shim's caches
   double outside_ns = added(batch);
-  printf("%.0f %.0f %.0f\n", first, repeated, outside_ns);
+  double fstat_ns = added_by(&LibcOpenAndStat, batch);
+  printf("%.0f %.0f %.0f %.0f\n", first, repeated, outside_ns, fstat_ns);
   return 0;
 }
 
@@ -243,7 +262,7 @@ class ShimBench {
   }
 
   // Runs the latency child under the shim in `mode`; returns the added ns {first, repeated,
-  // outside}.
+  // outside, fstat}.
   std::vector<double> Latency(const std::string& mode) {
     double cpu;
     std::string out = RunTimed({SelfPath(), "--latency_child=" + dir_.Path("first.txt"),
@@ -254,7 +273,7 @@ class ShimBench {
       double v = 0;
       if (absl::SimpleAtod(word, &v)) ns.push_back(v);
     }
-    if (ns.size() != 3) {
+    if (ns.size() != 4) {
       fprintf(stderr, "unexpected latency output: %s\n", out.c_str());
       exit(1);
     }
@@ -282,6 +301,7 @@ class ShimBench {
     printf("%-52s %12.0f\n", "repeated open of a dataset file (alias rewritten)",
            median("record", 1));
     printf("%-52s %12.0f\n", "open outside the datasets", median("record", 2));
+    printf("%-52s %12.0f\n", "for scale: an fstat after libc's open (no shim)", median("record", 3));
     fflush(stdout);
   }
 
