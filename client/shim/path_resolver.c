@@ -134,17 +134,19 @@ static void Pop(struct walker* w) {
   w->in_version = 0; /* perhaps back at a root: the next name is looked at again */
 }
 
-/* rest[off, end) spelled plainly: no empty, "." or ".." component, except one trailing '/'. */
-static int Plain(const struct walker* w) {
+/* The length of rest[off, end) without one trailing '/' when it is spelled plainly (no empty,
+ * "." or ".." component), else -1. */
+static long PlainLength(const struct walker* w) {
   const char* p = w->rest + w->off;
   const char* end = w->rest + w->end;
   if (p < end && end[-1] == '/') --end;
-  if (p == end || *p == '/' || *p == '.') return p != end ? 0 : 1;
+  if (p == end) return 0;
+  if (*p == '/' || *p == '.') return -1;
   for (const char* slash = memchr(p, '/', (size_t)(end - p)); slash != NULL;
        slash = memchr(slash + 1, '/', (size_t)(end - slash - 1))) {
-    if (slash + 1 == end || slash[1] == '/' || slash[1] == '.') return 0;
+    if (slash + 1 == end || slash[1] == '/' || slash[1] == '.') return -1;
   }
-  return 1;
+  return end - p;
 }
 
 /* Replaces rest[0, off) by the symlink target link[0, n). */
@@ -162,10 +164,9 @@ static int Splice(struct walker* w, size_t n) {
 /* Walks rest[off, end) onto out. -1 on overflow or a symlink loop. */
 static int Walk(struct walker* w) {
   while (w->off < w->end) {
-    if (w->in_version && Plain(w)) { /* the common case: the rest appended in one copy */
-      size_t n = w->end - w->off;
-      if (w->rest[w->end - 1] == '/') --n;
-      if (n > 0 && Push(w, w->rest + w->off, n) != 0) return -1;
+    const long plain = w->in_version ? PlainLength(w) : -1;
+    if (plain >= 0) { /* the common case: the rest appended in one copy */
+      if (plain > 0 && Push(w, w->rest + w->off, (size_t)plain) != 0) return -1;
       w->off = w->end;
       return 0;
     }

@@ -21,8 +21,8 @@
 
 #include <sys/types.h>
 
-#include <cstddef>
 #include <algorithm>
+#include <cstddef>
 #include <deque>
 #include <string>
 #include <utility>

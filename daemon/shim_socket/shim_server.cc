@@ -133,11 +133,10 @@ struct ShimServer::Connection {
   std::deque<Queued> queue ABSL_GUARDED_BY(mu);
   size_t urgent ABSL_GUARDED_BY(mu) = 0;       // queued requests for which IsUrgent holds
   bool scheduled ABSL_GUARDED_BY(mu) = false;  // queued for or held by a worker
-  // Where it waits in ready_ (ShimServer::ready_mu_): in a lane or not, which one, and under which
-  // job name it was queued (a worker may change the session's job once it holds it).
+  // Whether it waits in ready_, and in which lane (guarded by ShimServer::ready_mu_). While it
+  // waits, no worker holds it, so its session's job is the one it was queued under.
   bool in_ready = false;
   bool in_urgent_lane = false;
-  std::string ready_job;
   // Out of epoll until a worker has served its queue down. Paused (EPOLL_CTL_DEL) by Enqueue and
   // resumed (EPOLL_CTL_ADD) by TakeBatch, each under mu, so paused <=> not in epoll; a paused
   // connection's queue is never empty, so a worker's TakeBatch always comes to resume it.
@@ -528,20 +527,18 @@ bool ShimServer::Enqueue(const ConnectionPtr& c, std::vector<Queued> requests) {
 
 void ShimServer::Schedule(const ConnectionPtr& c, bool urgent) {
   // No worker uses c's session meanwhile (c is not in the ready queue yet), so its job is stable.
-  const std::string& job = c->session.job();
   absl::MutexLock lock(&ready_mu_);
-  ready_.Push(c->peer.uid, job, urgent, c);
+  ready_.Push(c->peer.uid, c->session.job(), urgent, c);
   c->in_ready = true;
   c->in_urgent_lane = urgent;
-  c->ready_job = job;
   ready_cv_[urgent ? 0 : 1].Signal();
 }
 
 void ShimServer::Promote(const ConnectionPtr& c) {
   absl::MutexLock lock(&ready_mu_);
   if (!c->in_ready || c->in_urgent_lane) return;  // held by a worker: it reschedules it as urgent
-  if (!ready_.Remove(c->peer.uid, c->ready_job, /*urgent=*/false, c)) return;
-  ready_.Push(c->peer.uid, c->ready_job, /*urgent=*/true, c);
+  if (!ready_.Remove(c->peer.uid, c->session.job(), /*urgent=*/false, c)) return;
+  ready_.Push(c->peer.uid, c->session.job(), /*urgent=*/true, c);
   c->in_urgent_lane = true;
   ready_cv_[0].Signal();
 }

@@ -20,8 +20,8 @@
 // workers (urgent, bulk: see below) serve connections, one worker per connection at a time, so a
 // connection's messages are handled in order while hundreds of processes are served side by side.
 // A slow check (re-hashing a changed file) holds up only its own connection. Malformed datagrams
-// are rejected and counted by reason (repro_shim_messages_rejected_total{reason}), logged at most once
-// per connection per interval; they never stop the server. A connection whose backlog is full is
+// are rejected and counted by reason (repro_shim_messages_rejected_total{reason}), logged at most
+// once per connection per interval; they never stop the server. A connection whose backlog is full is
 // not read until it drains (its shim waits for room up to its timeout, then drops and counts).
 //
 // Fair sharing: connections ready for a worker wait in a FairQueue, where uids take turns (and a

@@ -113,12 +113,12 @@ int LatencyChild(const std::string& list, const std::string& outside) {
   std::ifstream in(list);
   for (std::string line; std::getline(in, line);) paths.push_back(line);
   auto added_by = [&](OpenFn tried, auto&& time_batch) {
-    std::vector<double> shim, bare;
+    std::vector<double> with, bare;
     for (size_t b = 0; b + 2 * kBatch <= paths.size(); b += 2 * kBatch) {
-      shim.push_back(time_batch(tried, b));
+      with.push_back(time_batch(tried, b));
       bare.push_back(time_batch(libc_open, b + kBatch));
     }
-    return Percentile(shim, 50) - Percentile(bare, 50);
+    return Percentile(with, 50) - Percentile(bare, 50);
   };
   auto added = [&](auto&& time_batch) { return added_by(shim_open, time_batch); };
   auto batch = [&](OpenFn fn, size_t b) { return TimeOpens(fn, paths, b, b + kBatch); };
@@ -301,7 +301,8 @@ class ShimBench {
     printf("%-52s %12.0f\n", "repeated open of a dataset file (alias rewritten)",
            median("record", 1));
     printf("%-52s %12.0f\n", "open outside the datasets", median("record", 2));
-    printf("%-52s %12.0f\n", "for scale: an fstat after libc's open (no shim)", median("record", 3));
+    printf("%-52s %12.0f\n", "for scale: an fstat after libc's open (no shim)",
+           median("record", 3));
     fflush(stdout);
   }
 
