@@ -6,52 +6,132 @@
 #include <sys/socket.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <fstream>
+#include <optional>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/posix_error.h"
+#include "daemon/auth/tcp_socket_owner.h"
 
 namespace repro {
 namespace {
 
 constexpr int kMaxGroups = 256;
 
-// The address of a /proc/net/tcp{,6} line's local_address column for `ip` and `port`, in the
-// kernel's notation: the address as 32-bit words printed in host byte order, then the port.
-std::string KernelSocketAddress(const in6_addr* v6, const in_addr* v4, uint16_t port) {
+// An IPv4 or IPv6 socket address; a v4-mapped IPv6 address is kept as IPv4, as the kernel looks
+// such a connection up.
+union SocketAddress {
+  sockaddr any;
+  sockaddr_in v4;
+  sockaddr_in6 v6;
+};
+
+// `uri` with its %XX escapes decoded: gRPC writes an IPv6 peer as "ipv6:%5B::1%5D:5".
+std::string UnescapeUri(absl::string_view uri) {
   std::string out;
-  if (v4 != nullptr) {
-    out = absl::StrFormat("%08X", v4->s_addr);
-  } else {
-    const uint32_t* words = reinterpret_cast<const uint32_t*>(v6->s6_addr);
-    for (int i = 0; i < 4; ++i) absl::StrAppendFormat(&out, "%08X", words[i]);
+  out.reserve(uri.size());
+  for (size_t i = 0; i < uri.size(); ++i) {
+    if (uri[i] == '%' && i + 2 < uri.size() && absl::ascii_isxdigit(uri[i + 1]) &&
+        absl::ascii_isxdigit(uri[i + 2])) {
+      int value = 0;
+      absl::SimpleHexAtoi(uri.substr(i + 1, 2), &value);
+      out.push_back(static_cast<char>(value));
+      i += 2;
+    } else {
+      out.push_back(uri[i]);
+    }
   }
-  absl::StrAppendFormat(&out, ":%04X", port);
   return out;
 }
 
-// Splits "ipv4:1.2.3.4:5" / "ipv6:[::1]:5" into host and port.
-bool SplitPeer(absl::string_view peer, std::string* family, std::string* host, uint16_t* port) {
-  size_t colon = peer.find(':');
-  if (colon == absl::string_view::npos) return false;
-  *family = std::string(peer.substr(0, colon));
-  absl::string_view rest = peer.substr(colon + 1);
-  size_t last = rest.rfind(':');
+// Splits "1.2.3.4:5" / "[::1]:5" / "localhost:5" into host (brackets removed) and port.
+bool SplitHostPort(absl::string_view address, std::string* host, uint16_t* port) {
+  size_t last = address.rfind(':');
   if (last == absl::string_view::npos) return false;
-  absl::string_view h = rest.substr(0, last);
+  absl::string_view h = address.substr(0, last);
   h = absl::StripPrefix(absl::StripSuffix(h, "]"), "[");
   *host = std::string(h);
   uint32_t p = 0;
-  if (!absl::SimpleAtoi(rest.substr(last + 1), &p) || p > 65535) return false;
+  if (!absl::SimpleAtoi(address.substr(last + 1), &p) || p > 65535) return false;
   *port = static_cast<uint16_t>(p);
   return true;
+}
+
+// The address `host` (a numeric IP) and `port`; nullopt when `host` is not numeric.
+std::optional<SocketAddress> ParseIp(const std::string& host, uint16_t port) {
+  SocketAddress out{};
+  in6_addr v6{};
+  if (inet_pton(AF_INET, host.c_str(), &out.v4.sin_addr) == 1) {
+    out.v4.sin_family = AF_INET;
+    out.v4.sin_port = htons(port);
+  } else if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+      out.v4.sin_family = AF_INET;
+      memcpy(&out.v4.sin_addr, &v6.s6_addr[12], 4);
+      out.v4.sin_port = htons(port);
+    } else {
+      out.v6.sin6_family = AF_INET6;
+      out.v6.sin6_addr = v6;
+      out.v6.sin6_port = htons(port);
+    }
+  } else {
+    return std::nullopt;
+  }
+  return out;
+}
+
+bool IsWildcard(const SocketAddress& a) {
+  return a.any.sa_family == AF_INET ? a.v4.sin_addr.s_addr == htonl(INADDR_ANY)
+                                     : IN6_IS_ADDR_UNSPECIFIED(&a.v6.sin6_addr);
+}
+
+bool SameAddress(const SocketAddress& a, const SocketAddress& b) {
+  if (a.any.sa_family != b.any.sa_family) return false;
+  return a.any.sa_family == AF_INET
+             ? a.v4.sin_addr.s_addr == b.v4.sin_addr.s_addr && a.v4.sin_port == b.v4.sin_port
+             : memcmp(&a.v6.sin6_addr, &b.v6.sin6_addr, sizeof(in6_addr)) == 0 &&
+                   a.v6.sin6_port == b.v6.sin6_port;
+}
+
+// The addresses of this server that a client at `client` may have connected to: a loopback
+// listener's own address; for a listener on a name ("localhost") or a wildcard address, the
+// loopback address of the client's family and the client's own address. Only addresses of the
+// client's family: a connection's two ends have one.
+std::vector<SocketAddress> ServerAddressesFor(const SocketAddress& client,
+                                              const std::vector<std::string>& endpoints) {
+  const sa_family_t family = client.any.sa_family;
+  std::vector<SocketAddress> out;
+  auto add = [&](const std::string& host, uint16_t port) {
+    std::optional<SocketAddress> address = ParseIp(host, port);
+    if (!address || address->any.sa_family != family) return;
+    for (const SocketAddress& known : out) {
+      if (SameAddress(known, *address)) return;
+    }
+    out.push_back(*address);
+  };
+  char client_host[INET6_ADDRSTRLEN] = "";
+  if (family == AF_INET) {
+    inet_ntop(AF_INET, &client.v4.sin_addr, client_host, sizeof(client_host));
+  } else {
+    inet_ntop(AF_INET6, &client.v6.sin6_addr, client_host, sizeof(client_host));
+  }
+  for (const std::string& endpoint : endpoints) {
+    std::string host;
+    uint16_t port = 0;
+    if (!SplitHostPort(endpoint, &host, &port)) continue;
+    std::optional<SocketAddress> listener = ParseIp(host, port);
+    if (listener && !IsWildcard(*listener)) {
+      if (IsLoopbackAddress(endpoint)) add(host, port);
+      continue;
+    }
+    add(family == AF_INET ? "127.0.0.1" : "::1", port);
+    add(client_host, port);
+  }
+  return out;
 }
 
 }  // namespace
@@ -85,52 +165,45 @@ absl::StatusOr<Identity> UnixPeerIdentity(int fd, pid_t* pid) {
   return Identity::Unix(cred.uid, cred.gid, std::move(groups));
 }
 
-absl::StatusOr<Identity> LoopbackTcpPeerIdentity(absl::string_view peer) {
-  std::string family, host;
+absl::StatusOr<Identity> LoopbackTcpPeerIdentity(
+    absl::string_view peer, const std::vector<std::string>& server_endpoints) {
+  std::string host;
   uint16_t port = 0;
-  if (!SplitPeer(peer, &family, &host, &port)) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot parse peer address ", peer));
+  const std::string unescaped = UnescapeUri(peer);
+  absl::string_view address = unescaped;
+  std::optional<SocketAddress> client;
+  if ((absl::ConsumePrefix(&address, "ipv4:") || absl::ConsumePrefix(&address, "ipv6:")) &&
+      SplitHostPort(address, &host, &port)) {
+    client = ParseIp(host, port);
   }
-  // (socket table, address as that table writes it) to look for.
-  std::vector<std::pair<std::string, std::string>> candidates;
-  in_addr v4{};
-  in6_addr v6{};
-  if (family == "ipv4" && inet_pton(AF_INET, host.c_str(), &v4) == 1) {
-    candidates.emplace_back("/proc/net/tcp", KernelSocketAddress(nullptr, &v4, port));
-    // A client that connected with an IPv6 socket to 127.0.0.1 holds ::ffff:127.x.x.x.
-    in6_addr mapped{};
-    mapped.s6_addr[10] = mapped.s6_addr[11] = 0xff;
-    memcpy(&mapped.s6_addr[12], &v4, 4);
-    candidates.emplace_back("/proc/net/tcp6", KernelSocketAddress(&mapped, nullptr, port));
-  } else if (family == "ipv6" && inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
-    candidates.emplace_back("/proc/net/tcp6", KernelSocketAddress(&v6, nullptr, port));
-  } else {
-    return absl::InvalidArgumentError(absl::StrCat("cannot parse peer address ", peer));
-  }
-  for (const auto& [table, wanted] : candidates) {
-    std::ifstream in(table);
-    std::string line;
-    std::getline(in, line);  // header
-    while (std::getline(in, line)) {
-      // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-      std::vector<absl::string_view> cols = absl::StrSplit(line, ' ', absl::SkipEmpty());
-      if (cols.size() < 8 || cols[1] != wanted || cols[3] != "01") continue;  // 01: ESTABLISHED
-      uint32_t uid = 0;
-      if (!absl::SimpleAtoi(cols[7], &uid)) continue;
-      passwd pw{};
-      passwd* found = nullptr;
-      char buffer[1024];
-      gid_t gid = static_cast<gid_t>(-1);
-      if (getpwuid_r(uid, &pw, buffer, sizeof(buffer), &found) == 0 && found != nullptr) {
-        gid = found->pw_gid;
-      }
-      return Identity::Unix(uid, gid, GroupsOfUser(uid, gid));
+  if (!client) return absl::InvalidArgumentError(absl::StrCat("cannot parse peer address ", peer));
+  std::optional<uid_t> owner;
+  for (const SocketAddress& server : ServerAddressesFor(*client, server_endpoints)) {
+    absl::StatusOr<uid_t> uid = TcpSocketOwner(&client->any, &server.any);
+    if (absl::IsNotFound(uid.status())) continue;
+    if (!uid.ok()) return uid.status();
+    if (owner && *owner != *uid) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "connections of uid ", *owner, " and uid ", *uid, " share the address ", peer));
     }
+    owner = *uid;
   }
-  return absl::NotFoundError(absl::StrCat("no local socket is connected from ", peer));
+  if (!owner) {
+    return absl::NotFoundError(absl::StrCat("no connection to this server comes from ", peer));
+  }
+  passwd pw{};
+  passwd* found = nullptr;
+  char buffer[1024];
+  gid_t gid = static_cast<gid_t>(-1);
+  if (getpwuid_r(*owner, &pw, buffer, sizeof(buffer), &found) == 0 && found != nullptr) {
+    gid = found->pw_gid;
+  }
+  return Identity::Unix(*owner, gid, GroupsOfUser(*owner, gid));
 }
 
-bool IsLoopbackAddress(absl::string_view address) {
+bool IsLoopbackAddress(absl::string_view uri_or_address) {
+  const std::string unescaped = UnescapeUri(uri_or_address);
+  absl::string_view address = unescaped;
   address = absl::StripPrefix(address, "ipv4:");
   address = absl::StripPrefix(address, "ipv6:");
   return absl::StartsWith(address, "127.") || absl::StartsWith(address, "[::1]:") ||

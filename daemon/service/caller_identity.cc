@@ -13,6 +13,11 @@ void CallerIdentities::OnAccepted(int fd, Identity peer) {
   unix_peers_[fd] = std::move(peer);
 }
 
+void CallerIdentities::OnTcpListening(std::vector<std::string> endpoints) {
+  absl::MutexLock lock(&mu_);
+  tcp_endpoints_ = std::move(endpoints);
+}
+
 Identity CallerIdentities::Of(const grpc::ServerContextBase& context) {
   const std::string peer = context.peer();
   absl::string_view rest = peer;
@@ -29,9 +34,17 @@ Identity CallerIdentities::Of(const grpc::ServerContextBase& context) {
     if (!names.empty()) return Identity::Certificate(std::string(names[0].data(), names[0].size()));
   }
   if (IsLoopbackAddress(peer)) {
-    absl::StatusOr<Identity> local = LoopbackTcpPeerIdentity(peer);
+    std::vector<std::string> endpoints;
+    {
+      absl::MutexLock lock(&mu_);
+      endpoints = tcp_endpoints_;
+    }
+    absl::StatusOr<Identity> local = LoopbackTcpPeerIdentity(peer, endpoints);
     if (local.ok()) return *std::move(local);
-    spdlog::debug("cannot tell who called from {}: {}", peer, local.status().ToString());
+    // Shared addresses are what a neighbour squatting on another uid's port would make.
+    spdlog::log(absl::IsFailedPrecondition(local.status()) ? spdlog::level::warn
+                                                           : spdlog::level::debug,
+                "cannot tell who called from {}: {}", peer, local.status().ToString());
   }
   return Identity();
 }

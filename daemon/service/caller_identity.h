@@ -13,12 +13,16 @@
 // record before gRPC sees it.
 //
 // TCP: with mTLS, the verified client certificate (its first SAN, else its CN); without a client
-// certificate on a loopback connection, the uid owning the client's socket in the kernel's table
-// (LoopbackTcpPeerIdentity); otherwise none (Identity::Kind::kNone).
+// certificate on a loopback connection, the uid owning the client's socket, looked up by the
+// connection's exact addresses (LoopbackTcpPeerIdentity: needs the server's TCP endpoints, given
+// by OnTcpListening); otherwise none (Identity::Kind::kNone).
 //
 // Thread-safe.
 #ifndef REPRO_DAEMON_SERVICE_CALLER_IDENTITY_H_
 #define REPRO_DAEMON_SERVICE_CALLER_IDENTITY_H_
+
+#include <string>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -33,12 +37,17 @@ class CallerIdentities {
   // Records the peer of the Unix connection `fd`, before gRPC reads from it.
   void OnAccepted(int fd, Identity peer);
 
+  // The "host:port" TCP endpoints the server bound. Until they are known, loopback TCP callers
+  // have no identity.
+  void OnTcpListening(std::vector<std::string> endpoints);
+
   // Any call's context: sync (grpc::ServerContext) or callback (grpc::CallbackServerContext).
   Identity Of(const grpc::ServerContextBase& context);
 
  private:
   absl::Mutex mu_;
   absl::flat_hash_map<int, Identity> unix_peers_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> tcp_endpoints_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace repro

@@ -190,6 +190,7 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
     server->acceptors_.push_back(*std::move(acceptor));
     server->endpoints_.push_back(absl::StrCat("unix:", path));
   }
+  std::vector<std::string> tcp_endpoints;  // as bound, for loopback callers' identities
   for (size_t i = 0; i < tcp_addrs.size(); ++i) {
     if (*ports[i] == 0) {
       server->Shutdown(absl::ZeroDuration());
@@ -197,7 +198,9 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
     }
     std::string host = tcp_addrs[i].substr(0, tcp_addrs[i].rfind(':'));
     server->endpoints_.push_back(absl::StrCat(host, ":", *ports[i]));
+    tcp_endpoints.push_back(server->endpoints_.back());
   }
+  if (options.identities != nullptr) options.identities->OnTcpListening(tcp_endpoints);
   return server;
 }
 

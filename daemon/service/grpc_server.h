@@ -41,7 +41,8 @@ struct GrpcServerOptions {
   bool insecure_tcp = false;
   // Unset: Unix sockets are 0666. Set: 0660 owned by this group (--socket_group).
   std::optional<gid_t> socket_group;
-  // Where Unix peers are recorded; must outlive the server. Required for unix: endpoints.
+  // Where Unix peers and the bound TCP endpoints are recorded; must outlive the server. Required
+  // for unix: endpoints; without it, loopback TCP callers have no identity.
   CallerIdentities* identities = nullptr;
   // Bounds concurrent calls of sync methods, including long-lived Replay streams. Record is a
   // callback method: its calls hold no thread while their entries wait for the group commit.
@@ -52,10 +53,11 @@ struct GrpcServerOptions {
 class GrpcServer {
  public:
   // Binds every endpoint and starts serving. INVALID_ARGUMENT for a malformed endpoint,
-  // unreadable TLS files, or a non-loopback TCP endpoint without mTLS (and no insecure_tcp); FAILED_PRECONDITION when a Unix socket path is served by a live
-  // process; UNAVAILABLE when an endpoint cannot be bound. `services` are not owned.
-  static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(const GrpcServerOptions& options,
-                                                           const std::vector<grpc::Service*>& services);
+  // unreadable TLS files, or a non-loopback TCP endpoint without mTLS (and no insecure_tcp);
+  // FAILED_PRECONDITION when a Unix socket path is served by a live process; UNAVAILABLE when an
+  // endpoint cannot be bound. `services` are not owned.
+  static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(
+      const GrpcServerOptions& options, const std::vector<grpc::Service*>& services);
   ~GrpcServer();
 
   // Stops accepting calls and waits up to `grace` for running ones, then cancels them.

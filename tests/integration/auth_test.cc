@@ -2,13 +2,24 @@
 // ordinary user pins, runs and reads their own job; other users' writes into it are refused and
 // leave its journal unchanged; versions and LOADED libraries are hashed only for callers who can
 // read them; TCP needs mTLS off loopback and roles come from certificate identities.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pwd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
 
 #include <filesystem>
 #include <map>
 #include <memory>
 
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -215,6 +226,114 @@ TEST_F(AuthTest, LoadedLibrariesAreHashedOnlyWhenTheProcessCouldReadThem) {
   EXPECT_FALSE(has_library(entries, "libsecret"));
   EXPECT_THAT(Metrics(),
               HasSubstr("repro_denied_total{reason=\"unreadable\",rpc=\"ShimLoaded\"} 1"));
+}
+
+// reprod also serving plain TCP on loopback, IPv4 and IPv6: a caller is the uid owning their
+// socket, which reprod finds by the connection's address pair.
+class AuthLoopbackTcpTest : public AuthTest {
+ protected:
+  std::vector<std::string> ReprodFlags() override {
+    std::vector<std::string> flags = AuthTest::ReprodFlags();
+    v4_ = absl::StrCat("127.0.0.1:", PickFreePort());
+    v6_ = absl::StrCat("[::1]:", PickFreePort());
+    flags.push_back(absl::StrCat("--grpc_listen=unix:", dir_.Path("node"), "/reprod.sock,", v4_,
+                                 ",", v6_));
+    return flags;
+  }
+  // reproctl as `user`, to reprod at `addr`.
+  RunResult CtlOver(const std::string& addr, const User& user, std::vector<std::string> args) {
+    args.insert(args.begin(), {BinPath("reproctl"), "--addr", addr});
+    return As(user, std::move(args));
+  }
+
+  std::string v4_;
+  std::string v6_;
+};
+
+TEST_F(AuthLoopbackTcpTest, ACallerIsTheUidOwningTheirSocket) {
+  RunResult pin = CtlOver(v4_, user_, {"pin", "job-t", "ds@v1"});
+  ASSERT_EQ(pin.exit_code, 0) << pin.stderr_text;
+  RunResult show = reprod_->Ctl({"pin", "show", "job-t", "--output", "json"});
+  EXPECT_THAT(show.stdout_text, HasSubstr(absl::StrCat("\"owner\":\"uid:", user_.uid, "\"")));
+  RunResult record = CtlOver(v6_, user_, {"record", "job-t", "over=ipv6"});
+  EXPECT_EQ(record.exit_code, 0) << record.stderr_text;
+
+  for (const std::string& addr : {v4_, v6_}) {
+    RunResult forged = CtlOver(addr, nobody_, {"record", "job-t", "by=nobody"});
+    EXPECT_EQ(forged.exit_code, 6) << addr << ": " << forged.stderr_text;
+    EXPECT_THAT(forged.stderr_text, HasSubstr(absl::StrCat("belongs to uid:", user_.uid)));
+    RunResult read = CtlOver(addr, nobody_, {"journal", "job-t"});
+    EXPECT_EQ(read.exit_code, 6) << addr << ": " << read.stderr_text;
+  }
+  RunResult journal = reprod_->Ctl({"journal", "job-t"});
+  EXPECT_THAT(journal.stdout_text, HasSubstr("over=ipv6"));
+  EXPECT_THAT(journal.stdout_text, Not(HasSubstr("by=nobody")));
+}
+
+// Nobody calls reprod from a local address that root's sockets hold too, each connected elsewhere
+// (SO_REUSEADDR here; on a busy node, ephemeral ports shared between connections to different
+// peers): reprod takes the caller for nobody, never root. reproctl cannot choose its address, so
+// its calls go through tcp_relay, run as the uid under test.
+TEST_F(AuthLoopbackTcpTest, AnotherUidsSocketOnTheCallersAddressIsNotTheCaller) {
+  Pin("job-r");  // root's job
+  // Root's sockets, all from one local address, to listeners of this test.
+  constexpr int kRootSockets = 8;
+  std::vector<int> fds;
+  absl::Cleanup close_fds = [&fds] {
+    for (int fd : fds) close(fd);
+  };
+  sockaddr_in from{};
+  from.sin_family = AF_INET;
+  from.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int i = 0; i < kRootSockets; ++i) {
+    sockaddr_in to = from;
+    to.sin_port = 0;
+    const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    socklen_t len = sizeof(to);
+    fds.push_back(listener);
+    ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 0);
+    ASSERT_EQ(listen(listener, 1), 0);
+    ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&to), &len), 0);
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fds.push_back(fd);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)), 0) << strerror(errno);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 0) << strerror(errno);
+    len = sizeof(from);
+    ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&from), &len), 0);  // the shared port
+  }
+  const std::string shared_port = absl::StrCat(ntohs(from.sin_port));
+  const std::string reprod_port = v4_.substr(v4_.rfind(':') + 1);
+
+  // Records `fact` into root's job through a relay run as `user` from the shared address.
+  auto record_through_relay = [&](const User& user, const std::string& fact) {
+    const std::string log = dir_.Path("relay-" + user.name + ".log");
+    Process relay = Process::Spawn(
+        {"setpriv", absl::StrCat("--reuid=", user.uid), absl::StrCat("--regid=", user.gid),
+         "--clear-groups", BinPath("tcp_relay"), shared_port, reprod_port},
+        {}, log);
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    std::string text;
+    while (!absl::StrContains(text = ReadFileOrDie(log), "listening on ") &&
+           relay.running() && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    std::string relay_port(absl::StripAsciiWhitespace(text.substr(text.find("on ") + 3)));
+    RunResult r = RunCommand({BinPath("reproctl"), "--addr", "127.0.0.1:" + relay_port,
+                              "--timeout=20s", "record", "job-r", fact});
+    relay.Kill(SIGKILL);
+    return r;
+  };
+  RunResult forged = record_through_relay(nobody_, "by=nobody");
+  EXPECT_EQ(forged.exit_code, 6) << forged.stderr_text;
+  EXPECT_THAT(forged.stderr_text, HasSubstr("belongs to uid:0"));
+  // The same path as root is root: the relay carries the call, and its socket decides.
+  RunResult owner = record_through_relay({"root", 0, 0}, "by=root");
+  EXPECT_EQ(owner.exit_code, 0) << owner.stderr_text;
+  RunResult journal = reprod_->Ctl({"journal", "job-r"});
+  EXPECT_THAT(journal.stdout_text, HasSubstr("by=root"));
+  EXPECT_THAT(journal.stdout_text, Not(HasSubstr("by=nobody")));
 }
 
 TEST(AuthTcpTest, ANonLoopbackListenerWithoutMtlsRefusesToStart) {

@@ -126,6 +126,8 @@ TEST(PeerCredentialsTest, UnixSocketPairGivesOurOwnIds) {
 TEST(PeerCredentialsTest, Loopback) {
   EXPECT_TRUE(IsLoopbackAddress("ipv4:127.0.0.1:5000"));
   EXPECT_TRUE(IsLoopbackAddress("ipv6:[::1]:5000"));
+  EXPECT_TRUE(IsLoopbackAddress("ipv6:%5B::1%5D:5000"));  // as gRPC writes a peer
+  EXPECT_FALSE(IsLoopbackAddress("ipv6:%5B::2%5D:5000"));
   EXPECT_TRUE(IsLoopbackAddress("localhost:7070"));
   EXPECT_FALSE(IsLoopbackAddress("0.0.0.0:7070"));
   EXPECT_FALSE(IsLoopbackAddress("ipv4:10.0.0.7:5000"));
