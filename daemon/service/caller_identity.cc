@@ -1,5 +1,7 @@
 #include "daemon/service/caller_identity.h"
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
@@ -13,9 +15,17 @@ void CallerIdentities::OnAccepted(int fd, Identity peer) {
   unix_peers_[fd] = std::move(peer);
 }
 
-void CallerIdentities::OnTcpListening(std::vector<std::string> endpoints) {
+void CallerIdentities::OnTcpListening(const std::vector<std::string>& endpoints) {
   absl::MutexLock lock(&mu_);
-  tcp_endpoints_ = std::move(endpoints);
+  tcp_endpoints_.insert(tcp_endpoints_.end(), endpoints.begin(), endpoints.end());
+}
+
+void CallerIdentities::OnTcpStopped(const std::vector<std::string>& endpoints) {
+  absl::MutexLock lock(&mu_);
+  for (const std::string& endpoint : endpoints) {
+    auto it = std::find(tcp_endpoints_.begin(), tcp_endpoints_.end(), endpoint);
+    if (it != tcp_endpoints_.end()) tcp_endpoints_.erase(it);
+  }
 }
 
 Identity CallerIdentities::Of(const grpc::ServerContextBase& context) {

@@ -14,7 +14,7 @@
 //
 // TCP: with mTLS, the verified client certificate (its first SAN, else its CN); without a client
 // certificate on a loopback connection, the uid owning the client's socket, looked up by the
-// connection's exact addresses (LoopbackTcpPeerIdentity: needs the server's TCP endpoints, given
+// connection's exact addresses (LoopbackTcpPeerIdentity: needs the servers' TCP endpoints, given
 // by OnTcpListening); otherwise none (Identity::Kind::kNone).
 //
 // Thread-safe.
@@ -37,9 +37,11 @@ class CallerIdentities {
   // Records the peer of the Unix connection `fd`, before gRPC reads from it.
   void OnAccepted(int fd, Identity peer);
 
-  // The "host:port" TCP endpoints the server bound. Until they are known, loopback TCP callers
-  // have no identity.
-  void OnTcpListening(std::vector<std::string> endpoints);
+  // The "host:port" TCP endpoints a server bound (ports chosen), from now until OnTcpStopped with
+  // the same list. Loopback TCP callers of an endpoint not listed have no identity. Several
+  // servers may share these identities.
+  void OnTcpListening(const std::vector<std::string>& endpoints);
+  void OnTcpStopped(const std::vector<std::string>& endpoints);
 
   // Any call's context: sync (grpc::ServerContext) or callback (grpc::CallbackServerContext).
   Identity Of(const grpc::ServerContextBase& context);
@@ -47,7 +49,7 @@ class CallerIdentities {
  private:
   absl::Mutex mu_;
   absl::flat_hash_map<int, Identity> unix_peers_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::string> tcp_endpoints_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> tcp_endpoints_ ABSL_GUARDED_BY(mu_);  // one entry per server's listener
 };
 
 }  // namespace repro

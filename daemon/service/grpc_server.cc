@@ -190,7 +190,6 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
     server->acceptors_.push_back(*std::move(acceptor));
     server->endpoints_.push_back(absl::StrCat("unix:", path));
   }
-  std::vector<std::string> tcp_endpoints;  // as bound, for loopback callers' identities
   for (size_t i = 0; i < tcp_addrs.size(); ++i) {
     if (*ports[i] == 0) {
       server->Shutdown(absl::ZeroDuration());
@@ -198,9 +197,12 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
     }
     std::string host = tcp_addrs[i].substr(0, tcp_addrs[i].rfind(':'));
     server->endpoints_.push_back(absl::StrCat(host, ":", *ports[i]));
-    tcp_endpoints.push_back(server->endpoints_.back());
+    server->tcp_endpoints_.push_back(server->endpoints_.back());
   }
-  if (options.identities != nullptr) options.identities->OnTcpListening(tcp_endpoints);
+  if (options.identities != nullptr) {
+    server->identities_ = options.identities;
+    server->identities_->OnTcpListening(server->tcp_endpoints_);
+  }
   return server;
 }
 
@@ -212,10 +214,15 @@ void GrpcServer::SetServing(bool serving) {
 void GrpcServer::Shutdown(absl::Duration grace) {
   for (std::unique_ptr<UnixAcceptor>& acceptor : acceptors_) acceptor->Stop();
   acceptors_.clear();
-  if (server_ == nullptr) return;
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
-  server_->Wait();
-  server_.reset();
+  if (server_ != nullptr) {
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+    server_->Wait();
+    server_.reset();
+  }
+  if (identities_ != nullptr) {  // no call of ours is left to ask who made it
+    identities_->OnTcpStopped(tcp_endpoints_);
+    identities_ = nullptr;
+  }
 }
 
 GrpcServer::~GrpcServer() { Shutdown(absl::ZeroDuration()); }

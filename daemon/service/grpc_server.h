@@ -76,6 +76,8 @@ class GrpcServer {
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::unique_ptr<UnixAcceptor>> acceptors_;  // one per unix: endpoint
   std::vector<std::string> endpoints_;
+  std::vector<std::string> tcp_endpoints_;  // as bound: told to identities_ while serving
+  CallerIdentities* identities_ = nullptr;  // set once the TCP endpoints were told
 };
 
 // Credentials for calling another reprod that serves with the same options (cluster mode):
