@@ -1,7 +1,9 @@
 // Who may do what, with real processes of distinct uids against the real reprod (root): an
 // ordinary user pins, runs and reads their own job; other users' writes into it are refused and
 // leave its journal unchanged; versions and LOADED libraries are hashed only for callers who can
-// read them; TCP needs mTLS off loopback and roles come from certificate identities.
+// read them; on loopback TCP a caller is the uid owning their socket, also when another uid's
+// socket shares its address; TCP needs mTLS off loopback and roles come from certificate
+// identities.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pwd.h>
@@ -77,7 +79,11 @@ class AuthTest : public ShimJobTest {
     return RunCommand(full, options);
   }
   RunResult CtlAs(const User& user, std::vector<std::string> args) {
-    args.insert(args.begin(), {BinPath("reproctl"), "--addr", reprod_->addr()});
+    return CtlOver(reprod_->addr(), user, std::move(args));
+  }
+  // reproctl as `user`, to reprod at `addr`.
+  RunResult CtlOver(const std::string& addr, const User& user, std::vector<std::string> args) {
+    args.insert(args.begin(), {BinPath("reproctl"), "--addr", addr});
     return As(user, std::move(args));
   }
 
@@ -239,11 +245,6 @@ class AuthLoopbackTcpTest : public AuthTest {
     flags.push_back(absl::StrCat("--grpc_listen=unix:", dir_.Path("node"), "/reprod.sock,", v4_,
                                  ",", v6_));
     return flags;
-  }
-  // reproctl as `user`, to reprod at `addr`.
-  RunResult CtlOver(const std::string& addr, const User& user, std::vector<std::string> args) {
-    args.insert(args.begin(), {BinPath("reproctl"), "--addr", addr});
-    return As(user, std::move(args));
   }
 
   std::string v4_;
