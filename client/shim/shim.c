@@ -91,7 +91,12 @@ int shim_lookup(uint64_t key, int* state) {
  * 1 MiB, once per process that opens a dataset file; where the kernel lacks
  * MADV_POPULATE_WRITE (before 5.14) the pages fault in as before. */
 static void PopulateReported(void) {
-  if (atomic_exchange_explicit(&g_reported_populated, 1, memory_order_relaxed)) return;
+  /* Read first: every first open passes here, and a write would bounce the line between the
+   * process's threads. */
+  if (atomic_load_explicit(&g_reported_populated, memory_order_relaxed) ||
+      atomic_exchange_explicit(&g_reported_populated, 1, memory_order_relaxed)) {
+    return;
+  }
   int saved = errno;
   madvise(g_reported_slots, sizeof(g_reported_slots), MADV_POPULATE_WRITE);
   errno = saved;

@@ -105,47 +105,55 @@ std::vector<SocketAddress> ServerAddressesFor(const SocketAddress& client,
                                               const std::vector<std::string>& endpoints) {
   const sa_family_t family = client.any.sa_family;
   std::vector<SocketAddress> out;
-  auto add = [&](const std::string& host, uint16_t port) {
-    std::optional<SocketAddress> address = ParseIp(host, port);
-    if (!address || address->any.sa_family != family) return;
+  auto add = [&](const SocketAddress& address) {
+    if (address.any.sa_family != family) return;
     for (const SocketAddress& known : out) {
-      if (SameAddress(known, *address)) return;
+      if (SameAddress(known, address)) return;
     }
-    out.push_back(*address);
+    out.push_back(address);
   };
-  char client_host[INET6_ADDRSTRLEN] = "";
-  if (family == AF_INET) {
-    inet_ntop(AF_INET, &client.v4.sin_addr, client_host, sizeof(client_host));
-  } else {
-    inet_ntop(AF_INET6, &client.v6.sin6_addr, client_host, sizeof(client_host));
-  }
   for (const std::string& endpoint : endpoints) {
     std::string host;
     uint16_t port = 0;
     if (!SplitHostPort(endpoint, &host, &port)) continue;
     std::optional<SocketAddress> listener = ParseIp(host, port);
     if (listener && !IsWildcard(*listener)) {
-      if (IsLoopbackAddress(endpoint)) add(host, port);
+      if (IsLoopbackAddress(endpoint)) add(*listener);
       continue;
     }
-    add(family == AF_INET ? "127.0.0.1" : "::1", port);
-    add(client_host, port);
+    SocketAddress loopback{}, own = client;
+    if (family == AF_INET) {
+      loopback.v4.sin_family = AF_INET;
+      loopback.v4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      loopback.v4.sin_port = own.v4.sin_port = htons(port);
+    } else {
+      loopback.v6.sin6_family = AF_INET6;
+      loopback.v6.sin6_addr = in6addr_loopback;
+      loopback.v6.sin6_port = own.v6.sin6_port = htons(port);
+    }
+    add(loopback);
+    add(own);
   }
   return out;
 }
 
 }  // namespace
 
-std::vector<gid_t> GroupsOfUser(uid_t uid, gid_t gid) {
+Identity IdentityOfUser(uid_t uid) {
   passwd pw{};
   passwd* found = nullptr;
   char buffer[1024];
-  if (getpwuid_r(uid, &pw, buffer, sizeof(buffer), &found) != 0 || found == nullptr) return {};
+  if (getpwuid_r(uid, &pw, buffer, sizeof(buffer), &found) != 0 || found == nullptr) {
+    return Identity::Unix(uid, static_cast<gid_t>(-1), {});
+  }
   std::vector<gid_t> groups(kMaxGroups);
   int n = kMaxGroups;
-  if (getgrouplist(found->pw_name, gid, groups.data(), &n) < 0) return {};
-  groups.resize(n);
-  return groups;
+  if (getgrouplist(found->pw_name, found->pw_gid, groups.data(), &n) < 0) {
+    groups.clear();
+  } else {
+    groups.resize(n);
+  }
+  return Identity::Unix(uid, found->pw_gid, std::move(groups));
 }
 
 absl::StatusOr<Identity> UnixPeerIdentity(int fd, pid_t* pid) {
@@ -191,14 +199,7 @@ absl::StatusOr<Identity> LoopbackTcpPeerIdentity(
   if (!owner) {
     return absl::NotFoundError(absl::StrCat("no connection to this server comes from ", peer));
   }
-  passwd pw{};
-  passwd* found = nullptr;
-  char buffer[1024];
-  gid_t gid = static_cast<gid_t>(-1);
-  if (getpwuid_r(*owner, &pw, buffer, sizeof(buffer), &found) == 0 && found != nullptr) {
-    gid = found->pw_gid;
-  }
-  return Identity::Unix(*owner, gid, GroupsOfUser(*owner, gid));
+  return IdentityOfUser(*owner);
 }
 
 bool IsLoopbackAddress(absl::string_view uri_or_address) {

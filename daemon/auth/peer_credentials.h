@@ -40,8 +40,10 @@ absl::StatusOr<Identity> LoopbackTcpPeerIdentity(absl::string_view peer,
 // escapes decoded) or a listen address ("127.0.0.1:7070", "[::1]:7070", "localhost:7070").
 bool IsLoopbackAddress(absl::string_view uri_or_address);
 
-// The supplementary groups of `uid` in the group database (getgrouplist).
-std::vector<gid_t> GroupsOfUser(uid_t uid, gid_t gid);
+// `uid` with its primary group (user database) and supplementary groups (group database,
+// getgrouplist), in one lookup of the user; a uid the user database does not know has gid -1 and
+// no groups.
+Identity IdentityOfUser(uid_t uid);
 
 }  // namespace repro
 
