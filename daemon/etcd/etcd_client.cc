@@ -39,8 +39,10 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
                                            std::shared_ptr<grpc::ChannelCredentials> credentials) {
   grpc::ChannelArguments args;
   // Reconnect quickly when a member comes back (gRPC's default backoff grows to 2 minutes).
+  // (GRPC_ARG_MIN_RECONNECT_BACKOFF_MS stays at its default: despite its name it is the least
+  // time a connection attempt is given, 20 s, and a short one fails attempts that are slow to be
+  // polled, see ReconnectIfFailed.)
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   // Notice a dead peer on a quiet watch stream. etcd refuses pings more often than every 5 s
   // and pings without an open call.
@@ -51,6 +53,18 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
   // Each endpoint has its own connection, so failing over really changes the member.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   return grpc::CreateCustomChannel(address, std::move(credentials), args);
+}
+
+// gRPC keeps a channel whose connection failed in TRANSIENT_FAILURE until it has connected
+// again, and a call without wait-for-ready fails on it at once, without driving that
+// reconnection: only a thread waiting on some gRPC work polls the sockets (in a process without
+// a gRPC server, gRPC's backup poller every 5 s). A reconnection takes several polls (TCP, then
+// etcd's HTTP/2 settings), so a client could fail for tens of seconds after its member came
+// back. This asks for a new attempt at once and waits for it, polling, until `deadline`.
+void ReconnectIfFailed(grpc::Channel& channel, absl::Time deadline) {
+  if (channel.GetState(/*try_to_connect=*/true) != GRPC_CHANNEL_TRANSIENT_FAILURE) return;
+  grpc::experimental::ChannelResetConnectionBackoff(&channel);
+  channel.WaitForConnected(absl::ToChronoTime(deadline));
 }
 
 std::string DescribeError(const grpc::Status& status) {
@@ -152,8 +166,10 @@ absl::Status EtcdClient::CallWithFailover(absl::string_view what, const Attempt&
       const size_t i = (start + k) % channels_.size();
       const absl::Time now = absl::Now();
       if (now >= deadline) break;
+      ReconnectIfFailed(*channels_[i].channel, std::min(deadline, now + options_.reconnect_wait));
       grpc::ClientContext context;
-      context.set_deadline(absl::ToChronoTime(std::min(deadline, now + options_.attempt_timeout)));
+      context.set_deadline(
+          absl::ToChronoTime(std::min(deadline, absl::Now() + options_.attempt_timeout)));
       grpc::Status status = attempt(channels_[i], &context);
       if (status.ok()) {
         absl::MutexLock lock(&mu_);

@@ -11,8 +11,9 @@
 // when it cannot be reached (UNAVAILABLE, DEADLINE_EXCEEDED, "etcdserver: no leader", ...) the
 // call moves on to the next endpoint, and passes over all endpoints again while some member
 // answered but could not serve (leader election), until the call's budget is spent. Every
-// attempt has a deadline. When no endpoint serves, the error is UNAVAILABLE and names every
-// endpoint with its last error.
+// attempt has a deadline. An attempt on an endpoint whose connection failed first reconnects,
+// waiting up to reconnect_wait, so a member that came back serves the next call. When no
+// endpoint serves, the error is UNAVAILABLE and names every endpoint with its last error.
 #ifndef REPRO_DAEMON_ETCD_ETCD_CLIENT_H_
 #define REPRO_DAEMON_ETCD_ETCD_CLIENT_H_
 
@@ -40,6 +41,9 @@ struct EtcdClientOptions {
   absl::Duration call_timeout = absl::Seconds(5);
   // Deadline of one attempt on one endpoint.
   absl::Duration attempt_timeout = absl::Seconds(2);
+  // How long an attempt on an endpoint whose connection failed first waits to connect again
+  // (a refused connection waits all of it: the endpoint stays failed until it has connected).
+  absl::Duration reconnect_wait = absl::Milliseconds(250);
   // TLS and user authentication (etcd_credentials.h); default: plaintext, no user.
   EtcdSecurity security;
 };

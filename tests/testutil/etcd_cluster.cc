@@ -125,6 +125,21 @@ absl::Status EtcdCluster::RestartAll(absl::Duration timeout) {
   return absl::OkStatus();
 }
 
+absl::Status EtcdCluster::RestartAllWaitingWithEtcdctl(absl::Duration timeout) {
+  for (int i = 0; i < size(); ++i) {
+    if (!members_[i].process.running()) Spawn(i);
+  }
+  const absl::Time deadline = absl::Now() + timeout;
+  RunResult health;
+  while (absl::Now() < deadline) {
+    health = Ctl({"endpoint", "health"});
+    if (health.exit_code == 0) return absl::OkStatus();
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return absl::DeadlineExceededError(absl::StrCat("etcd did not become healthy: ",
+                                                  health.stdout_text, health.stderr_text));
+}
+
 RunResult EtcdCluster::Ctl(const std::vector<std::string>& args) const {
   std::vector<std::string> argv = {"/usr/bin/etcdctl", "--endpoints=" + EndpointList()};
   if (!tls_.cert.empty()) argv.push_back("--cacert=" + tls_.ca);

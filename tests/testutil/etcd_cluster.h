@@ -51,6 +51,10 @@ class EtcdCluster {
   absl::Status Restart(int i, absl::Duration timeout = absl::Seconds(30));
   // Starts every stopped member and waits until the cluster serves.
   absl::Status RestartAll(absl::Duration timeout = absl::Seconds(30));
+  // The same, waiting with etcdctl in another process: this process makes no gRPC call meanwhile,
+  // so a test sees what its own clients do by themselves (a gRPC call waiting here would drive
+  // every channel of the process).
+  absl::Status RestartAllWaitingWithEtcdctl(absl::Duration timeout = absl::Seconds(30));
 
   int size() const { return static_cast<int>(members_.size()); }
   // "127.0.0.1:port" of member `i`'s client URL.
