@@ -43,7 +43,7 @@ struct EtcdClientOptions {
   absl::Duration attempt_timeout = absl::Seconds(2);
   // How long an attempt on an endpoint whose connection failed first waits to connect again
   // (a refused connection waits all of it: the endpoint stays failed until it has connected).
-  absl::Duration reconnect_wait = absl::Milliseconds(250);
+  absl::Duration reconnect_wait = absl::Milliseconds(500);
   // TLS and user authentication (etcd_credentials.h); default: plaintext, no user.
   EtcdSecurity security;
 };
