@@ -15,29 +15,29 @@
 namespace repro {
 namespace {
 
-// Fills `id` with the pair as the kernel's socket id writes it (addresses and ports in network
-// byte order); false unless both are of one family, AF_INET or AF_INET6.
-bool FillSocketId(const sockaddr* local, const sockaddr* remote, inet_diag_sockid* id) {
-  if (local->sa_family != remote->sa_family) return false;
-  if (local->sa_family == AF_INET) {
-    const auto* l = reinterpret_cast<const sockaddr_in*>(local);
-    const auto* r = reinterpret_cast<const sockaddr_in*>(remote);
-    id->idiag_sport = l->sin_port;
-    id->idiag_dport = r->sin_port;
-    memcpy(id->idiag_src, &l->sin_addr, sizeof(l->sin_addr));
-    memcpy(id->idiag_dst, &r->sin_addr, sizeof(r->sin_addr));
+// One end of a socket id, as the kernel writes it (port and address in network byte order);
+// false unless `end` is AF_INET or AF_INET6.
+bool FillEnd(const sockaddr* end, __be16* port, __be32* address) {
+  if (end->sa_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(end);
+    *port = a->sin_port;
+    memcpy(address, &a->sin_addr, sizeof(a->sin_addr));
     return true;
   }
-  if (local->sa_family == AF_INET6) {
-    const auto* l = reinterpret_cast<const sockaddr_in6*>(local);
-    const auto* r = reinterpret_cast<const sockaddr_in6*>(remote);
-    id->idiag_sport = l->sin6_port;
-    id->idiag_dport = r->sin6_port;
-    memcpy(id->idiag_src, &l->sin6_addr, sizeof(l->sin6_addr));
-    memcpy(id->idiag_dst, &r->sin6_addr, sizeof(r->sin6_addr));
+  if (end->sa_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(end);
+    *port = a->sin6_port;
+    memcpy(address, &a->sin6_addr, sizeof(a->sin6_addr));
     return true;
   }
   return false;
+}
+
+// Fills `id` with the pair; false unless both ends are of one family, AF_INET or AF_INET6.
+bool FillSocketId(const sockaddr* local, const sockaddr* remote, inet_diag_sockid* id) {
+  return local->sa_family == remote->sa_family &&
+         FillEnd(local, &id->idiag_sport, id->idiag_src) &&
+         FillEnd(remote, &id->idiag_dport, id->idiag_dst);
 }
 
 // The socket the kernel answered with is the one asked for: the lookup behind an exact query
